@@ -1,0 +1,213 @@
+# virtiod build. Sources are found by directory, so adding a file needs no
+# edit here. See README.md for the targets.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+FUZZ_CC ?= clang
+PKG_CONFIG ?= pkg-config
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+
+XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentoolcore
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null)
+URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing)
+XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
+CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -Iinclude -DVIRTIOD_VERSION='"$(VERSION)"'
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+LDLIBS_COMMON := -lpthread
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+
+# --------------------------------------------------------------- sources
+CORE_SRC := $(sort $(wildcard src/core/*.c src/transport/*.c src/devices/*.c))
+MAIN_SRC := $(sort $(wildcard src/main/*.c))
+VU_SRC := $(sort $(wildcard shims/vhost-user/*.c))
+XEN_SRC := $(sort $(wildcard shims/xen/*.c))
+UNIT_LIB_SRC := $(sort $(wildcard tests/unit/lib/*.c))
+UNIT_TESTS := $(sort $(wildcard tests/unit/test_*.c))
+XEN_TEST_SRC := $(sort $(wildcard tests/xen/test_*.c))
+XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
+VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+
+# --------------------------------------------------------------- outputs
+LIB := $(BUILD)/libvirtiod.a
+VU_LIB := $(BUILD)/libvd-vhost-user.a
+XEN_LIB := $(BUILD)/libvd-xen.a
+DAEMON := $(BUILD)/virtiod
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_TESTS))
+ASAN_BUILD := $(BUILD)/asan
+ASAN_LIB := $(ASAN_BUILD)/libvirtiod.a
+ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/unit/%,$(UNIT_TESTS))
+XEN_TEST_BINS := $(patsubst tests/xen/%.c,$(BUILD)/tests/xen/%,$(XEN_TEST_SRC))
+VU_TEST_BIN := $(if $(VU_TEST_SRC),$(BUILD)/tests/vhost-user/vu-test)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_BINS := $(if $(BENCH_SRC),$(BUILD)/bench/vd-bench)
+
+.PHONY: all deps check check-unit check-asan check-xen-standin check-vhost-user \
+	check-guest check-xen fuzz fuzz-smoke demo bench install clean format \
+	test tests
+.DEFAULT_GOAL := all
+
+all: $(DAEMON) $(LIB)
+
+deps:
+	@scripts/deps.sh
+
+# --------------------------------------------------------------- library
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(call obj,$(BUILD),$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(VU_LIB): $(call obj,$(BUILD),$(VU_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(XEN_LIB): $(call obj,$(BUILD),$(XEN_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(VU_LIB) $(XEN_LIB) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
+		-Wl,--whole-archive $(VU_LIB) $(XEN_LIB) -Wl,--no-whole-archive $(LIB) \
+		$(URING_LIBS) $(XEN_LIBS) $(LDLIBS_COMMON)
+
+# --------------------------------------------------------------- unit tests
+TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
+
+$(BUILD)/tests/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/obj/tests/unit/%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+
+# ASan+UBSan: the same library and tests rebuilt with sanitizers.
+$(ASAN_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN_LIB): $(call obj,$(ASAN_BUILD),$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(ASAN_BUILD)/tests/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(ASAN_BUILD)/tests,$(UNIT_LIB_SRC)) $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+
+# --------------------------------------------------------------- Xen stand-in tests
+# The shim's objects are the daemon's own; only the libxen* they link
+# against differ (tests/xen/standin provides those symbols).
+XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen
+
+$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+
+$(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
+
+# --------------------------------------------------------------- vhost-user tests
+$(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
+
+# --------------------------------------------------------------- benchmarks
+$(BENCH_BINS): $(call obj,$(BUILD)/tests,$(BENCH_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
+
+bench: deps $(DAEMON) $(BENCH_BINS)
+	scripts/bench.sh
+
+# --------------------------------------------------------------- fuzzing
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -o $@ $< $(CORE_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
+
+fuzz: $(FUZZ_BINS)
+
+# Each fuzz target runs for a few seconds in `make check` (regression smoke).
+fuzz-smoke: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+		echo "fuzz-smoke: $$f"; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-5} -print_final_stats=0 >$(BUILD)/fuzz/$$(basename $$f).log 2>&1 \
+			|| { tail -30 $(BUILD)/fuzz/$$(basename $$f).log; exit 1; }; \
+	done
+
+# --------------------------------------------------------------- test entry points
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN)
+
+check-unit: $(UNIT_BINS)
+	scripts/run-tests.sh unit $(UNIT_BINS)
+
+check-asan: $(ASAN_UNIT_BINS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		scripts/run-tests.sh unit-asan $(ASAN_UNIT_BINS)
+
+check-xen-standin: $(XEN_TEST_BINS)
+	scripts/run-tests.sh xen-standin $(XEN_TEST_BINS)
+
+check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
+	$(if $(VU_TEST_BIN),VIRTIOD=$(DAEMON) scripts/run-tests.sh vhost-user $(VU_TEST_BIN))
+
+check-guest: $(DAEMON)
+	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
+
+check-xen: $(DAEMON)
+	VIRTIOD_DEPS=xen scripts/deps.sh
+	$(if $(wildcard tests/xen-real/run.sh),BUILD=$(BUILD) tests/xen-real/run.sh)
+
+# The full suite. Sub-makes run in order so that output stays readable.
+check: deps
+	$(MAKE) --no-print-directory all tests $(FUZZ_BINS)
+	$(MAKE) --no-print-directory check-unit
+	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory check-xen-standin
+	$(MAKE) --no-print-directory check-vhost-user
+	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory check-guest
+	@echo "make check: all suites passed"
+
+# One test binary: make test T=test_virtqueue_split
+test: $(BUILD)/tests/unit/$(T)
+	$(BUILD)/tests/unit/$(T)
+
+demo: deps $(DAEMON)
+	BUILD=$(BUILD) scripts/demo.sh
+
+install: $(DAEMON)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/virtiod
+	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/virtiod
+	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/virtiod/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

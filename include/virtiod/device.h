@@ -1,0 +1,178 @@
+/* Device models and the device lifecycle: the virtio status state machine,
+ * feature negotiation, config space with a generation counter, and one
+ * thread per virtqueue. A device model sees only this header, virtqueue.h,
+ * guest_mem.h, event_loop.h and log.h: it knows no hypervisor. */
+#ifndef VIRTIOD_DEVICE_H
+#define VIRTIOD_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtiod/event_loop.h"
+#include "virtiod/guest_mem.h"
+#include "virtiod/virtqueue.h"
+
+struct vd_dev;
+struct vd_queue;
+
+/* ---------------------------------------------------------------- models */
+
+/* What a device model implements. Queue callbacks run on that queue's own
+ * thread; config callbacks on the shim's control thread. */
+struct vd_device_ops {
+	/* Config space: copy `len` bytes at `off` (the core has checked
+	 * off+len <= config_size). */
+	void (*get_config)(void *model, uint32_t off, void *buf, uint32_t len);
+	/* Driver write to config space; return 0, or -EPERM for a read-only
+	 * field (ignored and logged by the caller). */
+	int (*set_config)(void *model, uint32_t off, const void *buf,
+			  uint32_t len);
+	/* FEATURES_OK accepted with these features. */
+	void (*set_features)(void *model, uint64_t features);
+	/* A queue is about to run: register fds on the queue's loop (I/O
+	 * completions), allocate per-queue state. Return 0 or -errno. */
+	int (*queue_start)(void *model, struct vd_queue *q);
+	/* The driver kicked (or requeued chains wait): pop, submit. */
+	void (*queue_kick)(void *model, struct vd_queue *q);
+	/* Stop: finish every in-flight request, push and flush its completion,
+	 * release per-queue state. The queue's loop is still usable. */
+	void (*queue_stop)(void *model, struct vd_queue *q);
+	/* Device reset (all queues already stopped). */
+	void (*reset)(void *model);
+	void (*destroy)(void *model);
+};
+
+/* Common part of every device model, embedded in the model's struct. */
+struct vd_model {
+	const struct vd_device_ops *ops;
+	const char *type_name; /* "blk" */
+	uint32_t device_id;    /* VIRTIO_ID_* */
+	uint64_t features;     /* offered, including VIRTIO_F_VERSION_1 etc. */
+	uint16_t num_queues;
+	uint16_t max_queue_size;
+	uint32_t config_size;
+	unsigned max_iov; /* iovecs per element the model needs */
+};
+
+/* A device type for the command line and the registry
+ * (src/devices/registry.c). Options are parsed into an opaque struct. */
+struct vd_device_option {
+	const char *name;     /* long option, without "--" */
+	const char *arg_name; /* NULL: a flag without argument */
+	const char *help;
+};
+
+struct vd_device_type {
+	const char *name;
+	const char *summary;
+	const struct vd_device_option *options; /* terminated by {NULL} */
+	void *(*opts_new)(void);
+	/* Returns 0, or -EINVAL with a message naming the option in err. */
+	int (*opts_set)(void *opts, const char *name, const char *value,
+			char *err, size_t errlen);
+	/* Opens backing stores; errors name the thing and what to do. */
+	int (*create)(void *opts, struct vd_model **out, char *err,
+		      size_t errlen);
+	void (*opts_free)(void *opts);
+	/* vhost-user --print-capabilities "type" (e.g. "blk-fs"?); "" if none */
+	const char *vhost_user_type;
+};
+
+const struct vd_device_type *vd_device_type_find(const char *name);
+/* NULL-terminated list of every registered type. */
+const struct vd_device_type *const *vd_device_types(void);
+
+/* ---------------------------------------------------------------- device */
+
+/* How the core reaches back into the shim. Called from queue threads and
+ * the control thread; must be thread-safe. */
+struct vd_dev_shim_ops {
+	/* Used buffers are published and the driver wants an interrupt. */
+	void (*notify_queue)(void *shim, struct vd_queue *q);
+	/* Config changed (or NEEDS_RESET was set): config interrupt. */
+	void (*notify_config)(void *shim);
+};
+
+struct vd_dev *vd_dev_new(struct vd_model *model, struct vd_mem *mem,
+			  const struct vd_dev_shim_ops *shim_ops, void *shim,
+			  const char *who);
+/* Stops every queue, destroys the model, frees the device. */
+void vd_dev_free(struct vd_dev *dev);
+
+struct vd_model *vd_dev_model(struct vd_dev *dev);
+struct vd_mem *vd_dev_mem(struct vd_dev *dev);
+const char *vd_dev_who(const struct vd_dev *dev);
+
+/* Status (virtio 1.2 §2.1, §3.1). Writing 0 resets the device (queues
+ * stopped, features cleared). Other writes must keep every bit already set
+ * (bits are only cleared by reset); FEATURES_OK is accepted only if the
+ * driver features are a subset of the offered ones (and VERSION_1 is
+ * among them), otherwise the bit stays clear; DRIVER_OK requires
+ * FEATURES_OK. Returns 0, or -EINVAL if the write was refused (logged). */
+int vd_dev_set_status(struct vd_dev *dev, uint8_t status);
+uint8_t vd_dev_status(const struct vd_dev *dev);
+/* The device broke (bad chain, ...): sets NEEDS_RESET, logs the reason
+ * once, sends a config notification. */
+void vd_dev_needs_reset(struct vd_dev *dev, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+uint64_t vd_dev_device_features(const struct vd_dev *dev);
+/* Before FEATURES_OK only; -EBUSY after. Checked at FEATURES_OK. */
+int vd_dev_set_driver_features(struct vd_dev *dev, uint64_t features);
+uint64_t vd_dev_driver_features(const struct vd_dev *dev);
+/* vhost-user sets features directly (no status handshake): refuses bits
+ * not offered (-EINVAL) and applies them to the model. */
+int vd_dev_negotiate(struct vd_dev *dev, uint64_t features);
+
+/* Config space: bounds-checked against config_size; -EINVAL outside. */
+int vd_dev_config_read(struct vd_dev *dev, uint32_t off, void *buf,
+		       uint32_t len);
+int vd_dev_config_write(struct vd_dev *dev, uint32_t off, const void *buf,
+			uint32_t len);
+uint32_t vd_dev_config_generation(const struct vd_dev *dev);
+/* A model changed its config (resize, WCE): bump generation, notify. */
+void vd_dev_config_changed(struct vd_dev *dev);
+
+/* ---------------------------------------------------------------- queues */
+
+unsigned vd_dev_num_queues(const struct vd_dev *dev);
+struct vd_queue *vd_dev_queue(struct vd_dev *dev, unsigned idx);
+
+/* Queue configuration by the shim, while the queue is stopped. */
+struct vd_queue_setup {
+	struct vd_vq_config vq; /* max_iov may be 0: taken from the model */
+	struct vd_vq_hooks hooks; /* shim hooks (inflight, logging); on_broken
+				     is wrapped by the core */
+	int kick_fd; /* eventfd the driver's kicks arrive on (not owned) */
+};
+
+/* Starts the queue's thread, which creates the vd_vq, calls
+ * model->queue_start and then serves kicks until stopped. -EINVAL bad
+ * setup, -EBUSY already running. */
+int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup);
+/* Stops the thread after model->queue_stop has drained in-flight requests;
+ * reports where the ring stands. No-op (returns 0) if not running. */
+int vd_queue_stop(struct vd_queue *q, uint16_t *avail_idx, bool *avail_wrap,
+		  uint16_t *used_idx, bool *used_wrap);
+bool vd_queue_running(const struct vd_queue *q);
+/* Replace the kick fd of a running queue (vhost-user SET_VRING_KICK). */
+int vd_queue_set_kick_fd(struct vd_queue *q, int kick_fd);
+/* Dirty logging on/off for a running queue (from any thread). */
+void vd_queue_set_logging(struct vd_queue *q, bool on);
+
+/* For device models, on the queue's thread. */
+unsigned vd_queue_index(const struct vd_queue *q);
+struct vd_vq *vd_queue_vq(struct vd_queue *q);
+struct vd_loop *vd_queue_loop(struct vd_queue *q);
+struct vd_dev *vd_queue_dev(struct vd_queue *q);
+const char *vd_queue_who(const struct vd_queue *q); /* "blk0 q1" */
+void *vd_queue_model_data(struct vd_queue *q);
+void vd_queue_set_model_data(struct vd_queue *q, void *data);
+/* Flush the vq and, if the driver wants it, notify through the shim. */
+void vd_queue_complete_batch(struct vd_queue *q);
+/* Ask the queue thread to run queue_kick again soon (from its own thread,
+ * e.g. after I/O freed capacity). */
+void vd_queue_rekick(struct vd_queue *q);
+
+#endif

@@ -1,0 +1,151 @@
+/* Virtqueues, split and packed, behind one API (virtio 1.2 §2.7, §2.8).
+ * The ring memory belongs to a hostile driver: every index, length and
+ * address read from it is checked, each descriptor is read once into a local
+ * copy, and nothing outside guest memory is ever touched. A malformed chain
+ * marks the queue broken and calls on_broken (the device goes NEEDS_RESET).
+ *
+ * One thread owns a vd_vq (the queue's thread). Pop and push never allocate
+ * and never make a system call; element storage is preallocated at setup. */
+#ifndef VIRTIOD_VIRTQUEUE_H
+#define VIRTIOD_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "virtiod/guest_mem.h"
+
+#define VD_VQ_MAX_SIZE 32768 /* virtio 1.2: split queue size max 2^15 */
+
+enum vd_vq_layout {
+	VD_VQ_SPLIT,
+	VD_VQ_PACKED,
+};
+
+/* A guest-physical range the device may write (kept for dirty logging). */
+struct vd_gpa_range {
+	uint64_t gpa;
+	uint32_t len;
+};
+
+/* One popped descriptor chain. "read" buffers are device-readable (driver
+ * "out"), "write" buffers are device-writable (driver "in"). */
+struct vd_vq_elem {
+	uint16_t id;      /* split: head index; packed: buffer id */
+	uint16_t ndescs;  /* packed: ring slots the chain used */
+	uint32_t slot;    /* 0..queue size-1, stable while popped: index for
+			     the device's per-request state */
+	unsigned n_read, n_write;
+	uint64_t read_len, write_len; /* byte totals */
+	struct iovec *read_iov;       /* n_read entries */
+	struct iovec *write_iov;      /* n_write entries */
+	unsigned n_write_gpa;
+	struct vd_gpa_range *write_gpa; /* writable descriptors, for logging */
+};
+
+struct vd_vq;
+
+/* Why a queue broke, for tests and logs. */
+enum vd_vq_error {
+	VD_VQ_OK = 0,
+	VD_VQ_ERR_HEAD_RANGE,      /* head index >= queue size */
+	VD_VQ_ERR_NEXT_RANGE,      /* next index >= queue size / table size */
+	VD_VQ_ERR_CHAIN_LOOP,      /* loop or chain longer than the queue */
+	VD_VQ_ERR_NESTED_INDIRECT, /* indirect descriptor inside a table */
+	VD_VQ_ERR_INDIRECT_SIZE,   /* table empty or not a multiple of 16 */
+	VD_VQ_ERR_ADDR,            /* buffer outside guest memory */
+	VD_VQ_ERR_ADDR_WRAP,       /* addr + len wraps 2^64 */
+	VD_VQ_ERR_CHAIN_LEN,       /* total chain length over 2^32 */
+	VD_VQ_ERR_AVAIL_IDX,       /* avail idx moved by more than the size */
+	VD_VQ_ERR_READ_AFTER_WRITE, /* readable after a writable descriptor */
+	VD_VQ_ERR_IOV_BUDGET,      /* more segments than the element holds */
+	VD_VQ_ERR_BUFFER_ID,       /* packed: id out of range or in use */
+	VD_VQ_ERR_PUSH,            /* device pushed an element not popped */
+};
+const char *vd_vq_error_str(enum vd_vq_error e);
+
+/* Optional per-queue hooks, called on the queue's thread. */
+struct vd_vq_hooks {
+	void *ctx;
+	/* The queue broke; reason is human-readable. Called once. */
+	void (*on_broken)(void *ctx, struct vd_vq *vq, enum vd_vq_error err,
+			  const char *reason);
+	/* Inflight tracking (vhost-user INFLIGHT_SHMFD): a chain was popped /
+	 * its completion was written to the ring / the used index (split) or
+	 * the ring position (packed) was published. */
+	void (*on_pop)(void *ctx, const struct vd_vq_elem *e);
+	void (*on_push)(void *ctx, const struct vd_vq_elem *e);
+	void (*on_publish)(void *ctx, uint16_t used_idx, bool used_wrap);
+	/* Dirty logging (vhost-user LOG_ALL): the device wrote this guest
+	 * range. Only called while logging is enabled. */
+	void (*log_write)(void *ctx, uint64_t gpa, uint64_t len);
+};
+
+struct vd_vq_config {
+	enum vd_vq_layout layout;
+	uint16_t num;   /* queue size: power of two for split, any for packed */
+	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
+	/* Host pointers to the rings, each mapped for its full size
+	 * (vd_vq_ring_sizes). split: desc, avail, used.
+	 * packed: desc, driver event area, device event area. */
+	void *desc, *driver, *device;
+	/* Guest-physical address of the used ring / device area, for logging. */
+	uint64_t device_gpa;
+	/* Where to start: split last_avail_idx (and used idx = same unless
+	 * used_idx_valid); packed: next avail position + wrap counter. */
+	uint16_t avail_idx;
+	bool avail_wrap;
+	uint16_t used_idx;
+	bool used_wrap;
+	bool used_idx_valid; /* false: read used->idx from the ring (split) */
+	unsigned max_iov;    /* iovecs per element (read + write), >= 2 */
+};
+
+/* Ring byte sizes for a layout and size (for mapping and validation). */
+void vd_vq_ring_sizes(enum vd_vq_layout layout, uint16_t num,
+		      size_t *desc_len, size_t *driver_len, size_t *device_len);
+
+/* Allocates all element storage. -EINVAL on a bad config. */
+int vd_vq_new(const struct vd_vq_config *cfg, struct vd_mem *mem,
+	      const struct vd_vq_hooks *hooks, const char *who,
+	      struct vd_vq **out);
+void vd_vq_free(struct vd_vq *vq);
+
+/* Pop the next available chain. Returns 1 and *out, 0 if none is available
+ * (or the queue is broken), or 0 with the queue broken on malformed input.
+ * The element stays owned by the device until pushed. */
+int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
+/* Complete an element: `written` bytes were written to its write buffers.
+ * Order is free (out of order allowed). Releases mapper pins first. */
+void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written);
+/* Publish pushed completions to the driver (one used-idx store / one flags
+ * store for the batch) and return whether the driver needs a notification
+ * (EVENT_IDX / NO_INTERRUPT / packed event suppression). */
+bool vd_vq_flush(struct vd_vq *vq);
+
+/* Driver→device notification suppression. disable: ask the driver not to
+ * kick (while polling). enable: ask again for kicks; returns true if buffers
+ * became available meanwhile (the caller must pop again). */
+void vd_vq_disable_notify(struct vd_vq *vq);
+bool vd_vq_enable_notify(struct vd_vq *vq);
+
+bool vd_vq_broken(const struct vd_vq *vq);
+enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq);
+unsigned vd_vq_inflight(const struct vd_vq *vq); /* popped, not pushed */
+
+/* Where the ring stands (for GET_VRING_BASE): the next avail position the
+ * device will read, and the used position; packed adds wrap counters. */
+void vd_vq_get_base(const struct vd_vq *vq, uint16_t *avail_idx,
+		    bool *avail_wrap, uint16_t *used_idx, bool *used_wrap);
+
+/* Turn dirty logging on/off (hooks.log_write must be set). */
+void vd_vq_set_logging(struct vd_vq *vq, bool on);
+
+/* Inflight resubmission after a reconnect: chains to pop before any new
+ * available entry. split: head indexes in submission order; packed: ring
+ * positions of chain heads. Checked like any other head. */
+int vd_vq_requeue(struct vd_vq *vq, const uint16_t *heads, unsigned n);
+
+#endif
