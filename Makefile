@@ -37,7 +37,10 @@ XEN_TEST_SRC := $(sort $(wildcard tests/xen/test_*.c))
 XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
 VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-BENCH_SRC := $(sort $(wildcard bench/*.c))
+# bench/core_*.c: one program each, driving the core through the test driver;
+# bench/loadgen/*.c: the vhost-user load generator.
+BENCH_CORE_SRC := $(sort $(wildcard bench/core_*.c))
+LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
@@ -53,10 +56,11 @@ ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/unit/%,$(UNIT_TE
 XEN_TEST_BINS := $(patsubst tests/xen/%.c,$(BUILD)/tests/xen/%,$(XEN_TEST_SRC))
 VU_TEST_BIN := $(if $(VU_TEST_SRC),$(BUILD)/tests/vhost-user/vu-test)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-BENCH_BINS := $(if $(BENCH_SRC),$(BUILD)/bench/vd-bench)
+BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
+LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
 
 .PHONY: all deps check check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-xen fuzz fuzz-smoke demo bench install clean format \
+	check-guest check-xen fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
 
@@ -134,12 +138,19 @@ $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
 	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
 
 # --------------------------------------------------------------- benchmarks
-$(BENCH_BINS): $(call obj,$(BUILD)/tests,$(BENCH_SRC))
+$(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
+
+$(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
 
-bench: deps $(DAEMON) $(BENCH_BINS)
-	scripts/bench.sh
+bench-core: $(BENCH_CORE_BINS)
+	@for b in $(BENCH_CORE_BINS); do $$b || exit 1; done
+
+bench: deps $(DAEMON) $(LOADGEN_BIN)
+	BUILD=$(BUILD) scripts/bench.sh
 
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -159,7 +170,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN)
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(LOADGEN_BIN)
 
 check-unit: $(UNIT_BINS)
 	scripts/run-tests.sh unit $(UNIT_BINS)

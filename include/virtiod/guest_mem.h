@@ -93,6 +93,10 @@ int vd_mem_reader_register(struct vd_mem *mem); /* slot >= 0 or -ENOSPC */
 void vd_mem_reader_unregister(struct vd_mem *mem, int slot);
 void vd_mem_reader_enter(struct vd_mem *mem, int slot);
 void vd_mem_reader_leave(struct vd_mem *mem, int slot);
+/* True while a writer waits for readers to leave: a queue thread should stop
+ * popping new chains, let in-flight requests finish and leave, so the
+ * writer is never starved by a continuous load. */
+bool vd_mem_grace_pending(const struct vd_mem *mem);
 
 /* Translate [gpa, gpa+len) into iovecs appended at iov[*n_iov], splitting
  * across adjacent regions. len 0 yields no iovec. Errors: -EFAULT (outside
