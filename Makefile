@@ -10,7 +10,7 @@ PKG_CONFIG ?= pkg-config
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
-XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentoolcore
+XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentoolcore xencontrol
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null)
 URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing)
 XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
@@ -131,6 +131,9 @@ $(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests
 $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
+
+# Xen's public headers (xenctrl.h: anonymous unions, asm barriers) need GNU C.
+$(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC)): ALL_CFLAGS += -std=gnu11
 
 # --------------------------------------------------------------- vhost-user tests
 $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))

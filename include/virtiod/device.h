@@ -75,7 +75,7 @@ struct vd_device_type {
 	int (*create)(void *opts, struct vd_model **out, char *err,
 		      size_t errlen);
 	void (*opts_free)(void *opts);
-	/* vhost-user --print-capabilities "type" (e.g. "blk-fs"?); "" if none */
+	/* vhost-user --print-capabilities "type" (e.g. "blk-fs"?), or "" */
 	const char *vhost_user_type;
 };
 
@@ -86,7 +86,8 @@ const struct vd_device_type *const *vd_device_types(void);
 /* ---------------------------------------------------------------- device */
 
 /* How the core reaches back into the shim. Called from queue threads and
- * the control thread; must be thread-safe. */
+ * the control thread; must be thread-safe and must not wait for the control
+ * thread (it may be joining the calling queue thread). */
 struct vd_dev_shim_ops {
 	/* Used buffers are published and the driver wants an interrupt. */
 	void (*notify_queue)(void *shim, struct vd_queue *q);
@@ -141,24 +142,37 @@ struct vd_queue *vd_dev_queue(struct vd_dev *dev, unsigned idx);
 
 /* Queue configuration by the shim, while the queue is stopped. */
 struct vd_queue_setup {
-	struct vd_vq_config vq; /* max_iov may be 0: taken from the model */
+	struct vd_vq_config vq;	  /* max_iov may be 0: taken from the model */
 	struct vd_vq_hooks hooks; /* shim hooks (inflight, logging); on_broken
 				     is wrapped by the core */
-	int kick_fd; /* eventfd the driver's kicks arrive on (not owned) */
+	int kick_fd; /* eventfd the driver's kicks arrive on (not owned; set
+			non-blocking), or -1 for none yet */
+	/* Chains in flight before a reconnect (vhost-user INFLIGHT_SHMFD):
+	 * passed to vd_vq_requeue before the first kick; read only during
+	 * vd_queue_start. */
+	const uint16_t *requeue;
+	unsigned n_requeue;
 };
 
 /* Starts the queue's thread, which creates the vd_vq, calls
- * model->queue_start and then serves kicks until stopped. -EINVAL bad
- * setup, -EBUSY already running. */
+ * model->queue_start and then serves kicks until stopped. Returns once the
+ * thread has started (or failed): -EINVAL bad setup (size above the
+ * model's max_queue_size, or refused by vd_vq_new), -EBUSY already
+ * running, or what vd_mem_reader_register / queue_start returned. */
 int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup);
 /* Stops the thread after model->queue_stop has drained in-flight requests;
- * reports where the ring stands. No-op (returns 0) if not running. */
+ * reports where the ring stands (any output may be NULL). No-op (returns
+ * 0) if not running; -EDEADLK from the queue's own thread. */
 int vd_queue_stop(struct vd_queue *q, uint16_t *avail_idx, bool *avail_wrap,
 		  uint16_t *used_idx, bool *used_wrap);
 bool vd_queue_running(const struct vd_queue *q);
-/* Replace the kick fd of a running queue (vhost-user SET_VRING_KICK). */
+/* Replace the kick fd of a running queue (vhost-user SET_VRING_KICK), -1
+ * for none. Returns once the thread watches the new fd, so the caller may
+ * close the old one then. -ESRCH if the queue is not running. */
 int vd_queue_set_kick_fd(struct vd_queue *q, int kick_fd);
-/* Dirty logging on/off for a running queue (from any thread). */
+/* Dirty logging on/off (from any thread; takes effect before it returns).
+ * Remembered across stop and start, cleared by device reset; needs
+ * hooks.log_write. */
 void vd_queue_set_logging(struct vd_queue *q, bool on);
 
 /* For device models, on the queue's thread. */

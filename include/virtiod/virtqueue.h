@@ -53,15 +53,19 @@ enum vd_vq_error {
 	VD_VQ_ERR_NEXT_RANGE,      /* next index >= queue size / table size */
 	VD_VQ_ERR_CHAIN_LOOP,      /* loop or chain longer than the queue */
 	VD_VQ_ERR_NESTED_INDIRECT, /* indirect descriptor inside a table */
-	VD_VQ_ERR_INDIRECT_SIZE,   /* table empty or not a multiple of 16 */
+	VD_VQ_ERR_INDIRECT_SIZE,   /* table empty, not a multiple of 16 or
+				      over VD_VQ_MAX_SIZE entries; INDIRECT
+				      with NEXT; packed: inside a chain */
 	VD_VQ_ERR_ADDR,            /* buffer outside guest memory */
 	VD_VQ_ERR_ADDR_WRAP,       /* addr + len wraps 2^64 */
 	VD_VQ_ERR_CHAIN_LEN,       /* total chain length over 2^32 */
 	VD_VQ_ERR_AVAIL_IDX,       /* avail idx moved by more than the size */
 	VD_VQ_ERR_READ_AFTER_WRITE, /* readable after a writable descriptor */
 	VD_VQ_ERR_IOV_BUDGET,      /* more segments than the element holds */
-	VD_VQ_ERR_BUFFER_ID,       /* packed: id out of range or in use */
+	VD_VQ_ERR_BUFFER_ID,       /* id out of range (packed) or already in
+				      flight (split head, packed id) */
 	VD_VQ_ERR_PUSH,            /* device pushed an element not popped */
+	VD_VQ_ERR_INDIRECT_FEATURE, /* INDIRECT without VIRTIO_F_INDIRECT_DESC */
 };
 const char *vd_vq_error_str(enum vd_vq_error e);
 
@@ -93,6 +97,9 @@ struct vd_vq_config {
 	void *desc, *driver, *device;
 	/* Guest-physical address of the used ring / device area, for logging. */
 	uint64_t device_gpa;
+	/* Guest-physical address of the descriptor ring: packed used
+	 * descriptors are written there (logging). */
+	uint64_t desc_gpa;
 	/* Where to start: split last_avail_idx (and used idx = same unless
 	 * used_idx_valid); packed: next avail position + wrap counter. */
 	uint16_t avail_idx;

@@ -20,14 +20,27 @@ struct vd_xen_config {
 	uint64_t mmio_size;  /* window length (0x200 if 0) */
 	uint32_t irq;        /* Arm SPI or x86 ISA IRQ */
 	enum vd_xen_mem_mode mem_mode;
-	unsigned map_cache_size; /* mapping cache size in MiB (0: default) */
+	unsigned map_cache_size; /* mapping cache size in MiB (0: default,
+				    64; VD_XEN_MAP_CACHE_NONE: map per
+				    request) */
 	const char *who;         /* log subject */
 	/* xenstore backend path to report state to, or NULL (explicit mode) */
 	const char *xs_backend_path;
+	/* Where the restart record lives (NULL: /run/virtiod). */
+	const char *state_dir;
 };
 
+#define VD_XEN_MAP_CACHE_NONE 0xffffffffu
+
+/* Values of *stop for vd_xen_serve. */
+#define VD_XEN_STOP	1 /* remove the device: destroy the IOREQ server */
+#define VD_XEN_HANDOVER 2 /* restart: drain, record the device state and
+			     leave the server for the next daemon */
+
 /* Serve one device for one guest until *stop or the guest dies. Returns 0
- * when the guest went away or a stop was requested, -errno on failure. */
+ * when the guest went away or a stop was requested, -errno on failure.
+ * A server left by a predecessor for the same window (after a crash or a
+ * VD_XEN_HANDOVER) is taken over and its pending ioreqs answered. */
 int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		 volatile int *stop);
 

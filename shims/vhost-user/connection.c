@@ -1,0 +1,345 @@
+/* The vhost-user socket: listening, reading one message with its
+ * SCM_RIGHTS fds, writing replies, and checking and mapping the fds a
+ * frontend shares. Never keeps an fd it did not hand to a caller, and never
+ * maps past the end of a file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vu_priv.h"
+
+void vu_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void vu_close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		vu_close_fd(&fds[i]);
+}
+
+/* ------------------------------------------------------------- listening */
+
+int vu_listen_path(const char *path, const char *who, int *out_fd,
+		   bool *created)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, r;
+
+	*created = false;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		vd_err(who, "--socket-path %s: longer than %zu bytes", path,
+		       sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	/* A stale socket from an earlier run is replaced; anything else at
+	 * that path is someone's file and stays. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			vd_err(who, "--socket-path %s: exists and is not a socket",
+			       path);
+			return -EEXIST;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			r = -errno;
+			vd_err(who, "--socket-path %s: %s", path, strerror(-r));
+			return r;
+		}
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		vd_err(who, "socket: %s", strerror(-r));
+		return r;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 4) < 0) {
+		r = -errno;
+		vd_err(who, "--socket-path %s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	*created = true;
+	*out_fd = fd;
+	return 0;
+}
+
+/* --fd: the backend program conventions hand us a listening socket. */
+int vu_check_listen_fd(int fd, const char *who)
+{
+	int val = 0;
+	socklen_t len = sizeof(val);
+
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		vd_err(who, "--fd %d: %s", fd, strerror(errno));
+		return -EBADF;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len) < 0 ||
+	    val != AF_UNIX) {
+		vd_err(who, "--fd %d: not a unix domain socket", fd);
+		return -ENOTSOCK;
+	}
+	len = sizeof(val);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 ||
+	    !val) {
+		vd_err(who, "--fd %d: not a listening socket", fd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- messages */
+
+/* Read exactly len bytes, collecting SCM_RIGHTS fds into fds[] (at most
+ * max). Extra fds are closed and reported as -E2BIG once the bytes are in,
+ * so the stream stays in step. */
+static int recv_full(int fd, void *buf, size_t len, int *fds, unsigned *n_fds,
+		     unsigned max)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	size_t got = 0;
+	bool too_many = false;
+
+	while (got < len) {
+		struct iovec iov = {(char *)buf + got, len - got};
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cbuf.buf,
+			.msg_controllen = sizeof(cbuf.buf),
+		};
+		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK
+				       ? -ETIMEDOUT
+				       : -errno;
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			int *in = (int *)CMSG_DATA(c);
+			size_t k;
+
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS)
+				continue;
+			k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int nfd;
+
+				memcpy(&nfd, &in[i], sizeof(nfd));
+				if (*n_fds < max) {
+					fds[(*n_fds)++] = nfd;
+				} else {
+					close(nfd);
+					too_many = true;
+				}
+			}
+		}
+		/* The kernel dropped fds that did not fit the buffer. */
+		if (mh.msg_flags & MSG_CTRUNC)
+			too_many = true;
+		if (n == 0)
+			return got ? -EPIPE : -ECONNRESET;
+		got += (size_t)n;
+	}
+	return too_many ? -E2BIG : 0;
+}
+
+int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
+{
+	int r;
+
+	m->n_fds = 0;
+	r = recv_full(b->conn_fd, &m->hdr, sizeof(m->hdr), m->fds, &m->n_fds,
+		      VU_MAX_FDS);
+	if (r == -ECONNRESET)
+		return r;
+	if (r == 0 && m->hdr.size > VU_MAX_PAYLOAD) {
+		vd_warn(b->who,
+			"%s: payload of %u bytes, no request has more than %zu; "
+			"closing the connection",
+			vu_request_name(m->hdr.request), m->hdr.size,
+			VU_MAX_PAYLOAD);
+		r = -EMSGSIZE;
+	}
+	if (r == 0 && m->hdr.size) {
+		/* fds belong to the header's first byte ("Communication"):
+		 * any arriving with the payload are strays. */
+		unsigned before = m->n_fds;
+
+		r = recv_full(b->conn_fd, &m->p, m->hdr.size, m->fds,
+			      &m->n_fds, VU_MAX_FDS);
+		if (r == 0 && m->n_fds != before)
+			r = -EPROTO;
+	}
+	if (r == 0)
+		return 0;
+	vu_close_fds(m->fds, m->n_fds);
+	m->n_fds = 0;
+	switch (r) {
+	case -EMSGSIZE:
+		break;
+	case -E2BIG:
+		vd_warn(b->who, "%s: more than %u fds attached; closing the "
+				"connection",
+			vu_request_name(m->hdr.request), VU_MAX_FDS);
+		break;
+	case -EPROTO:
+		vd_warn(b->who, "%s: fds sent with the payload, not the header; "
+				"closing the connection",
+			vu_request_name(m->hdr.request));
+		break;
+	case -EPIPE:
+	case -ETIMEDOUT:
+		vd_warn(b->who, "truncated message (%s); closing the connection",
+			r == -EPIPE ? "peer closed" : "timed out");
+		break;
+	default:
+		vd_warn(b->who, "receive: %s; closing the connection",
+			strerror(-r));
+	}
+	return r;
+}
+
+/* Sends r (and the fds in it, which are closed afterwards: the frontend
+ * has its own copies). */
+int vu_send_reply(struct vu_backend *b, struct vu_reply *r)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf = {{0}};
+	struct iovec iov[2] = {
+		{&r->hdr, sizeof(r->hdr)},
+		{&r->p, r->hdr.size},
+	};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	size_t left = sizeof(r->hdr) + r->hdr.size;
+	int ret = 0;
+
+	if (r->n_fds) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = sizeof(cbuf.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &r->fds[0], sizeof(int));
+	}
+	vd_debug(b->who, "-> %s reply size %u fds %u",
+		 vu_request_name(r->hdr.request), r->hdr.size, r->n_fds);
+	while (left) {
+		ssize_t n = sendmsg(b->conn_fd, &mh, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			vd_warn(b->who, "%s: sending the reply: %s",
+				vu_request_name(r->hdr.request),
+				strerror(-ret));
+			break;
+		}
+		left -= (size_t)n;
+		/* A partial write: go on from where it stopped, without the
+		 * fds, which went with the first byte. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		while (n > 0 && mh.msg_iovlen) {
+			size_t step = (size_t)n < mh.msg_iov->iov_len
+					      ? (size_t)n
+					      : mh.msg_iov->iov_len;
+
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base +
+					       step;
+			mh.msg_iov->iov_len -= step;
+			n -= (ssize_t)step;
+			if (!mh.msg_iov->iov_len) {
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			}
+		}
+	}
+	vu_close_fds(r->fds, r->n_fds);
+	r->n_fds = 0;
+	return ret;
+}
+
+/* ------------------------------------------------------------ shared fds */
+
+int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
+		      size_t whylen, struct stat *st)
+{
+	if (fstat(fd, st) < 0) {
+		snprintf(why, whylen, "fstat: %s", strerror(errno));
+		return -EINVAL;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen,
+			 "fd is not a regular file (memfd, tmpfs or "
+			 "hugetlbfs)");
+		return -EINVAL;
+	}
+	/* Mapping past the end would fault on access, in a queue thread. */
+	if (offset > (uint64_t)st->st_size ||
+	    size > (uint64_t)st->st_size - offset) {
+		snprintf(why, whylen,
+			 "[0x%llx, +0x%llx) ends past the end of its file "
+			 "(0x%llx bytes)",
+			 (unsigned long long)offset, (unsigned long long)size,
+			 (unsigned long long)st->st_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void *vu_map_fd(int fd, uint64_t offset, uint64_t size,
+		const struct stat *st, void **base, size_t *len, char *why,
+		size_t whylen)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t align = page, map_off, delta, map_len;
+	void *p;
+
+	/* hugetlbfs maps in huge pages and says so in st_blksize. */
+	if (st->st_blksize > 0 && (uint64_t)st->st_blksize > page &&
+	    !((uint64_t)st->st_blksize & ((uint64_t)st->st_blksize - 1)))
+		align = (uint64_t)st->st_blksize;
+	map_off = offset & ~(align - 1);
+	delta = offset - map_off;
+	if (size > SIZE_MAX - delta - align) {
+		snprintf(why, whylen, "size 0x%llx too large to map",
+			 (unsigned long long)size);
+		return NULL;
+	}
+	map_len = (delta + size + align - 1) & ~(align - 1);
+	p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE, fd, (off_t)map_off);
+	if (p == MAP_FAILED) {
+		snprintf(why, whylen, "mmap of 0x%llx bytes: %s",
+			 (unsigned long long)map_len, strerror(errno));
+		return NULL;
+	}
+	*base = p;
+	*len = map_len;
+	return (char *)p + delta;
+}

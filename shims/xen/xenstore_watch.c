@@ -1,0 +1,404 @@
+/* `virtiod xen-watch`: watches the toolstack's virtio backend nodes (Xen
+ * 4.17 backend/virtio_disk, 4.18+ backend/virtio) and serves each device in
+ * its own process; stops it when its nodes go. Everything read from
+ * xenstore is checked: a node it cannot use is refused with a reason. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xen_priv.h"
+
+enum layout {
+	LAYOUT_417, /* backend/virtio_disk: params, mode, base/irq decimal */
+	LAYOUT_418, /* backend/virtio: type virtio,deviceN, base hex */
+};
+
+static const struct {
+	const char *dir;
+	enum layout layout;
+} kinds[] = {
+	{"virtio_disk", LAYOUT_417},
+	{"virtio", LAYOUT_418},
+};
+
+struct watcher {
+	struct xs_handle *xs;
+	uint32_t self;
+	struct vd_xen_device_spec *map; /* --config lines */
+	unsigned nmap;
+	const char *state_dir;
+	unsigned map_cache_size;
+	struct vd_xen_super sup;
+	const char *who;
+};
+
+static char *xs_get(struct watcher *w, const char *dir, const char *key)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, key);
+	return xs_read(w->xs, XBT_NULL, path, NULL);
+}
+
+static int parse_num(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0); /* 4.17 writes decimal, 4.18 0x hex */
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static const struct vd_xen_device_spec *
+mapping(struct watcher *w, uint32_t domid, uint32_t devid, const char *name)
+{
+	for (unsigned i = 0; i < w->nmap; i++) {
+		const struct vd_xen_device_spec *m = &w->map[i];
+
+		if (m->devid != devid)
+			continue;
+		if ((m->domain[0] && name && !strcmp(m->domain, name)) ||
+		    (m->have_domid && m->cfg.domid == domid))
+			return m;
+	}
+	return NULL;
+}
+
+/* The device at `path` as the toolstack describes it, completed by the
+ * mapping file. 0, or -EINVAL with the reason in why. */
+static int describe(struct watcher *w, const char *path, enum layout layout,
+		    uint32_t domid, uint32_t devid,
+		    struct vd_xen_device_spec *s, char *why, size_t wl)
+{
+	const struct vd_xen_device_spec *m;
+	char dompath[64], *name, *v;
+	uint64_t x;
+	int rc = -EINVAL;
+
+	snprintf(dompath, sizeof(dompath), "/local/domain/%u", domid);
+	name = xs_get(w, dompath, "name");
+	m = mapping(w, domid, devid, name);
+	if (m)
+		*s = *m;
+	else
+		memset(s, 0, sizeof(*s));
+	s->cfg.domid = domid;
+	s->have_domid = true;
+	s->devid = devid;
+	if (layout == LAYOUT_417) {
+		/* A 4.17 "specification=virtio" disk: always a block device. */
+		char *params = xs_get(w, path, "params");
+		char *mode = xs_get(w, path, "mode");
+
+		snprintf(s->type, sizeof(s->type), "blk");
+		if (!params || !*params) {
+			snprintf(why, wl, "no params (disk image)");
+			free(params);
+			free(mode);
+			goto out;
+		}
+		rc = vd_xen_spec_set_opt(s, "disk", params);
+		if (rc == 0 && mode && !strcmp(mode, "r"))
+			rc = vd_xen_spec_set_opt(s, "readonly", NULL);
+		free(params);
+		free(mode);
+		if (rc < 0) {
+			snprintf(why, wl, "params too long");
+			rc = -EINVAL;
+			goto out;
+		}
+	} else {
+		unsigned n;
+
+		v = xs_get(w, path, "type");
+		if (!v || sscanf(v, "virtio,device%u", &n) != 1) {
+			snprintf(why, wl, "type \"%s\" is not virtio,deviceN",
+				 v ? v : "");
+			free(v);
+			goto out;
+		}
+		free(v);
+		if (!m) {
+			snprintf(why, wl,
+				 "virtio device %u of domain %s: no line for "
+				 "it in the --config file (it names the device "
+				 "type and its backing store)",
+				 n, name ? name : "?");
+			goto out;
+		}
+		s->expect_device_id = n;
+		v = xs_get(w, path, "grant_usage");
+		if (v && !s->have_grant)
+			s->cfg.mem_mode = !strcmp(v, "1") ? VD_XEN_MEM_GRANT
+							  : VD_XEN_MEM_FOREIGN;
+		free(v);
+	}
+	v = xs_get(w, path, "transport");
+	if (v && strcmp(v, "mmio")) {
+		snprintf(why, wl, "transport %s: only mmio is served", v);
+		free(v);
+		goto out;
+	}
+	free(v);
+	/* Arm toolstacks write the window; x86 ones write none, and the
+	 * mapping file supplies it. */
+	v = xs_get(w, path, "base");
+	if (v && parse_num(v, ~0ULL, &x) == 0 && x) {
+		s->cfg.mmio_base = x;
+		s->have_base = true;
+	}
+	free(v);
+	v = xs_get(w, path, "irq");
+	if (v && parse_num(v, 1019, &x) == 0 && x) {
+		s->cfg.irq = (uint32_t)x;
+		s->have_irq = true;
+	}
+	free(v);
+	if (!s->have_base || !s->have_irq) {
+		snprintf(why, wl, "no MMIO window or IRQ (x86 toolstacks "
+				  "allocate none): give base= and irq= on its "
+				  "--config line");
+		goto out;
+	}
+	if (!s->cfg.map_cache_size)
+		s->cfg.map_cache_size = w->map_cache_size;
+	snprintf(s->xs_path, sizeof(s->xs_path), "%s", path);
+	if (w->state_dir)
+		snprintf(s->state_dir, sizeof(s->state_dir), "%s", w->state_dir);
+	snprintf(s->who, sizeof(s->who), "%s dom%u dev%u", s->type, domid,
+		 devid);
+	rc = 0;
+out:
+	free(name);
+	return rc;
+}
+
+static bool node_exists(struct watcher *w, const char *path)
+{
+	unsigned n;
+	char **d = xs_directory(w->xs, XBT_NULL, path, &n);
+
+	free(d);
+	return d != NULL;
+}
+
+/* A slot for a device we refused, so it is not retried on every event. */
+static void remember_refused(struct watcher *w, const char *path)
+{
+	for (unsigned i = 0; i < VD_XEN_MAX_CHILDREN; i++) {
+		struct vd_xen_child *c = &w->sup.c[i];
+
+		if (c->used)
+			continue;
+		memset(c, 0, sizeof(*c));
+		c->used = true;
+		snprintf(c->spec.xs_path, sizeof(c->spec.xs_path), "%s", path);
+		return;
+	}
+}
+
+static void scan_device(struct watcher *w, const char *path, enum layout l,
+			uint32_t domid, uint32_t devid)
+{
+	struct vd_xen_device_spec spec;
+	char why[256], *state;
+	bool closing;
+
+	if (vd_xen_super_find(&w->sup, path) >= 0)
+		return;
+	state = xs_get(w, path, "state");
+	closing = state && (!strcmp(state, "5") || !strcmp(state, "6"));
+	free(state);
+	if (closing)
+		return;
+	if (describe(w, path, l, domid, devid, &spec, why, sizeof(why)) < 0) {
+		vd_err(w->who, "%s: %s; not served", path, why);
+		remember_refused(w, path);
+		return;
+	}
+	if (vd_xen_super_spawn(&w->sup, &spec) < 0)
+		remember_refused(w, path);
+}
+
+static void scan(struct watcher *w)
+{
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		char base[128];
+		unsigned nd = 0;
+		char **doms;
+
+		snprintf(base, sizeof(base), "/local/domain/%u/backend/%s",
+			 w->self, kinds[k].dir);
+		doms = xs_directory(w->xs, XBT_NULL, base, &nd);
+		for (unsigned i = 0; doms && i < nd; i++) {
+			char dpath[192];
+			unsigned nv = 0;
+			uint64_t domid, devid;
+			char **devs;
+
+			if (parse_num(doms[i], 0x7fef, &domid) < 0)
+				continue;
+			snprintf(dpath, sizeof(dpath), "%s/%s", base, doms[i]);
+			devs = xs_directory(w->xs, XBT_NULL, dpath, &nv);
+			for (unsigned j = 0; devs && j < nv; j++) {
+				char path[256];
+
+				if (parse_num(devs[j], 0xffff, &devid) < 0)
+					continue;
+				snprintf(path, sizeof(path), "%s/%s", dpath,
+					 devs[j]);
+				scan_device(w, path, kinds[k].layout,
+					    (uint32_t)domid, (uint32_t)devid);
+			}
+			free(devs);
+		}
+		free(doms);
+	}
+	/* Nodes gone (device removed or guest destroyed): stop the device,
+	 * forget the slot once its process ended. */
+	for (unsigned i = 0; i < VD_XEN_MAX_CHILDREN; i++) {
+		struct vd_xen_child *c = &w->sup.c[i];
+
+		if (!c->used || node_exists(w, c->spec.xs_path))
+			continue;
+		if (c->running)
+			vd_xen_super_signal(&w->sup, i, VD_XEN_STOP);
+		else
+			c->used = false;
+	}
+}
+
+static int parse_args(struct watcher *w, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"backend-domid", required_argument, NULL, 'b'},
+		{"state-dir", required_argument, NULL, 's'},
+		{"map-cache-size", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char err[512];
+	uint64_t x;
+	int c;
+
+	w->self = UINT32_MAX;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (vd_xen_config_load(optarg, &w->map, &w->nmap, err,
+					       sizeof(err)) < 0) {
+				vd_err(w->who, "%s", err);
+				return -EINVAL;
+			}
+			break;
+		case 'b':
+			if (parse_num(optarg, 0x7fef, &x) < 0)
+				goto bad;
+			w->self = (uint32_t)x;
+			break;
+		case 's':
+			w->state_dir = optarg;
+			break;
+		case 'm':
+			if (parse_num(optarg, 65536, &x) < 0)
+				goto bad;
+			w->map_cache_size = x ? (unsigned)x
+					      : VD_XEN_MAP_CACHE_NONE;
+			break;
+		case 'h':
+			printf("usage: virtiod xen-watch [--config FILE] "
+			       "[--backend-domid N] [--state-dir DIR] "
+			       "[--map-cache-size MIB]\n"
+			       "Serves the virtio devices the Xen toolstack "
+			       "puts under this domain's backend/virtio_disk "
+			       "(4.17) and backend/virtio (4.18+) nodes. See "
+			       "docs/xen.md.\n");
+			return 1;
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+	return 0;
+bad:
+	vd_err(w->who, "xen-watch: bad arguments (see --help)");
+	return -EINVAL;
+}
+
+int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
+{
+	struct watcher *w = calloc(1, sizeof(*w));
+	char path[128];
+	int rc = 1;
+
+	if (!w)
+		return 1;
+	w->who = w->sup.who = "xen-watch";
+	rc = parse_args(w, argc, argv);
+	if (rc) {
+		free(w->map);
+		free(w);
+		return rc < 0 ? 2 : 0;
+	}
+	w->xs = xs_open(0);
+	if (!w->xs) {
+		vd_err(w->who, "cannot connect to xenstore: %s",
+		       strerror(errno));
+		free(w->map);
+		free(w);
+		return 1;
+	}
+	if (w->self == UINT32_MAX) {
+		/* Relative "domid" is this domain's own key. */
+		char *v = xs_read(w->xs, XBT_NULL, "domid", NULL);
+		uint64_t x = 0;
+
+		w->self = v && parse_num(v, 0x7fef, &x) == 0 ? (uint32_t)x : 0;
+		free(v);
+	}
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
+			 w->self, kinds[k].dir);
+		if (!xs_watch(w->xs, path, kinds[k].dir))
+			vd_warn(w->who, "cannot watch %s: %s", path,
+				strerror(errno));
+	}
+	xs_watch(w->xs, "@releaseDomain", "release");
+	vd_info(w->who, "watching the virtio backends of domain %u", w->self);
+	rc = 0;
+	while (!*stop) {
+		struct pollfd p = {.fd = xs_fileno(w->xs), .events = POLLIN};
+		bool changed = false;
+		char **ev;
+
+		if (poll(&p, 1, 500) < 0 && errno != EINTR) {
+			rc = 1;
+			break;
+		}
+		while ((ev = xs_check_watch(w->xs))) {
+			changed = true;
+			free(ev);
+		}
+		if (vd_xen_super_reap(&w->sup))
+			changed = true;
+		if (changed)
+			scan(w);
+	}
+	vd_xen_super_stop_all(&w->sup, *stop ? *stop : VD_XEN_STOP, 10000);
+	xs_close(w->xs);
+	free(w->map);
+	free(w);
+	return rc;
+}

@@ -1,0 +1,348 @@
+/* Device lifecycle: the virtio status state machine (virtio 1.2 §2.1, §3.1),
+ * feature negotiation and config space. Driver writes are checked here and
+ * refused with a logged reason; nothing a driver writes can abort the
+ * daemon or clear a status bit other than by reset. */
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "virtiod/device.h"
+#include "virtiod/log.h"
+
+#include "device_priv.h"
+
+#define STATUS_KNOWN                                                           \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |                \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |             \
+	 VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
+
+struct vd_dev {
+	/* fixed at vd_dev_new */
+	struct vd_model *model;
+	struct vd_mem *mem;
+	const struct vd_dev_shim_ops *shim_ops;
+	void *shim;
+	char who[VD_WHO_MAX];
+	struct vd_queue *queues;
+
+	/* Written by the control thread; queue threads OR in NEEDS_RESET,
+	 * hence atomic (never on a per-request path). */
+	_Atomic uint8_t status;
+	_Atomic uint64_t driver_features;
+	/* Bumped by the model from any thread; never rewinds, also across
+	 * reset, so a driver's before/after comparison stays valid. */
+	atomic_uint config_generation;
+
+	/* control thread */
+	struct vd_ratelimit config_rl; /* driver config accesses */
+};
+
+struct vd_dev *vd_dev_new(struct vd_model *model, struct vd_mem *mem,
+			  const struct vd_dev_shim_ops *shim_ops, void *shim,
+			  const char *who)
+{
+	const struct vd_device_ops *ops = model ? model->ops : NULL;
+	struct vd_dev *dev;
+
+	if (!ops || !ops->queue_kick || !mem || !shim_ops ||
+	    model->num_queues == 0 || (model->config_size && !ops->get_config))
+		return NULL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->model = model;
+	dev->mem = mem;
+	dev->shim_ops = shim_ops;
+	dev->shim = shim;
+	if (!who)
+		who = model->type_name ? model->type_name : "dev";
+	snprintf(dev->who, sizeof(dev->who), "%s", who);
+	dev->config_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
+	dev->queues = vd_queues_new(dev, model->num_queues);
+	if (!dev->queues) {
+		free(dev);
+		return NULL;
+	}
+	return dev;
+}
+
+static void stop_queues(struct vd_dev *dev)
+{
+	for (unsigned i = 0; i < dev->model->num_queues; i++)
+		vd_queue_stop(vd_queues_at(dev->queues, i), NULL, NULL, NULL,
+			      NULL);
+}
+
+void vd_dev_free(struct vd_dev *dev)
+{
+	if (!dev)
+		return;
+	stop_queues(dev);
+	vd_queues_free(dev->queues, dev->model->num_queues);
+	if (dev->model->ops->destroy)
+		dev->model->ops->destroy(dev->model);
+	free(dev);
+}
+
+struct vd_model *vd_dev_model(struct vd_dev *dev)
+{
+	return dev->model;
+}
+
+struct vd_mem *vd_dev_mem(struct vd_dev *dev)
+{
+	return dev->mem;
+}
+
+const char *vd_dev_who(const struct vd_dev *dev)
+{
+	return dev->who;
+}
+
+unsigned vd_dev_num_queues(const struct vd_dev *dev)
+{
+	return dev->model->num_queues;
+}
+
+struct vd_queue *vd_dev_queue(struct vd_dev *dev, unsigned idx)
+{
+	if (idx >= dev->model->num_queues)
+		return NULL;
+	return vd_queues_at(dev->queues, idx);
+}
+
+void vd_dev_notify_queue(struct vd_dev *dev, struct vd_queue *q)
+{
+	if (dev->shim_ops->notify_queue)
+		dev->shim_ops->notify_queue(dev->shim, q);
+}
+
+static void notify_config(struct vd_dev *dev)
+{
+	if (dev->shim_ops->notify_config)
+		dev->shim_ops->notify_config(dev->shim);
+}
+
+/* ---------------------------------------------------------------- status */
+
+/* virtio 1.2 §2.4: stop every queue, forget the negotiated features, let
+ * the model return to its initial state. */
+static void reset(struct vd_dev *dev)
+{
+	stop_queues(dev);
+	/* Dirty logging is a negotiated feature too (vhost-user LOG_ALL). */
+	for (unsigned i = 0; i < dev->model->num_queues; i++)
+		vd_queue_set_logging(vd_queues_at(dev->queues, i), false);
+	atomic_store(&dev->driver_features, 0);
+	if (dev->model->ops->reset)
+		dev->model->ops->reset(dev->model);
+	atomic_store(&dev->status, 0);
+	vd_debug(dev->who, "reset");
+}
+
+/* FEATURES_OK (virtio 1.2 §3.1.1 step 5): the driver accepted only what we
+ * offered, and VERSION_1 (§6.1: a device refuses a legacy-only driver). */
+static bool features_acceptable(struct vd_dev *dev)
+{
+	uint64_t drv = atomic_load(&dev->driver_features);
+	uint64_t extra = drv & ~dev->model->features;
+
+	if (extra) {
+		vd_warn(dev->who,
+			"FEATURES_OK refused: driver features 0x%llx include "
+			"unoffered 0x%llx",
+			(unsigned long long)drv, (unsigned long long)extra);
+		return false;
+	}
+	if (!(drv & (1ull << VIRTIO_F_VERSION_1))) {
+		vd_warn(dev->who,
+			"FEATURES_OK refused: driver features 0x%llx lack "
+			"VERSION_1",
+			(unsigned long long)drv);
+		return false;
+	}
+	return true;
+}
+
+int vd_dev_set_status(struct vd_dev *dev, uint8_t status)
+{
+	uint8_t old = atomic_load(&dev->status);
+	uint8_t add, refused = 0;
+
+	if (status == 0) {
+		reset(dev);
+		return 0;
+	}
+	/* NEEDS_RESET belongs to the device: a driver writing back what it
+	 * read a moment ago must not clear it, nor can it set it. */
+	status = (uint8_t)((status & ~VIRTIO_CONFIG_S_NEEDS_RESET) |
+			   (old & VIRTIO_CONFIG_S_NEEDS_RESET));
+	/* virtio 1.2 §2.1.1: the driver MUST NOT clear a status bit. */
+	if (old & ~status) {
+		vd_warn(dev->who,
+			"status 0x%02x -> 0x%02x clears bits; refused "
+			"(only a write of 0 resets)",
+			old, status);
+		return -EINVAL;
+	}
+	add = status & ~old;
+	if (add & ~STATUS_KNOWN) {
+		vd_warn(dev->who, "status bits 0x%02x are reserved; ignored",
+			add & ~STATUS_KNOWN);
+		refused |= add & ~STATUS_KNOWN;
+	}
+	/* §3.1.1: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK in this order;
+	 * a refused bit stays clear so the driver reads back its failure. */
+	if ((add & VIRTIO_CONFIG_S_DRIVER) &&
+	    !(status & VIRTIO_CONFIG_S_ACKNOWLEDGE)) {
+		vd_warn(dev->who, "DRIVER without ACKNOWLEDGE; refused");
+		refused |= VIRTIO_CONFIG_S_DRIVER;
+	}
+	if (add & VIRTIO_CONFIG_S_FEATURES_OK) {
+		if (!(status & VIRTIO_CONFIG_S_DRIVER) ||
+		    (refused & VIRTIO_CONFIG_S_DRIVER)) {
+			vd_warn(dev->who, "FEATURES_OK without DRIVER; "
+					  "refused");
+			refused |= VIRTIO_CONFIG_S_FEATURES_OK;
+		} else if (!features_acceptable(dev)) {
+			refused |= VIRTIO_CONFIG_S_FEATURES_OK;
+		}
+	}
+	if ((add & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    (!(status & VIRTIO_CONFIG_S_FEATURES_OK) ||
+	     (refused & VIRTIO_CONFIG_S_FEATURES_OK))) {
+		vd_warn(dev->who, "DRIVER_OK without FEATURES_OK; refused");
+		refused |= VIRTIO_CONFIG_S_DRIVER_OK;
+	}
+	add &= (uint8_t)~refused;
+	/* The model learns the features before the driver can see
+	 * FEATURES_OK and go on to configure queues. */
+	if ((add & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    dev->model->ops->set_features)
+		dev->model->ops->set_features(
+			dev->model, atomic_load(&dev->driver_features));
+	/* fetch_or: a queue thread may set NEEDS_RESET meanwhile. */
+	atomic_fetch_or(&dev->status, add);
+	if (add & VIRTIO_CONFIG_S_FAILED)
+		vd_warn(dev->who, "driver set FAILED");
+	return refused ? -EINVAL : 0;
+}
+
+uint8_t vd_dev_status(const struct vd_dev *dev)
+{
+	return atomic_load(&dev->status);
+}
+
+void vd_dev_needs_reset(struct vd_dev *dev, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	if (atomic_fetch_or(&dev->status, VIRTIO_CONFIG_S_NEEDS_RESET) &
+	    VIRTIO_CONFIG_S_NEEDS_RESET)
+		return; /* already broken: reason logged, driver told */
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	vd_err(dev->who, "device needs reset: %s", reason);
+	/* §2.1.2: a config change notification tells the driver. */
+	notify_config(dev);
+}
+
+/* -------------------------------------------------------------- features */
+
+uint64_t vd_dev_device_features(const struct vd_dev *dev)
+{
+	return dev->model->features;
+}
+
+int vd_dev_set_driver_features(struct vd_dev *dev, uint64_t features)
+{
+	if (atomic_load(&dev->status) & VIRTIO_CONFIG_S_FEATURES_OK) {
+		vd_warn(dev->who, "driver features written after FEATURES_OK; "
+				  "ignored");
+		return -EBUSY;
+	}
+	atomic_store(&dev->driver_features, features);
+	return 0;
+}
+
+uint64_t vd_dev_driver_features(const struct vd_dev *dev)
+{
+	return atomic_load(&dev->driver_features);
+}
+
+int vd_dev_negotiate(struct vd_dev *dev, uint64_t features)
+{
+	uint64_t extra = features & ~dev->model->features;
+
+	if (extra) {
+		vd_warn(dev->who,
+			"features 0x%llx include unoffered 0x%llx; refused",
+			(unsigned long long)features,
+			(unsigned long long)extra);
+		return -EINVAL;
+	}
+	atomic_store(&dev->driver_features, features);
+	if (dev->model->ops->set_features)
+		dev->model->ops->set_features(dev->model, features);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- config */
+
+static int config_check(struct vd_dev *dev, const char *what, uint32_t off,
+			uint32_t len)
+{
+	/* 64-bit sum: off + len cannot wrap. */
+	if ((uint64_t)off + len <= dev->model->config_size)
+		return 0;
+	vd_log_ratelimited(&dev->config_rl, VD_LOG_WARN, dev->who,
+			   "config %s at %u+%u outside config space (%u "
+			   "bytes); refused",
+			   what, off, len, dev->model->config_size);
+	return -EINVAL;
+}
+
+int vd_dev_config_read(struct vd_dev *dev, uint32_t off, void *buf,
+		       uint32_t len)
+{
+	int r = config_check(dev, "read", off, len);
+
+	if (r == 0 && len)
+		dev->model->ops->get_config(dev->model, off, buf, len);
+	return r;
+}
+
+int vd_dev_config_write(struct vd_dev *dev, uint32_t off, const void *buf,
+			uint32_t len)
+{
+	int r = config_check(dev, "write", off, len);
+
+	if (r < 0 || len == 0)
+		return r;
+	r = dev->model->ops->set_config
+		    ? dev->model->ops->set_config(dev->model, off, buf, len)
+		    : -EPERM;
+	if (r == -EPERM)
+		vd_log_ratelimited(&dev->config_rl, VD_LOG_WARN, dev->who,
+				   "config write at %u+%u to a read-only "
+				   "field; ignored",
+				   off, len);
+	return r;
+}
+
+uint32_t vd_dev_config_generation(const struct vd_dev *dev)
+{
+	return atomic_load(&dev->config_generation);
+}
+
+void vd_dev_config_changed(struct vd_dev *dev)
+{
+	atomic_fetch_add(&dev->config_generation, 1);
+	notify_config(dev);
+}

@@ -1,0 +1,577 @@
+/* Queue threads: each started queue owns one thread with its own event loop
+ * that serves kicks and runs the model's queue callbacks. Other threads
+ * reach a queue only through its loop, never by touching its state, and the
+ * serving path makes no allocation and no system call per request. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "virtiod/device.h"
+#include "virtiod/log.h"
+
+#include "device_priv.h"
+
+/* While a memory-table writer waits and a kick is deferred, look again this
+ * often: the writer has no way to wake us when it is done. */
+#define QUEUE_GRACE_POLL_MS 1
+/* After an impossible epoll failure, do not spin. */
+#define QUEUE_ERROR_BACKOFF_MS 100
+
+struct vd_queue {
+	/* fixed at vd_dev_new */
+	struct vd_dev *dev;
+	unsigned index;
+	char who[VD_WHO_MAX];
+
+	/* control side: start, stop and the calls into a running thread are
+	 * serialised by ctl_lock */
+	pthread_mutex_t ctl_lock;
+	pthread_t thread;
+	atomic_bool running;
+	atomic_bool logging;	     /* wanted; applied at every start */
+	struct vd_queue_setup setup; /* read by the thread while starting */
+	sem_t started;
+	int start_err;
+	/* written by the thread as it ends, read after the join */
+	uint16_t base_avail_idx, base_used_idx;
+	bool base_avail_wrap, base_used_wrap;
+
+	/* queue thread (the loop is created and freed by the control side
+	 * around the thread's life) */
+	struct vd_loop *loop;
+	struct vd_vq *vq;
+	struct vd_vq_hooks hooks; /* forwarders to setup.hooks */
+	void *model_data;
+	int kick_fd; /* -1: none */
+	bool kick_watched;
+	bool kick_pending; /* a kick or a rekick waits for queue_kick */
+	bool broken;
+	int mem_slot;
+	bool mem_entered;
+};
+
+/* The queue whose thread this is, so calls made on it skip the loop. */
+static _Thread_local struct vd_queue *current_queue;
+
+struct vd_queue *vd_queues_new(struct vd_dev *dev, unsigned n)
+{
+	struct vd_queue *qs = calloc(n, sizeof(*qs));
+
+	if (!qs)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct vd_queue *q = &qs[i];
+
+		q->dev = dev;
+		q->index = i;
+		snprintf(q->who, sizeof(q->who), "%s q%u", vd_dev_who(dev), i);
+		if (pthread_mutex_init(&q->ctl_lock, NULL) != 0) {
+			vd_queues_free(qs, i);
+			return NULL;
+		}
+		q->kick_fd = -1;
+		q->mem_slot = -1;
+	}
+	return qs;
+}
+
+void vd_queues_free(struct vd_queue *queues, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		pthread_mutex_destroy(&queues[i].ctl_lock);
+	free(queues);
+}
+
+struct vd_queue *vd_queues_at(struct vd_queue *queues, unsigned idx)
+{
+	return &queues[idx];
+}
+
+/* ------------------------------------------------------------ accessors */
+
+unsigned vd_queue_index(const struct vd_queue *q)
+{
+	return q->index;
+}
+
+struct vd_vq *vd_queue_vq(struct vd_queue *q)
+{
+	return q->vq;
+}
+
+struct vd_loop *vd_queue_loop(struct vd_queue *q)
+{
+	return q->loop;
+}
+
+struct vd_dev *vd_queue_dev(struct vd_queue *q)
+{
+	return q->dev;
+}
+
+const char *vd_queue_who(const struct vd_queue *q)
+{
+	return q->who;
+}
+
+void *vd_queue_model_data(struct vd_queue *q)
+{
+	return q->model_data;
+}
+
+void vd_queue_set_model_data(struct vd_queue *q, void *data)
+{
+	q->model_data = data;
+}
+
+bool vd_queue_running(const struct vd_queue *q)
+{
+	return atomic_load(&q->running);
+}
+
+void vd_queue_complete_batch(struct vd_queue *q)
+{
+	if (vd_vq_flush(q->vq))
+		vd_dev_notify_queue(q->dev, q);
+}
+
+void vd_queue_rekick(struct vd_queue *q)
+{
+	q->kick_pending = true;
+}
+
+/* --------------------------------------------------- guest-memory grace */
+
+static void mem_enter(struct vd_queue *q)
+{
+	if (!q->mem_entered) {
+		vd_mem_reader_enter(vd_dev_mem(q->dev), q->mem_slot);
+		q->mem_entered = true;
+	}
+}
+
+static void mem_leave(struct vd_queue *q)
+{
+	if (q->mem_entered) {
+		vd_mem_reader_leave(vd_dev_mem(q->dev), q->mem_slot);
+		q->mem_entered = false;
+	}
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static void unwatch_kick(struct vd_queue *q)
+{
+	if (q->kick_watched)
+		vd_loop_del(q->loop, q->kick_fd);
+	q->kick_watched = false;
+}
+
+static void hook_broken(void *ctx, struct vd_vq *vq, enum vd_vq_error err,
+			const char *reason)
+{
+	struct vd_queue *q = ctx;
+
+	/* Stop serving: no more queue_kick; in-flight requests still
+	 * complete through the model's own fds. */
+	q->broken = true;
+	unwatch_kick(q);
+	vd_dev_needs_reset(q->dev, "q%u: %s", q->index, reason);
+	if (q->setup.hooks.on_broken)
+		q->setup.hooks.on_broken(q->setup.hooks.ctx, vq, err, reason);
+}
+
+static void hook_pop(void *ctx, const struct vd_vq_elem *e)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.on_pop(q->setup.hooks.ctx, e);
+}
+
+static void hook_push(void *ctx, const struct vd_vq_elem *e)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.on_push(q->setup.hooks.ctx, e);
+}
+
+static void hook_publish(void *ctx, uint16_t used_idx, bool used_wrap)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.on_publish(q->setup.hooks.ctx, used_idx, used_wrap);
+}
+
+static void hook_log_write(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.log_write(q->setup.hooks.ctx, gpa, len);
+}
+
+/* One ctx for every vq hook: ours (the queue) for on_broken, and thin
+ * forwarders for the shim's hooks, left NULL where the shim has none. */
+static void wrap_hooks(struct vd_queue *q)
+{
+	const struct vd_vq_hooks *s = &q->setup.hooks;
+
+	q->hooks = (struct vd_vq_hooks){
+		.ctx = q,
+		.on_broken = hook_broken,
+		.on_pop = s->on_pop ? hook_pop : NULL,
+		.on_push = s->on_push ? hook_push : NULL,
+		.on_publish = s->on_publish ? hook_publish : NULL,
+		.log_write = s->log_write ? hook_log_write : NULL,
+	};
+}
+
+/* ---------------------------------------------------------------- kicks */
+
+static void on_kick(void *opaque, int fd, uint32_t events)
+{
+	struct vd_queue *q = opaque;
+	uint64_t cnt;
+	ssize_t n;
+
+	(void)events;
+	/* Non-blocking: one read takes every kick so far; EAGAIN is a
+	 * spurious wake-up. */
+	n = read(fd, &cnt, sizeof(cnt));
+	if (n == (ssize_t)sizeof(cnt)) {
+		q->kick_pending = true;
+	} else if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+		vd_warn(q->who, "kick fd %d unreadable (%s); no longer watched",
+			fd, n < 0 ? strerror(errno) : "short read");
+		unwatch_kick(q);
+	}
+}
+
+static int watch_kick(struct vd_queue *q, int fd)
+{
+	int fl, r;
+
+	unwatch_kick(q);
+	q->kick_fd = fd;
+	if (fd < 0 || q->broken)
+		return 0;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 ||
+	    (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return -errno;
+	r = vd_loop_add(q->loop, fd, EPOLLIN, on_kick, q);
+	if (r < 0)
+		return r;
+	q->kick_watched = true;
+	/* A kick may have reached the old fd after its last read. */
+	q->kick_pending = true;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+static int queue_begin(struct vd_queue *q)
+{
+	struct vd_model *m = vd_dev_model(q->dev);
+	struct vd_mem *mem = vd_dev_mem(q->dev);
+	struct vd_vq_config cfg = q->setup.vq;
+	char name[16]; /* the kernel's limit, NUL included */
+	size_t len = strnlen(q->who, sizeof(name) - 1);
+	int r;
+
+	current_queue = q;
+	memcpy(name, q->who, len);
+	name[len] = '\0';
+	pthread_setname_np(pthread_self(), name); /* only for debuggers */
+	q->mem_slot = vd_mem_reader_register(mem);
+	if (q->mem_slot < 0)
+		return q->mem_slot;
+	/* vd_vq_new may read the rings. */
+	mem_enter(q);
+	if (!cfg.max_iov)
+		cfg.max_iov = m->max_iov;
+	wrap_hooks(q);
+	r = vd_vq_new(&cfg, mem, &q->hooks, q->who, &q->vq);
+	if (r < 0)
+		goto out_mem;
+	if (q->setup.n_requeue) {
+		r = vd_vq_requeue(q->vq, q->setup.requeue, q->setup.n_requeue);
+		if (r < 0)
+			goto out_vq;
+	}
+	if (atomic_load(&q->logging) && q->setup.hooks.log_write)
+		vd_vq_set_logging(q->vq, true);
+	r = watch_kick(q, q->setup.kick_fd);
+	if (r < 0)
+		goto out_vq;
+	if (m->ops->queue_start) {
+		r = m->ops->queue_start(m, q);
+		if (r < 0)
+			goto out_kick;
+	}
+	/* Serve what the driver made available before we watched its kicks
+	 * (and requeued chains). */
+	q->kick_pending = true;
+	return 0;
+
+out_kick:
+	unwatch_kick(q);
+out_vq:
+	vd_vq_free(q->vq);
+	q->vq = NULL;
+out_mem:
+	mem_leave(q);
+	vd_mem_reader_unregister(mem, q->mem_slot);
+	return r;
+}
+
+static void queue_serve(struct vd_queue *q)
+{
+	struct vd_model *m = vd_dev_model(q->dev);
+	struct vd_mem *mem = vd_dev_mem(q->dev);
+
+	while (!vd_loop_stopping(q->loop)) {
+		int timeout = -1, r;
+
+		/* While a memory-table writer waits, pop nothing new: let the
+		 * in-flight requests finish, leave, and poll until it is
+		 * done, so continuous load cannot starve it. */
+		if (q->kick_pending && !q->broken)
+			timeout = vd_mem_grace_pending(mem)
+					  ? QUEUE_GRACE_POLL_MS
+					  : 0;
+		/* Never block while holding translated pointers others could
+		 * free; requests in flight keep us inside. */
+		if (timeout != 0 && vd_vq_inflight(q->vq) == 0)
+			mem_leave(q);
+		r = vd_loop_run_once(q->loop, timeout);
+		mem_enter(q);
+		if (r < 0) {
+			vd_dev_needs_reset(q->dev, "q%u: event loop: %s",
+					   q->index, strerror(-r));
+			poll(NULL, 0, QUEUE_ERROR_BACKOFF_MS);
+			continue;
+		}
+		if (q->kick_pending && !q->broken &&
+		    !vd_loop_stopping(q->loop) && !vd_mem_grace_pending(mem)) {
+			q->kick_pending = false;
+			m->ops->queue_kick(m, q);
+		}
+	}
+}
+
+static void queue_end(struct vd_queue *q)
+{
+	struct vd_model *m = vd_dev_model(q->dev);
+	unsigned left;
+
+	mem_enter(q);
+	if (m->ops->queue_stop)
+		m->ops->queue_stop(m, q);
+	/* Publish whatever queue_stop pushed and did not flush. */
+	vd_queue_complete_batch(q);
+	left = vd_vq_inflight(q->vq);
+	if (left)
+		vd_warn(q->who, "%u requests still in flight after queue_stop",
+			left);
+	vd_vq_get_base(q->vq, &q->base_avail_idx, &q->base_avail_wrap,
+		       &q->base_used_idx, &q->base_used_wrap);
+	unwatch_kick(q);
+	vd_vq_free(q->vq);
+	q->vq = NULL;
+	mem_leave(q);
+	vd_mem_reader_unregister(vd_dev_mem(q->dev), q->mem_slot);
+	q->mem_slot = -1;
+}
+
+static void *queue_thread(void *arg)
+{
+	struct vd_queue *q = arg;
+
+	q->start_err = queue_begin(q);
+	sem_post(&q->started);
+	if (q->start_err)
+		return NULL;
+	queue_serve(q);
+	queue_end(q);
+	return NULL;
+}
+
+/* --------------------------------------------------------- control side */
+
+int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup)
+{
+	struct vd_model *m = vd_dev_model(q->dev);
+	unsigned max = m->max_queue_size ? m->max_queue_size : VD_VQ_MAX_SIZE;
+	sigset_t all, old;
+	int r;
+
+	if (!setup || setup->vq.num == 0 || setup->vq.num > max ||
+	    (setup->n_requeue && !setup->requeue)) {
+		vd_warn(q->who, "queue size %u outside 1..%u or bad setup",
+			setup ? setup->vq.num : 0, max);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&q->ctl_lock);
+	if (atomic_load(&q->running)) {
+		r = -EBUSY;
+		goto out;
+	}
+	q->setup = *setup;
+	q->model_data = NULL;
+	q->broken = false;
+	q->kick_pending = false;
+	q->kick_fd = -1;
+	q->kick_watched = false;
+	q->mem_entered = false;
+	q->loop = vd_loop_new();
+	if (!q->loop) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (sem_init(&q->started, 0, 0) < 0) {
+		r = -errno;
+		goto out_loop;
+	}
+	/* Signals go to the main thread, never to a queue thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&q->thread, NULL, queue_thread, q);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0) {
+		while (sem_wait(&q->started) < 0 && errno == EINTR)
+			;
+		r = q->start_err;
+		if (r)
+			pthread_join(q->thread, NULL);
+	}
+	sem_destroy(&q->started);
+	q->setup.requeue = NULL; /* the caller's array, valid only till here */
+	q->setup.n_requeue = 0;
+	if (r == 0) {
+		atomic_store(&q->running, true);
+		goto out;
+	}
+out_loop:
+	vd_loop_free(q->loop);
+	q->loop = NULL;
+out:
+	pthread_mutex_unlock(&q->ctl_lock);
+	return r;
+}
+
+int vd_queue_stop(struct vd_queue *q, uint16_t *avail_idx, bool *avail_wrap,
+		  uint16_t *used_idx, bool *used_wrap)
+{
+	if (current_queue == q)
+		return -EDEADLK; /* a thread cannot join itself */
+	pthread_mutex_lock(&q->ctl_lock);
+	if (!atomic_load(&q->running)) {
+		pthread_mutex_unlock(&q->ctl_lock);
+		return 0;
+	}
+	vd_loop_stop(q->loop);
+	pthread_join(q->thread, NULL);
+	atomic_store(&q->running, false);
+	vd_loop_free(q->loop);
+	q->loop = NULL;
+	if (avail_idx)
+		*avail_idx = q->base_avail_idx;
+	if (avail_wrap)
+		*avail_wrap = q->base_avail_wrap;
+	if (used_idx)
+		*used_idx = q->base_used_idx;
+	if (used_wrap)
+		*used_wrap = q->base_used_wrap;
+	pthread_mutex_unlock(&q->ctl_lock);
+	return 0;
+}
+
+/* A call into the running thread that the caller waits for. */
+struct queue_op {
+	struct vd_queue *q;
+	int arg;
+	int ret;
+	int (*fn)(struct vd_queue *q, int arg);
+	sem_t done;
+};
+
+static void queue_op_run(void *opaque)
+{
+	struct queue_op *op = opaque;
+
+	op->ret = op->fn(op->q, op->arg);
+	sem_post(&op->done);
+}
+
+/* Runs fn on q's thread and waits: when it returns, the thread has acted
+ * (e.g. stopped watching an old kick fd the caller may now close). Called
+ * with ctl_lock held, which keeps the thread from stopping meanwhile. */
+static int queue_op_sync(struct vd_queue *q,
+			 int (*fn)(struct vd_queue *q, int arg), int arg)
+{
+	struct queue_op op = {.q = q, .arg = arg, .fn = fn};
+	int r;
+
+	if (sem_init(&op.done, 0, 0) < 0)
+		return -errno;
+	r = vd_loop_call(q->loop, queue_op_run, &op);
+	if (r == 0) {
+		while (sem_wait(&op.done) < 0 && errno == EINTR)
+			;
+		r = op.ret;
+	}
+	sem_destroy(&op.done);
+	return r;
+}
+
+static int op_set_kick_fd(struct vd_queue *q, int fd)
+{
+	return watch_kick(q, fd);
+}
+
+int vd_queue_set_kick_fd(struct vd_queue *q, int kick_fd)
+{
+	int r;
+
+	if (current_queue == q)
+		return op_set_kick_fd(q, kick_fd);
+	pthread_mutex_lock(&q->ctl_lock);
+	r = atomic_load(&q->running) ? queue_op_sync(q, op_set_kick_fd, kick_fd)
+				     : -ESRCH;
+	pthread_mutex_unlock(&q->ctl_lock);
+	return r;
+}
+
+static int op_set_logging(struct vd_queue *q, int on)
+{
+	if (q->setup.hooks.log_write)
+		vd_vq_set_logging(q->vq, on);
+	return 0;
+}
+
+void vd_queue_set_logging(struct vd_queue *q, bool on)
+{
+	int r = 0;
+
+	atomic_store(&q->logging, on);
+	if (current_queue == q) {
+		op_set_logging(q, on);
+		return;
+	}
+	pthread_mutex_lock(&q->ctl_lock);
+	if (atomic_load(&q->running))
+		r = queue_op_sync(q, op_set_logging, on);
+	pthread_mutex_unlock(&q->ctl_lock);
+	if (r < 0)
+		vd_err(q->who, "dirty logging %s failed: %s", on ? "on" : "off",
+		       strerror(-r));
+}

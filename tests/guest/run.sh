@@ -1,0 +1,286 @@
+#!/bin/bash
+# tests/guest/run.sh - real-client tests: QEMU (vhost-user frontend) boots a
+# Linux guest whose disk is served by virtiod over vhost-user-blk; the guest
+# does I/O and checks it, the host checks the image file.  `make check-guest`.
+#
+#   tests/guest/run.sh [-l] [-k] [CASE...]     (default: every case)
+#     -l  list the cases      -k  keep every case's directory (logs, image)
+#
+# One line per case (PASS/FAIL, wall time, detail), then "N passed, N failed".
+# Exit status 0 only if every case passed.  See docs/testing-guest.md.
+#
+# Environment: BUILD (default build), GUEST_BACKEND=virtiod|qsd (qsd = QEMU's
+# qemu-storage-daemon as a stand-in backend, to check the harness itself),
+# VIRTIOD, QEMU, GUEST_MACHINE=q35|microvm, GUEST_TIMEOUT (s per guest run),
+# VIRTIOD_ARGS (extra daemon options, e.g. "--log-level debug").
+set -u -o pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+CASES="1-queue 2-queues ext4 read-only kill-restart"
+KEEP=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-l) echo "$CASES" | tr ' ' '\n'; exit 0 ;;
+	-k) KEEP=1 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+	shift
+done
+[ $# -gt 0 ] && CASES="$*"
+for c in $CASES; do
+	case " 1-queue 2-queues ext4 read-only kill-restart " in
+	*" $c "*) ;;
+	*) echo "run.sh: unknown case '$c' (-l lists them)" >&2; exit 2 ;;
+	esac
+done
+
+RUNDIR=""
+on_exit() {
+	vt_cleanup
+	[ -n "$RUNDIR" ] && rm -rf "$RUNDIR"
+}
+trap on_exit EXIT
+trap 'echo "guest: interrupted" >&2; exit 130' INT TERM
+
+if ! miss=$(vt_check_tools); then
+	echo "guest: missing host tools:$miss (run scripts/deps.sh as root)" >&2
+	exit 1
+fi
+if [ "$VT_BACKEND" = virtiod ] && [ ! -x "$VIRTIOD" ]; then
+	echo "guest: $VIRTIOD not built (make BUILD=${BUILD#$VT_ROOT/} first)" >&2
+	exit 1
+fi
+
+secs() { local ms=$1; printf '%d.%d s' $((ms / 1000)) $(((ms % 1000) / 100)); }
+T_ALL=$(vt_now_ms)
+echo "guest: preparing kernel and initramfs in $VT_CACHE"
+if ! vt_prepare; then
+	echo "guest: cannot prepare the guest kernel/initramfs" >&2
+	exit 1
+fi
+echo "guest: kernel $VT_KPKG ($(basename "$VT_KERNEL")), backend $VT_BACKEND, machine $VT_MACHINE," \
+	"ready in $(secs $(($(vt_now_ms) - T_ALL)))"
+
+# unix socket paths are limited to 108 bytes: keep them short, under /tmp
+RUNDIR=$(mktemp -d /tmp/vt-guest.XXXXXX)
+OUT=$BUILD/guest-tests
+mkdir -p "$OUT"
+
+PASSED=0 FAILED=0 FAILED_NAMES=""
+
+# ------------------------------------------------------------------ helpers
+# case_setup NAME IMG_MIB: per-case directory, sparse image, socket path
+case_setup() {
+	CASE=$1
+	CDIR=$OUT/$CASE
+	rm -rf "$CDIR" && mkdir -p "$CDIR"
+	IMG=$CDIR/disk.img
+	truncate -s "${2}M" "$IMG"
+	SOCK=$RUNDIR/$CASE.sock
+	CLOG=$CDIR/console.log
+	BLOG=$CDIR/backend.log
+	: >"$CLOG"
+	: >"$BLOG"
+	SERIAL_OPT=() SERIAL_APPEND=""
+	if [ "$VT_BACKEND" = virtiod ]; then
+		SERIAL_OPT=(--serial "vt-$CASE")
+		SERIAL_APPEND="vt.serial=vt-$CASE"
+	fi
+	DETAIL=""
+}
+
+# virtiod options of every case (+ VIRTIOD_ARGS)
+# shellcheck disable=SC2206
+EXTRA_ARGS=(${VIRTIOD_ARGS:-})
+
+start_backend() { # extra backend options...
+	vt_backend_start "$IMG" "$SOCK" "$BLOG" "${SERIAL_OPT[@]}" "${EXTRA_ARGS[@]}" "$@"
+}
+
+# run_guest SMP NUMQ RECONNECT APPEND...: boot, wait for the result marker
+# (RESULT holds it, or a harness reason), let QEMU power off.
+run_guest() {
+	vt_qemu_start "$CLOG" "$SOCK" "$@" || return 1
+	wait_result
+}
+
+wait_result() {
+	local rc
+	vt_wait_for "$CLOG" '^VT-RESULT:' "$VT_TIMEOUT" "$VT_QEMU_PID"
+	rc=$?
+	RESULT=$(vt_result_line "$CLOG")
+	case $rc in
+	1) [ -n "$RESULT" ] || RESULT="QEMU exited without a result line" ;;
+	2) RESULT="timeout: no result line within ${VT_TIMEOUT}s" ;;
+	esac
+	vt_qemu_finish
+	[[ "$RESULT" == "VT-RESULT: PASS"* ]]
+}
+
+# the guest's failure reason without the prefix
+why() { echo "${RESULT#VT-RESULT: FAIL }"; }
+
+stop_backend() { # graceful: SIGTERM, the daemon must exit promptly
+	local t0 rc
+	t0=$(vt_now_ms)
+	kill -TERM "$VT_BACKEND_PID" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$VT_BACKEND_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$VT_BACKEND_PID" 2>/dev/null; then
+		vt_stop "$VT_BACKEND_PID" KILL
+		BACKEND_STOP="did not exit within 5 s of SIGTERM"
+		return 1
+	fi
+	wait "$VT_BACKEND_PID" 2>/dev/null
+	rc=$?
+	BACKEND_STOP="exit $rc after SIGTERM in $(($(vt_now_ms) - t0)) ms"
+	[ "$VT_BACKEND" = qsd ] && return 0
+	[ $rc = 0 ]
+}
+
+# record one case: name, status, wall ms, detail
+report() {
+	local st=$1 ms=$2
+	shift 2
+	printf 'guest: %-13s %s  %7s  %s\n' "$CASE" "$st" "$(secs "$ms")" "$*"
+	if [ "$st" = PASS ]; then
+		PASSED=$((PASSED + 1))
+		[ "$KEEP" = 1 ] || rm -f "$IMG"
+	else
+		FAILED=$((FAILED + 1))
+		FAILED_NAMES="$FAILED_NAMES $CASE"
+		echo "guest:   logs: $CLOG $BLOG" >&2
+		grep -a -E '^VT-(INFO|DMESG|IO|DD)' "$CLOG" | tr -d '\r' | tail -n 12 | sed 's/^/guest:   | /' >&2
+		grep -av '^VT-' "$CLOG" | tr -d '\r' | grep -v '^### ' | tail -n 8 | sed 's/^/guest:   console| /' >&2
+		tail -n 8 "$BLOG" | sed 's/^/guest:   backend| /' >&2
+	fi
+}
+
+# ------------------------------------------------------------------ cases
+# 1 queue: five 4 MiB regions (start, quarter+4K, middle+8K, 3/4+12K, end)
+# written concurrently with 1M..4K requests, O_DIRECT, flushed, read back.
+case_1_queue() {
+	case_setup 1-queue 256
+	start_backend --num-queues 1 || return 1
+	run_guest 1 1 0 vt.test=io vt.mb=4 $SERIAL_APPEND || { DETAIL=$(why); return 1; }
+	DETAIL=$(vt_verify_regions "$CLOG" "$IMG") || return 1
+	stop_backend || { DETAIL="$DETAIL; backend $BACKEND_STOP"; return 1; }
+	DETAIL="$(vt_lines "$CLOG" 'VT-INFO: regions' | sed 's/VT-INFO: //'); $DETAIL"
+}
+
+# 2 queues: 2 vCPUs, num-queues=2, writers pinned per CPU; the guest checks
+# that each hardware queue dispatched requests and got completion interrupts.
+case_2_queues() {
+	case_setup 2-queues 256
+	start_backend --num-queues 2 || return 1
+	run_guest 2 2 0 vt.test=mq vt.mb=4 $SERIAL_APPEND || { DETAIL=$(why); return 1; }
+	DETAIL=$(vt_verify_regions "$CLOG" "$IMG") || return 1
+	stop_backend || { DETAIL="$DETAIL; backend $BACKEND_STOP"; return 1; }
+	DETAIL="$(vt_lines "$CLOG" 'VT-MQ:' | sed 's/VT-MQ: //; s/ cpus=[^ ]*//' | paste -sd, -); $DETAIL"
+}
+
+# ext4: mkfs, a tree of files, sync, umount, fsck clean, remount, compare;
+# then on the host: e2fsck -fn on the image and debugfs dumps of two files.
+case_ext4() {
+	local f want got
+	case_setup ext4 256
+	start_backend --num-queues 1 || return 1
+	run_guest 1 1 0 vt.test=fs vt.mb=8 $SERIAL_APPEND || { DETAIL=$(why); return 1; }
+	stop_backend || { DETAIL="backend $BACKEND_STOP"; return 1; }
+	if ! e2fsck -f -n "$IMG" >"$CDIR/host-fsck.log" 2>&1; then
+		DETAIL="host e2fsck -fn on the image: $(tail -n 3 "$CDIR/host-fsck.log" | tr '\n' ' ')"
+		return 1
+	fi
+	while read -r f want; do
+		got=$(debugfs -R "cat $f" "$IMG" 2>/dev/null | md5sum | cut -d' ' -f1)
+		[ "$got" = "$want" ] || { DETAIL="host debugfs: $f is $got in the image, guest wrote $want"; return 1; }
+	done < <(vt_lines "$CLOG" 'VT-FS: file=' | sed 's/VT-FS: file=\([^ ]*\) md5=\([0-9a-f]*\)/\1 \2/')
+	DETAIL="$(vt_lines "$CLOG" 'VT-FS: files=' | sed 's/VT-FS: \(files=[0-9]*\).*/\1/') files verified in guest after remount;"
+	DETAIL="$DETAIL guest+host e2fsck clean; 2 files match on host (debugfs)"
+}
+
+# read-only: the host writes a pattern; with --readonly the guest sees a
+# read-only disk, its writes fail, its reads return the pattern; the image
+# is unchanged afterwards.
+case_read_only() {
+	local pmd5 before after
+	case_setup read-only 64
+	head -c 4194304 /dev/urandom >"$CDIR/pattern"
+	dd if="$CDIR/pattern" of="$IMG" conv=notrunc status=none
+	pmd5=$(md5sum <"$CDIR/pattern" | cut -d' ' -f1)
+	before=$(md5sum <"$IMG" | cut -d' ' -f1)
+	start_backend --readonly --num-queues 1 || return 1
+	run_guest 1 1 0 vt.test=ro vt.mb=4 vt.romd5="$pmd5" $SERIAL_APPEND || { DETAIL=$(why); return 1; }
+	stop_backend || { DETAIL="backend $BACKEND_STOP"; return 1; }
+	after=$(md5sum <"$IMG" | cut -d' ' -f1)
+	[ "$before" = "$after" ] || { DETAIL="the image changed on the host ($before -> $after)"; return 1; }
+	DETAIL="$(vt_lines "$CLOG" 'VT-RO: direct' | sed 's/VT-RO: //'); reads ok; image unchanged"
+}
+
+# kill-restart: QEMU's chardev has reconnect=1; during the guest's concurrent
+# writes and reads the backend gets SIGKILL and is restarted on the same
+# socket, twice.  The guest's I/O must resume and every region must hold
+# exactly what was written last (INFLIGHT_SHMFD resubmission).
+KILLS=2
+case_kill_restart() {
+	local k lines resumed done_line n_during=0 t_kill
+	case_setup kill-restart 256
+	start_backend --num-queues 1 || return 1
+	vt_qemu_start "$CLOG" "$SOCK" 1 1 1 vt.test=kill vt.mb=8 vt.secs=12 $SERIAL_APPEND || return 1
+	if ! vt_wait_for "$CLOG" '^VT-IO: start' "$VT_TIMEOUT" "$VT_QEMU_PID"; then
+		wait_result
+		DETAIL="guest I/O never started: $(why)"
+		return 1
+	fi
+	sleep 1.5
+	for k in $(seq 1 $KILLS); do
+		lines=$(grep -ac '' "$CLOG")
+		t_kill=$(vt_now_ms)
+		kill -KILL "$VT_BACKEND_PID"
+		wait "$VT_BACKEND_PID" 2>/dev/null
+		echo "### $(date +%T.%N) SIGKILL #$k sent (console at line $lines)" >>"$BLOG"
+		sleep 0.3
+		start_backend --num-queues 1 || { DETAIL="restart #$k failed: $(tail -n 2 "$BLOG" | tr '\n' ' ')"; return 1; }
+		# the guest's writer must make progress again after the kill
+		resumed=1
+		for _ in $(seq 600); do
+			if tail -n +$((lines + 1)) "$CLOG" | grep -aqE '^VT-(IO: (pass|done)|RESULT)'; then
+				resumed=0
+				break
+			fi
+			kill -0 "$VT_QEMU_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ $resumed != 0 ]; then
+			wait_result
+			DETAIL="guest I/O did not resume within 60 s after kill #$k and restart ($(why))"
+			return 1
+		fi
+		echo "### $(date +%T.%N) guest I/O resumed $(($(vt_now_ms) - t_kill)) ms after kill #$k" >>"$BLOG"
+		done_line=$(grep -an '^VT-IO: done' "$CLOG" | head -n 1 | cut -d: -f1)
+		[ -z "$done_line" ] && n_during=$((n_during + 1))
+		[ -n "$done_line" ] && break
+		sleep 0.7
+	done
+	wait_result || { DETAIL=$(why); return 1; }
+	[ $n_during -ge 1 ] || { DETAIL="inconclusive: no kill landed during the guest's I/O window"; return 1; }
+	DETAIL=$(vt_verify_regions "$CLOG" "$IMG") || return 1
+	stop_backend || { DETAIL="$DETAIL; backend $BACKEND_STOP"; return 1; }
+	DETAIL="$n_during SIGKILL+restart during I/O, $(vt_lines "$CLOG" 'VT-IO: done' | sed 's/.*\(reader_passes=[0-9]*\)/\1/'); $DETAIL"
+}
+
+# ------------------------------------------------------------------ main
+for c in $CASES; do
+	fn=case_${c//-/_}
+	t0=$(vt_now_ms)
+	if $fn; then st=PASS; else st=FAIL; fi
+	vt_cleanup # nothing of this case survives it
+	report $st $(($(vt_now_ms) - t0)) "$DETAIL"
+done
+echo "guest: $PASSED passed, $FAILED failed (backend $VT_BACKEND, total $(secs $(($(vt_now_ms) - T_ALL))))"
+[ $FAILED = 0 ]

@@ -1,0 +1,414 @@
+/* INFLIGHT_SHMFD: requests in flight when the daemon dies are resubmitted
+ * by its successor, none lost and none completed twice. Killed daemons for
+ * the real thing; hand-made regions (vhost-user.rst "Inflight I/O
+ * tracking" layouts) for the corner cases a kill hits only by chance. */
+#include <endian.h>
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ring.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vu_test.h"
+
+struct t_split_desc {
+	uint8_t inflight, pad[5];
+	uint16_t next;
+	uint64_t counter;
+};
+
+struct t_split {
+	uint64_t features;
+	uint16_t version, desc_num, last_batch_head, used_idx;
+	struct t_split_desc desc[];
+};
+
+struct t_packed_desc {
+	uint8_t inflight, pad;
+	uint16_t next, last, num;
+	uint64_t counter;
+	uint16_t id, flags;
+	uint32_t len;
+	uint64_t addr;
+};
+
+struct t_packed {
+	uint64_t features;
+	uint16_t version, desc_num, free_head, old_free_head, used_idx,
+		old_used_idx;
+	uint8_t used_wrap_counter, old_used_wrap_counter, pad[7];
+	struct t_packed_desc desc[];
+};
+
+#define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
+#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	if (e->nq)
+		env_close(e);
+	daemon_cleanup(&e->d);
+	free(e);
+	return 0;
+}
+
+/* GET_INFLIGHT_FD: the daemon's region for nq queues of qs entries. */
+static int inflight_get(struct fe *f, uint16_t nq, uint16_t qs, size_t *size)
+{
+	struct wire_inflight in = {0, 0, nq, qs};
+	struct wire_hdr h;
+	int fd;
+
+	assert_int_equal(fe_send(f, REQ_GET_INFLIGHT_FD, F_VERSION, &in,
+				 sizeof(in), NULL, 0),
+			 0);
+	assert_int_equal(fe_recv(f, &h, &in, sizeof(in), &fd, 5000),
+			 sizeof(in));
+	assert_true(fd >= 0);
+	assert_int_equal(in.num_queues, nq);
+	assert_int_equal(in.queue_size, qs);
+	assert_int_equal(in.mmap_offset, 0);
+	*size = in.mmap_size;
+	return fd;
+}
+
+static void inflight_set(struct fe *f, int fd, size_t size, uint16_t nq,
+			 uint16_t qs)
+{
+	struct wire_inflight in = {size, 0, nq, qs};
+
+	assert_int_equal(fe_acked(f, REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd,
+				  1),
+			 0);
+}
+
+/* What QEMU does on (re)connect before the rings: handshake, features,
+ * the inflight region, the memory table. */
+static void connect_device(struct env *e, bool packed, int ifd, size_t isize,
+			   uint16_t qs)
+{
+	struct gmem *mems[1] = {&e->m};
+
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(packed));
+	inflight_set(&e->f, ifd, isize, 1, qs);
+	fe_set_mem_table(&e->f, mems, 1);
+}
+
+static unsigned count_inflight(const void *region, bool packed, uint16_t qs)
+{
+	unsigned n = 0;
+
+	for (uint16_t i = 0; i < qs; i++)
+		n += packed ? ((const struct t_packed *)region)->desc[i].inflight
+			    : ((const struct t_split *)region)->desc[i].inflight;
+	return n;
+}
+
+#define KILL_REQS 60
+#define KILL_LEN (256u << 10)
+
+/* One attempt: KILL_REQS writes, SIGKILL as soon as the first completes,
+ * a new daemon on the same image and region; every request must complete
+ * exactly once and its data be in the image. Returns how many were
+ * recorded in flight at the kill. */
+static unsigned kill_attempt(struct env *e, bool packed)
+{
+	const uint16_t qs = 256;
+	struct ring *r = &e->r[0];
+	int seen[KILL_REQS] = {0}, tokens[KILL_REQS];
+	unsigned in_flight, done = 0;
+	size_t isize;
+	void *region;
+	int ifd;
+
+	daemon_prepare(&e->d, 64);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(packed));
+	ifd = inflight_get(&e->f, 1, qs, &isize);
+	region = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
+	assert_true(region != MAP_FAILED);
+	inflight_set(&e->f, ifd, isize, 1, qs);
+	gmem_new(&e->m, 64u << 20, 0x100000000ull);
+	{
+		struct gmem *mems[1] = {&e->m};
+
+		fe_set_mem_table(&e->f, mems, 1);
+	}
+	e->nq = 1;
+	ring_init(r, &e->m, 0, qs, packed);
+	fe_setup_ring(&e->f, r, packed ? 0x80008000u : 0, false, true);
+	for (unsigned i = 0; i < KILL_REQS; i++) {
+		struct blk_req q;
+		uint64_t d = gmem_alloc(&e->m, KILL_LEN, 4096);
+
+		fill_pattern(gmem_hva(&e->m, d), KILL_LEN, 1000 + i);
+		blk_submit(r, &q, VIRTIO_BLK_T_OUT, (uint64_t)i * (KILL_LEN / SECTOR),
+			   d, KILL_LEN);
+		tokens[i] = q.token;
+	}
+	ring_kick(r);
+	for (int spin = 0; spin < 2000000 && !ring_peek_used(r); spin++)
+		;
+	daemon_kill(&e->d);
+	fe_close(&e->f);
+	in_flight = count_inflight(region, packed, qs);
+
+	/* The successor, as QEMU's reconnect brings it: its SET_VRING_BASE
+	 * is the used index (split) or a stale value (packed). */
+	daemon_start(&e->d, NULL);
+	connect_device(e, packed, ifd, isize, qs);
+	fe_setup_ring(&e->f, r,
+		      packed ? 0x80008000u : ring_used_idx(r), false, true);
+	ring_kick(r);
+	while (done < KILL_REQS) {
+		uint16_t token;
+		uint32_t len;
+		unsigned i;
+
+		if (!ring_get_used(r, &token, &len, 10000)) {
+			daemon_dump_log(&e->d);
+			fail_msg("%u of %u requests completed (lost ones)", done,
+				 KILL_REQS);
+		}
+		for (i = 0; i < KILL_REQS && tokens[i] != token; i++)
+			;
+		assert_true(i < KILL_REQS);
+		if (seen[i]++)
+			fail_msg("request %u completed twice", i);
+		done++;
+	}
+	{
+		uint16_t token;
+		uint32_t len;
+
+		assert_false(ring_get_used(r, &token, &len, 300));
+	}
+	for (unsigned i = 0; i < KILL_REQS; i++)
+		if (!image_has_pattern(&e->d, (uint64_t)i * (KILL_LEN / SECTOR),
+				       KILL_LEN, 1000 + i))
+			fail_msg("request %u's data is not in the image", i);
+	/* Nothing is left in flight once all completed. */
+	assert_int_equal(count_inflight(region, packed, qs), 0);
+	munmap(region, isize);
+	close(ifd);
+	env_close(e);
+	daemon_cleanup(&e->d);
+	return in_flight;
+}
+
+static void killed_daemon(void **state, bool packed)
+{
+	struct env *e = *state;
+	unsigned caught = 0;
+
+	/* A kill lands at a different point each time; repeat until one
+	 * caught requests in flight (each attempt checks exactly-once). */
+	for (int attempt = 0; attempt < 6 && caught == 0; attempt++)
+		caught = kill_attempt(e, packed);
+	if (!caught)
+		fail_msg("no kill caught a request in flight in 6 attempts");
+}
+
+static void split_requests_survive_sigkill(void **state)
+{
+	killed_daemon(state, false);
+}
+
+static void packed_requests_survive_sigkill(void **state)
+{
+	killed_daemon(state, true);
+}
+
+/* A batch that reached the used ring before the crash, with its entries
+ * still marked: the spec's "used_idx does not match" case. A (published)
+ * must not run again; B (in flight) must. */
+static void split_published_batch_is_not_resubmitted(void **state)
+{
+	struct env *e = *state;
+	struct ring *r = &e->r[0];
+	struct vring_used *used;
+	struct blk_req a, b;
+	struct t_split *s;
+	uint64_t da, dbuf;
+	uint16_t token;
+	uint32_t len;
+	size_t isize;
+	uint8_t zero[4096] = {0}, got[4096];
+	int ifd, fd;
+
+	daemon_prepare(&e->d, 16);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(false));
+	ifd = inflight_get(&e->f, 1, 64, &isize);
+	fe_close(&e->f);
+	s = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
+	assert_true(s != MAP_FAILED);
+
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, false);
+	da = gmem_alloc(&e->m, 4096, 4096);
+	dbuf = gmem_alloc(&e->m, 4096, 4096);
+	fill_pattern(gmem_hva(&e->m, da), 4096, 31);
+	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 32);
+	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);
+	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096);
+	/* The dead daemon's work: A completed and published... */
+	used = r->used;
+	used->ring[0].id = htole32((uint32_t)a.token);
+	used->ring[0].len = htole32(1);
+	used->idx = htole16(1);
+	*(uint8_t *)gmem_hva(&e->m, a.status_gpa) = VIRTIO_BLK_S_OK;
+	/* ...but its region still says A and B are in flight. */
+	s->version = 1;
+	s->desc_num = 64;
+	s->used_idx = 0;
+	s->last_batch_head = (uint16_t)a.token;
+	s->desc[a.token] = (struct t_split_desc){.inflight = 1, .counter = 7};
+	s->desc[b.token] = (struct t_split_desc){.inflight = 1, .counter = 8};
+
+	daemon_start(&e->d, NULL);
+	connect_device(e, false, ifd, isize, 64);
+	fe_setup_ring(&e->f, r, 1, false, true);
+	ring_kick(r);
+	assert_true(ring_get_used(r, &token, &len, 1000)); /* A, as crafted */
+	assert_int_equal(token, a.token);
+	assert_int_equal(blk_wait(r, &b), VIRTIO_BLK_S_OK);
+	assert_false(ring_get_used(r, &token, &len, 300));
+	assert_int_equal(ring_used_idx(r), 2);
+	assert_true(image_has_pattern(&e->d, 64, 4096, 32));
+	fd = open(e->d.img, O_RDONLY);
+	assert_int_equal(pread(fd, got, sizeof(got), 0), sizeof(got));
+	close(fd);
+	assert_memory_equal(got, zero, sizeof(got)); /* A did not run again */
+	assert_int_equal(s->desc[a.token].inflight, 0);
+	assert_int_equal(s->desc[b.token].inflight, 0);
+	assert_int_equal(s->used_idx, 2);
+	assert_true(daemon_log_has(&e->d, "resubmitting 1 requests", NULL));
+	munmap(s, isize);
+	close(ifd);
+}
+
+/* Packed: B completed out of order and its used element overwrote A's
+ * head descriptor; A must run from the region's copy, B not again. */
+static void packed_overwritten_chain_is_resubmitted(void **state)
+{
+	struct env *e = *state;
+	struct ring *r = &e->r[0];
+	struct vring_packed_desc *ring, copy[3];
+	struct blk_req a, b;
+	struct t_packed *p;
+	uint64_t da, dbuf;
+	uint16_t token;
+	uint32_t len;
+	size_t isize;
+	int ifd, fd;
+	uint8_t buf[4096];
+
+	daemon_prepare(&e->d, 16);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(true));
+	ifd = inflight_get(&e->f, 1, 64, &isize);
+	fe_close(&e->f);
+	p = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
+	assert_true(p != MAP_FAILED);
+
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, true);
+	ring = r->desc;
+	da = gmem_alloc(&e->m, 4096, 4096);
+	dbuf = gmem_alloc(&e->m, 4096, 4096);
+	fill_pattern(gmem_hva(&e->m, da), 4096, 41);
+	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 42);
+	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);  /* slots 0-2 */
+	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096); /* slots 3-5 */
+	memcpy(copy, ring, sizeof(copy));
+	/* The dead daemon ran B: its data is in the image, its used element
+	 * sits in slot 0 (over A's head), the driver took it and reused
+	 * B's buffer. */
+	fd = open(e->d.img, O_WRONLY);
+	assert_int_equal(pwrite(fd, gmem_hva(&e->m, dbuf), 4096, 64 * SECTOR),
+			 4096);
+	close(fd);
+	ring[0].id = htole16((uint16_t)b.token);
+	ring[0].len = htole32(1);
+	ring[0].flags = htole16(P_AVAIL | P_USED);
+	r->used_pos = 3;
+	r->id_busy[b.token] = false;
+	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 99);
+	/* The region: A's three descriptors in entries 0-2, in flight; the
+	 * free list from entry 3; used position 3, wrap counter 1. */
+	memset(p->desc, 0, 64 * sizeof(p->desc[0]));
+	for (uint16_t i = 0; i < 64; i++)
+		p->desc[i].next = (uint16_t)(i + 1);
+	for (int i = 0; i < 3; i++) {
+		p->desc[i].addr = le64toh(copy[i].addr);
+		p->desc[i].len = le32toh(copy[i].len);
+		p->desc[i].id = le16toh(copy[i].id);
+		p->desc[i].flags = le16toh(copy[i].flags);
+	}
+	p->desc[0].inflight = 1;
+	p->desc[0].num = 3;
+	p->desc[0].last = 2;
+	p->desc[0].counter = 5;
+	p->free_head = p->old_free_head = 3;
+	p->used_idx = p->old_used_idx = 3;
+	p->used_wrap_counter = p->old_used_wrap_counter = 1;
+	p->desc_num = 64;
+	p->version = 1;
+
+	daemon_start(&e->d, NULL);
+	connect_device(e, true, ifd, isize, 64);
+	fe_setup_ring(&e->f, r, 0x80008000u, false, true); /* stale base */
+	ring_kick(r);
+	assert_true(ring_get_used(r, &token, &len, 5000));
+	assert_int_equal(token, a.token);
+	assert_int_equal(*(uint8_t *)gmem_hva(&e->m, a.status_gpa),
+			 VIRTIO_BLK_S_OK);
+	assert_false(ring_get_used(r, &token, &len, 300));
+	assert_true(image_has_pattern(&e->d, 0, 4096, 41));
+	assert_true(image_has_pattern(&e->d, 64, 4096, 42)); /* B not rerun */
+	fd = open(e->d.img, O_RDONLY);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 64 * SECTOR), 4096);
+	close(fd);
+	assert_true(daemon_log_has(&e->d, "resubmitting 1 requests", NULL));
+	munmap(p, isize);
+	close(ifd);
+}
+
+int run_inflight_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(split_published_batch_is_not_resubmitted),
+		T(packed_overwritten_chain_is_resubmitted),
+		T(split_requests_survive_sigkill),
+		T(packed_requests_survive_sigkill),
+#undef T
+	};
+
+	return cmocka_run_group_tests_name("vhost-user inflight", tests, NULL,
+					   NULL);
+}
