@@ -83,23 +83,19 @@ say "\$ $(rel "$VT_BACKEND_CMD")"
 say "virtiod is listening on $(rel "$SOCK") (pid $VT_BACKEND_PID, log $(rel "$LOG"))"
 
 # ---------------------------------------------------------------- 4. guest
+prev=""
 step 4/5 "booting the guest (QEMU, software emulation: about 5-20 s)"
 vt_qemu_start "$CLOG" "$SOCK" 1 1 0 vt.test=demo vt.mb="$MIB" || fail "cannot start QEMU"
-# show the command the way a user would type it: one option per line
+# show the command the way a user would type it, a few options per line
 {
 	printf '      $ %s' "$(rel "${VT_QEMU_CMD[0]}")"
-	set -- "${VT_QEMU_CMD[@]:1}"
-	while [ $# -gt 0 ]; do
-		a=$1 b=${2:-}
+	for a in "${VT_QEMU_CMD[@]:1}"; do
 		case "$a" in
-		-*) if [ -n "$b" ] && [ "${b#-}" = "$b" ]; then
-			[ "$a" = -append ] && b="'$b'"
-			printf ' \\\n          %s %s' "$a" "$(rel "$b")"
-			shift
-		else printf ' \\\n          %s' "$a"; fi ;;
-		*) printf ' %s' "$a" ;;
+		-M | -object | -chardev | -device | -kernel | -initrd | -append | -nodefaults) printf ' \\\n          %s' "$a" ;;
+		-*) printf ' %s' "$a" ;;
+		*) case "$prev" in -append) printf " '%s'" "$a" ;; *) printf ' %s' "$(rel "$a")" ;; esac ;;
 		esac
-		shift
+		prev=$a
 	done
 	echo
 }

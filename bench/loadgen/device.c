@@ -159,6 +159,11 @@ static int negotiate(struct lg_dev *d, const struct lg_job *job)
 			(1ull << VIRTIO_BLK_F_MQ) | (1ull << VIRTIO_BLK_F_RO);
 	if (!job->no_event_idx)
 		want |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+	/* Linux acks FLUSH when offered and gets a writeback cache; without
+	 * it a device must be writethrough (virtio 1.2 §5.2.5.1), which would
+	 * time fdatasync instead of the backend. */
+	if (!job->writethrough)
+		want |= 1ull << VIRTIO_BLK_F_FLUSH;
 	d->features = offered & want;
 	return vu_set_features(&d->vu, d->features);
 }

@@ -32,6 +32,7 @@ struct lg_job {
 	uint64_t seed;
 	uint64_t region; /* bytes used from offset 0; 0 = capacity */
 	bool no_event_idx;
+	bool writethrough; /* do not ack VIRTIO_BLK_F_FLUSH */
 	pid_t backend_pid; /* 0: no backend CPU figure */
 	int connect_timeout_ms;
 };

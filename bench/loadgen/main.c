@@ -37,6 +37,8 @@ static const char usage[] =
 	"  --queue-size N     ring size (smallest power of two >= 128 that\n"
 	"                     holds 3 x iodepth)\n"
 	"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+	"  --writethrough     do not negotiate VIRTIO_BLK_F_FLUSH (the device\n"
+	"                     must then complete writes only once stable)\n"
 	"  --connect-timeout S  wait this long for the socket (5)\n"
 	"  --make-image FILE  write the pattern into FILE (--size), no "
 	"backend\n"
@@ -106,6 +108,7 @@ enum {
 	O_LABEL,
 	O_QSIZE,
 	O_NO_EVENT_IDX,
+	O_WRITETHROUGH,
 	O_CONNECT_TIMEOUT,
 	O_MAKE_IMAGE,
 	O_CHECK_IMAGE,
@@ -129,6 +132,7 @@ static const struct option longopts[] = {
 	{"label", required_argument, NULL, O_LABEL},
 	{"queue-size", required_argument, NULL, O_QSIZE},
 	{"no-event-idx", no_argument, NULL, O_NO_EVENT_IDX},
+	{"writethrough", no_argument, NULL, O_WRITETHROUGH},
 	{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
 	{"make-image", required_argument, NULL, O_MAKE_IMAGE},
 	{"check-image", required_argument, NULL, O_CHECK_IMAGE},
@@ -234,6 +238,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case O_NO_EVENT_IDX:
 			j->no_event_idx = true;
+			break;
+		case O_WRITETHROUGH:
+			j->writethrough = true;
 			break;
 		case O_CONNECT_TIMEOUT:
 			rc = parse_uint(name, optarg, 0, 3600, 0, &v);

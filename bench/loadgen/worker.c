@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,8 +92,11 @@ static void kick(struct lg_queue *q)
 {
 	if (lg_vring_flush(&q->vr)) {
 		uint64_t one = 1;
-		if (write(q->kick_fd, &one, sizeof(one)) != sizeof(one))
+		if (write(q->kick_fd, &one, sizeof(one)) != sizeof(one)) {
 			q->fatal = -errno;
+			fprintf(stderr, "vd-loadgen: q%u: kick: %s\n", q->index,
+				strerror(errno));
+		}
 	}
 }
 

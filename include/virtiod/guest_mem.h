@@ -23,9 +23,9 @@ enum vd_mem_access {
 };
 
 struct vd_mem_region {
-	uint64_t gpa;  /* guest-physical start */
-	uint64_t size; /* bytes, > 0 */
-	void *hva;     /* host mapping of gpa */
+	uint64_t gpa;	/* guest-physical start */
+	uint64_t size;	/* bytes, > 0 */
+	void *hva;	/* host mapping of gpa */
 	uint64_t uaddr; /* frontend virtual address (vhost-user), else 0 */
 	/* Called once the region is no longer visible to any reader (after
 	 * removal or vd_mem_free): unmap, close fds. May be NULL. */
@@ -121,7 +121,6 @@ void *vd_mem_uaddr_to_hva(struct vd_mem *mem, uint64_t uaddr, uint64_t len,
 
 /* Copy helpers for small structures (bounds-checked, cross regions). */
 int vd_mem_read(struct vd_mem *mem, uint64_t gpa, void *buf, size_t len);
-int vd_mem_write(struct vd_mem *mem, uint64_t gpa, const void *buf,
-		 size_t len);
+int vd_mem_write(struct vd_mem *mem, uint64_t gpa, const void *buf, size_t len);
 
 #endif

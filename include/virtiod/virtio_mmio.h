@@ -70,10 +70,8 @@ unsigned vd_mmio_num_queues(const struct vd_mmio *m);
  * Returns 0, or -EINVAL when the access was ignored (wrong width, unknown
  * or read-only register, refused setup; logged, reads give 0). Calls come
  * from one thread at a time. */
-int vd_mmio_read(struct vd_mmio *m, uint64_t off, unsigned size,
-		 uint64_t *val);
-int vd_mmio_write(struct vd_mmio *m, uint64_t off, unsigned size,
-		  uint64_t val);
+int vd_mmio_read(struct vd_mmio *m, uint64_t off, unsigned size, uint64_t *val);
+int vd_mmio_write(struct vd_mmio *m, uint64_t off, unsigned size, uint64_t val);
 
 /* As if the driver wrote 0 to Status. */
 void vd_mmio_reset(struct vd_mmio *m);

@@ -32,13 +32,13 @@ struct vd_gpa_range {
 /* One popped descriptor chain. "read" buffers are device-readable (driver
  * "out"), "write" buffers are device-writable (driver "in"). */
 struct vd_vq_elem {
-	uint16_t id;      /* split: head index; packed: buffer id */
-	uint16_t ndescs;  /* packed: ring slots the chain used */
-	uint32_t slot;    /* 0..queue size-1, stable while popped: index for
-			     the device's per-request state */
+	uint16_t id;	 /* split: head index; packed: buffer id */
+	uint16_t ndescs; /* packed: ring slots the chain used */
+	uint32_t slot;	 /* 0..queue size-1, stable while popped: index for
+			    the device's per-request state */
 	unsigned n_read, n_write;
 	uint64_t read_len, write_len; /* byte totals */
-	struct iovec *read_iov;       /* n_read entries */
+	struct iovec *read_iov;	      /* n_read entries */
 	struct iovec *write_iov;      /* n_write entries */
 	unsigned n_write_gpa;
 	struct vd_gpa_range *write_gpa; /* writable descriptors, for logging */
@@ -49,23 +49,23 @@ struct vd_vq;
 /* Why a queue broke, for tests and logs. */
 enum vd_vq_error {
 	VD_VQ_OK = 0,
-	VD_VQ_ERR_HEAD_RANGE,      /* head index >= queue size */
-	VD_VQ_ERR_NEXT_RANGE,      /* next index >= queue size / table size */
-	VD_VQ_ERR_CHAIN_LOOP,      /* loop or chain longer than the queue */
-	VD_VQ_ERR_NESTED_INDIRECT, /* indirect descriptor inside a table */
-	VD_VQ_ERR_INDIRECT_SIZE,   /* table empty, not a multiple of 16 or
-				      over VD_VQ_MAX_SIZE entries; INDIRECT
-				      with NEXT; packed: inside a chain */
-	VD_VQ_ERR_ADDR,            /* buffer outside guest memory */
-	VD_VQ_ERR_ADDR_WRAP,       /* addr + len wraps 2^64 */
-	VD_VQ_ERR_CHAIN_LEN,       /* total chain length over 2^32 */
-	VD_VQ_ERR_AVAIL_IDX,       /* avail idx moved by more than the size */
+	VD_VQ_ERR_HEAD_RANGE,	    /* head index >= queue size */
+	VD_VQ_ERR_NEXT_RANGE,	    /* next index >= queue size / table size */
+	VD_VQ_ERR_CHAIN_LOOP,	    /* loop or chain longer than the queue */
+	VD_VQ_ERR_NESTED_INDIRECT,  /* indirect descriptor inside a table */
+	VD_VQ_ERR_INDIRECT_SIZE,    /* table empty, not a multiple of 16 or
+				       over VD_VQ_MAX_SIZE entries; INDIRECT
+				       with NEXT; packed: inside a chain */
+	VD_VQ_ERR_ADDR,		    /* buffer outside guest memory */
+	VD_VQ_ERR_ADDR_WRAP,	    /* addr + len wraps 2^64 */
+	VD_VQ_ERR_CHAIN_LEN,	    /* total chain length over 2^32 */
+	VD_VQ_ERR_AVAIL_IDX,	    /* avail idx moved by more than the size */
 	VD_VQ_ERR_READ_AFTER_WRITE, /* readable after a writable descriptor */
-	VD_VQ_ERR_IOV_BUDGET,      /* more segments than the element holds */
-	VD_VQ_ERR_BUFFER_ID,       /* id out of range (packed) or already in
-				      flight (split head, packed id) */
-	VD_VQ_ERR_PUSH,            /* device pushed an element not popped */
-	VD_VQ_ERR_INDIRECT_FEATURE, /* INDIRECT without VIRTIO_F_INDIRECT_DESC */
+	VD_VQ_ERR_IOV_BUDGET,	    /* more segments than the element holds */
+	VD_VQ_ERR_BUFFER_ID,	    /* id out of range (packed) or already in
+				       flight (split head, packed id) */
+	VD_VQ_ERR_PUSH,		    /* device pushed an element not popped */
+	VD_VQ_ERR_INDIRECT_FEATURE, /* INDIRECT flag, feature not negotiated */
 };
 const char *vd_vq_error_str(enum vd_vq_error e);
 
@@ -88,14 +88,14 @@ struct vd_vq_hooks {
 
 struct vd_vq_config {
 	enum vd_vq_layout layout;
-	uint16_t num;   /* queue size: power of two for split, any for packed */
+	uint16_t num;	/* queue size: power of two for split, any for packed */
 	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
-	bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated */
 	/* Host pointers to the rings, each mapped for its full size
 	 * (vd_vq_ring_sizes). split: desc, avail, used.
 	 * packed: desc, driver event area, device event area. */
 	void *desc, *driver, *device;
-	/* Guest-physical address of the used ring / device area, for logging. */
+	/* Guest-physical address of the used ring / device area (logging). */
 	uint64_t device_gpa;
 	/* Guest-physical address of the descriptor ring: packed used
 	 * descriptors are written there (logging). */
@@ -111,8 +111,8 @@ struct vd_vq_config {
 };
 
 /* Ring byte sizes for a layout and size (for mapping and validation). */
-void vd_vq_ring_sizes(enum vd_vq_layout layout, uint16_t num,
-		      size_t *desc_len, size_t *driver_len, size_t *device_len);
+void vd_vq_ring_sizes(enum vd_vq_layout layout, uint16_t num, size_t *desc_len,
+		      size_t *driver_len, size_t *device_len);
 
 /* Allocates all element storage. -EINVAL on a bad config. */
 int vd_vq_new(const struct vd_vq_config *cfg, struct vd_mem *mem,
@@ -122,7 +122,9 @@ void vd_vq_free(struct vd_vq *vq);
 
 /* Pop the next available chain. Returns 1 and *out, 0 if none is available
  * (or the queue is broken), or 0 with the queue broken on malformed input.
- * The element stays owned by the device until pushed. */
+ * The element stays owned by the device until pushed. With EVENT_IDX, the
+ * pop that finds the ring empty asks the driver to kick for the next entry
+ * (avail_event); a device that stops popping earlier must rekick itself. */
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
 /* Complete an element: `written` bytes were written to its write buffers.
  * Order is free (out of order allowed). Releases mapper pins first. */

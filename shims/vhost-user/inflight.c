@@ -498,10 +498,15 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 		return -EINVAL;
 	}
 	if (cfg->num > desc_num) {
-		snprintf(why, whylen,
-			 "ring size %u above the inflight queue size %u",
-			 cfg->num, desc_num);
-		return -EINVAL;
+		/* QEMU sizes the area by its queue-size property, but over
+		 * virtio-mmio the driver may pick a larger ring (QEMU 7.2
+		 * offers 1024). Serving it untracked beats refusing it. */
+		vd_warn(vr->who,
+			"ring of %u above the inflight area's %u entries: "
+			"requests of this ring are not tracked (QEMU: set "
+			"queue-size=%u)",
+			cfg->num, desc_num, cfg->num);
+		return 0;
 	}
 	rc = alloc_local(vr, packed, desc_num, cfg->num);
 	if (rc) {

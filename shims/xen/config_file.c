@@ -65,8 +65,9 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 #define NEED_NUM(max)                                                          \
 	do {                                                                   \
 		if (parse_u64(val, (max), &x) < 0) {                           \
-			snprintf(err, errlen, "%s: expected a number up to "   \
-					      "%llu",                          \
+			snprintf(err, errlen,                                  \
+				 "%s: expected a number up to "                \
+				 "%llu",                                       \
 				 w, (unsigned long long)(max));                \
 			return -EINVAL;                                        \
 		}                                                              \
@@ -218,8 +219,9 @@ int vd_xen_config_file_main(const char *path, volatile int *stop)
 	for (unsigned i = 0; i < n; i++) {
 		if (!specs[i].have_domid || !specs[i].have_base ||
 		    !specs[i].have_irq) {
-			vd_err(sup->who, "%s: device %u (%s) needs domid=, base= "
-					 "and irq= (dom0less has no toolstack)",
+			vd_err(sup->who,
+			       "%s: device %u (%s) needs domid=, base= "
+			       "and irq= (dom0less has no toolstack)",
 			       path, i + 1, specs[i].type);
 			rc = -EINVAL;
 		}

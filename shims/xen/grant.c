@@ -24,8 +24,7 @@ struct vd_xen_grant {
 	pthread_mutex_t rl_lock;
 };
 
-int vd_xen_grant_new(uint32_t domid, const char *who,
-		     struct vd_xen_grant **out)
+int vd_xen_grant_new(uint32_t domid, const char *who, struct vd_xen_grant **out)
 {
 	struct vd_xen_grant *g = calloc(1, sizeof(*g));
 
@@ -35,8 +34,9 @@ int vd_xen_grant_new(uint32_t domid, const char *who,
 	if (!g->gt) {
 		int rc = errno ? -errno : -EIO;
 
-		vd_err(who, "cannot open the grant-table device: %s (load "
-			    "xen-gntdev)",
+		vd_err(who,
+		       "cannot open the grant-table device: %s (load "
+		       "xen-gntdev)",
 		       strerror(-rc));
 		free(g);
 		return rc;
@@ -83,8 +83,8 @@ static int refuse(struct vd_xen_grant *g, uint64_t addr, uint64_t len,
 }
 
 /* Map `npages` consecutive references from `ref`. */
-static uint8_t *map_refs(struct vd_xen_grant *g, uint32_t ref,
-			 uint32_t npages, bool write)
+static uint8_t *map_refs(struct vd_xen_grant *g, uint32_t ref, uint32_t npages,
+			 bool write)
 {
 	uint32_t refs[CHUNK_PAGES];
 	void *p;
@@ -104,8 +104,8 @@ static void unmap_span(struct vd_xen_grant *g, const void *p, uint64_t len)
 {
 	uintptr_t a = (uintptr_t)p;
 	uintptr_t base = a & ~(uintptr_t)(VD_XEN_PAGE_SIZE - 1);
-	uint64_t np = ((a - base) + len + VD_XEN_PAGE_SIZE - 1) >>
-		      VD_XEN_PAGE_SHIFT;
+	uint64_t np =
+		((a - base) + len + VD_XEN_PAGE_SIZE - 1) >> VD_XEN_PAGE_SHIFT;
 
 	atomic_fetch_add(&g->unmap_calls, 1);
 	xengnttab_unmap(g->gt, (void *)base, (uint32_t)np);
@@ -118,7 +118,8 @@ static int parse(struct vd_xen_grant *g, uint64_t addr, uint64_t len,
 	uint64_t r;
 
 	if (!(addr & VD_XEN_GRANT_BIT))
-		return refuse(g, addr, len, "not a grant address (bit 63 clear)");
+		return refuse(g, addr, len,
+			      "not a grant address (bit 63 clear)");
 	r = (addr & ~VD_XEN_GRANT_BIT) >> VD_XEN_PAGE_SHIFT;
 	*off = (uint32_t)(addr & (VD_XEN_PAGE_SIZE - 1));
 	*npages = (*off + len + VD_XEN_PAGE_SIZE - 1) >> VD_XEN_PAGE_SHIFT;
@@ -147,8 +148,8 @@ static int gr_translate(void *ctx, uint64_t gpa, uint64_t len,
 	    (npages + CHUNK_PAGES - 1) / CHUNK_PAGES > max_iov - n)
 		return -ENOBUFS;
 	while (len) {
-		uint32_t np = npages < CHUNK_PAGES ? (uint32_t)npages
-						   : CHUNK_PAGES;
+		uint32_t np =
+			npages < CHUNK_PAGES ? (uint32_t)npages : CHUNK_PAGES;
 		uint64_t chunk = (uint64_t)np * VD_XEN_PAGE_SIZE - off;
 		uint8_t *p;
 

@@ -22,7 +22,8 @@ int vd_xen_irq_init(struct vd_xen_irq *irq, xendevicemodel_handle *dm,
 	case VD_XEN_ARCH_ARM:
 		/* GIC SPIs are 32..1019; the toolstack hands out 33 up. */
 		if (line < 32 || line > 1019) {
-			vd_err(who, "irq %u is not an Arm SPI (32..1019)", line);
+			vd_err(who, "irq %u is not an Arm SPI (32..1019)",
+			       line);
 			return -EINVAL;
 		}
 		irq->kind = VD_XEN_IRQ_SPI;
@@ -30,34 +31,44 @@ int vd_xen_irq_init(struct vd_xen_irq *irq, xendevicemodel_handle *dm,
 	case VD_XEN_ARCH_X86:
 		break;
 	default:
-		vd_err(who, "cannot tell the hypervisor's architecture "
-			    "(XENVER_capabilities); refusing to raise interrupts");
+		vd_err(who,
+		       "cannot tell the hypervisor's architecture "
+		       "(XENVER_capabilities); refusing to raise interrupts");
 		return -EOPNOTSUPP;
 	}
 	if (line == 0 || line == 2 || line > 15) {
-		vd_err(who, "irq %u: x86 guests take ISA IRQs 1 and 3..15", line);
+		vd_err(who, "irq %u: x86 guests take ISA IRQs 1 and 3..15",
+		       line);
 		return -EINVAL;
 	}
 	rc = vd_xen_dominfo(xch, domid, &info);
 	if (rc < 0) {
-		vd_err(who, "domain %u: cannot read its type (%s); ISA "
-			    "interrupts are refused without it, since they "
-			    "crash Xen for PVH guests",
+		vd_err(who,
+		       "domain %u: cannot read its type (%s); ISA "
+		       "interrupts are refused without it, since they "
+		       "crash Xen for PVH guests",
 		       domid, strerror(-rc));
 		return rc == -ESRCH ? rc : -EOPNOTSUPP;
 	}
 	if (!info.isa_irqs) {
-		vd_err(who, "domain %u is PVH (no emulated PIC/IO-APIC): x86 "
-			    "virtio-mmio interrupts need an HVM guest "
-			    "(type=\"hvm\")",
+		vd_err(who,
+		       "domain %u is PVH (no emulated PIC/IO-APIC): x86 "
+		       "virtio-mmio interrupts need an HVM guest "
+		       "(type=\"hvm\")",
 		       domid);
 		return -EOPNOTSUPP;
 	}
 	if (line == 5 || line == 10 || line == 11)
-		vd_warn(who, "irq %u: hvmloader routes it to PCI links; "
-			     "choose another ISA IRQ (e.g. 7)",
+		vd_warn(who,
+			"irq %u: hvmloader routes it to PCI links; "
+			"choose another ISA IRQ (e.g. 7)",
 			line);
 	irq->kind = VD_XEN_IRQ_ISA;
+	/* A predecessor killed between raising and lowering the line left
+	 * it asserted, and an asserted line takes no new edge: lower it. */
+	if (xendevicemodel_set_isa_irq_level(dm, domid, (uint8_t)line, 0) < 0)
+		vd_warn(who, "irq %u: cannot lower the line: %s", line,
+			strerror(errno));
 	return 0;
 }
 
@@ -69,8 +80,8 @@ void vd_xen_irq_raise(struct vd_xen_irq *irq)
 		/* The toolstack declares virtio SPIs edge-rising, and Xen's
 		 * vGIC ignores level 0 for edge interrupts: level 1 is one
 		 * edge. */
-		rc = xendevicemodel_set_irq_level(irq->dm, irq->domid,
-						  irq->irq, 1);
+		rc = xendevicemodel_set_irq_level(irq->dm, irq->domid, irq->irq,
+						  1);
 	} else {
 		/* Xen fires on the 0→1 change of the per-IRQ assert bit: a
 		 * line left high would swallow every later edge. */

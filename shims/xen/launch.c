@@ -40,8 +40,7 @@ static int build_model(const struct vd_xen_device_spec *s,
 	return rc;
 }
 
-int vd_xen_serve_spec(const struct vd_xen_device_spec *spec,
-		      volatile int *stop)
+int vd_xen_serve_spec(const struct vd_xen_device_spec *spec, volatile int *stop)
 {
 	struct vd_xen_config cfg = spec->cfg;
 	struct vd_model *model = NULL;
@@ -55,8 +54,9 @@ int vd_xen_serve_spec(const struct vd_xen_device_spec *spec,
 		return rc;
 	if (spec->expect_device_id &&
 	    model->device_id != spec->expect_device_id) {
-		vd_err(cfg.who, "the guest expects virtio device %u, \"%s\" "
-				"is device %u",
+		vd_err(cfg.who,
+		       "the guest expects virtio device %u, \"%s\" "
+		       "is device %u",
 		       spec->expect_device_id, spec->type, model->device_id);
 		model->ops->destroy(model);
 		return -EINVAL;
@@ -68,7 +68,7 @@ static volatile int child_stop;
 
 static void on_signal(int sig)
 {
-	child_stop = sig == SIGHUP ? VD_XEN_HANDOVER : VD_XEN_STOP;
+	child_stop = sig == SIGUSR1 ? VD_XEN_HANDOVER : VD_XEN_STOP;
 }
 
 static void child_main(const struct vd_xen_device_spec *spec)
@@ -81,7 +81,7 @@ static void child_main(const struct vd_xen_device_spec *spec)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	child_stop = 0;
 	rc = vd_xen_serve_spec(spec, &child_stop);
 	_exit(rc < 0 ? 1 : 0);
@@ -145,7 +145,7 @@ void vd_xen_super_signal(struct vd_xen_super *sup, unsigned slot, int how)
 	struct vd_xen_child *c = &sup->c[slot];
 
 	if (c->used && c->running)
-		kill(c->pid, how == VD_XEN_HANDOVER ? SIGHUP : SIGTERM);
+		kill(c->pid, how == VD_XEN_HANDOVER ? SIGUSR1 : SIGTERM);
 }
 
 unsigned vd_xen_super_reap(struct vd_xen_super *sup)
@@ -164,13 +164,13 @@ unsigned vd_xen_super_reap(struct vd_xen_super *sup)
 			c->status = st;
 			n++;
 			if (WIFSIGNALED(st))
-				vd_warn(sup->who, "%s: process %d killed by "
-						  "signal %d",
+				vd_warn(sup->who,
+					"%s: process %d killed by "
+					"signal %d",
 					c->spec.who, (int)pid, WTERMSIG(st));
 			else
 				vd_info(sup->who, "%s: process %d ended (%d)",
-					c->spec.who, (int)pid,
-					WEXITSTATUS(st));
+					c->spec.who, (int)pid, WEXITSTATUS(st));
 		}
 	}
 	return n;

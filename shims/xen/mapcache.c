@@ -34,7 +34,7 @@ struct vd_xen_mapcache {
 	xenforeignmemory_handle *fmem;
 	uint32_t domid;
 	const char *who;
-	unsigned capacity; /* cached buckets kept when unpinned */
+	unsigned capacity;     /* cached buckets kept when unpinned */
 	struct entry **by_key; /* cached entries, sorted by key */
 	unsigned n_key, cap_key;
 	struct entry **by_hva; /* every live mapping, sorted by hva */
@@ -122,7 +122,7 @@ static struct entry *find_key(struct vd_xen_mapcache *mc, uint64_t key)
 	unsigned i = lower_key(mc, key);
 
 	return i < mc->n_key && mc->by_key[i]->key == key ? mc->by_key[i]
-							    : NULL;
+							  : NULL;
 }
 
 /* The live mapping containing host address p. */
@@ -205,9 +205,8 @@ static struct entry *map_frames(struct vd_xen_mapcache *mc, uint64_t key,
 		err[i] = 0;
 	}
 	mc->st.map_calls++;
-	e->hva = xenforeignmemory_map(mc->fmem, mc->domid,
-				      PROT_READ | PROT_WRITE, npages, pfns,
-				      err);
+	e->hva = xenforeignmemory_map(
+		mc->fmem, mc->domid, PROT_READ | PROT_WRITE, npages, pfns, err);
 	if (!e->hva) {
 		vd_log_ratelimited(&mc->rl, VD_LOG_WARN, mc->who,
 				   "cannot map guest frames 0x%llx+%u: %s",
@@ -225,9 +224,8 @@ static struct entry *map_frames(struct vd_xen_mapcache *mc, uint64_t key,
 	e->key = key;
 	e->npages = npages;
 	mc->st.pages_mapped += npages;
-	if (!nvalid ||
-	    array_insert(&mc->by_hva, &mc->n_hva, &mc->cap_hva,
-			 lower_hva(mc, e->hva), e) < 0) {
+	if (!nvalid || array_insert(&mc->by_hva, &mc->n_hva, &mc->cap_hva,
+				    lower_hva(mc, e->hva), e) < 0) {
 		xenforeignmemory_unmap(mc->fmem, e->hva, npages);
 		mc->st.unmap_calls++;
 		free(e);
@@ -313,8 +311,8 @@ static int mc_translate(void *ctx, uint64_t gpa, uint64_t len,
 	/* One iovec per bucket touched; bounded by max_iov. */
 	while (len) {
 		uint64_t off = gpa & (BUCKET_SIZE - 1);
-		uint64_t chunk = BUCKET_SIZE - off < len ? BUCKET_SIZE - off
-							 : len;
+		uint64_t chunk =
+			BUCKET_SIZE - off < len ? BUCKET_SIZE - off : len;
 		struct entry *e;
 
 		if (n >= max_iov) {

@@ -89,18 +89,31 @@ static void xs_set_state(struct xdev *x, int state)
 
 	unsigned n;
 	char **dir;
+	bool ok;
 
 	if (!x->xs || !x->cfg->xs_backend_path)
 		return;
-	/* Never re-create a node the toolstack removed. */
-	dir = xs_directory(x->xs, XBT_NULL, x->cfg->xs_backend_path, &n);
-	free(dir);
-	if (!dir)
-		return;
 	snprintf(path, sizeof(path), "%s/state", x->cfg->xs_backend_path);
 	snprintf(val, sizeof(val), "%d", state);
-	if (!xs_write(x->xs, XBT_NULL, path, val, strlen(val)))
-		vd_warn(x->who, "cannot write %s: %s", path, strerror(errno));
+	/* Never re-create a node the toolstack removed: look and write in
+	 * one transaction (bounded retries on a conflict). */
+	for (int tries = 0; tries < 8; tries++) {
+		xs_transaction_t t = xs_transaction_start(x->xs);
+
+		if (t == XBT_NULL)
+			break;
+		dir = xs_directory(x->xs, t, x->cfg->xs_backend_path, &n);
+		free(dir);
+		ok = dir && xs_write(x->xs, t, path, val, strlen(val));
+		if (xs_transaction_end(x->xs, t, !ok)) {
+			if (dir && !ok)
+				vd_warn(x->who, "cannot write %s", path);
+			return;
+		}
+		if (errno != EAGAIN)
+			break;
+	}
+	vd_warn(x->who, "cannot write %s: %s", path, strerror(errno));
 }
 
 static int check_config(const struct vd_xen_config *cfg,
@@ -113,16 +126,18 @@ static int check_config(const struct vd_xen_config *cfg,
 		       cfg->domid);
 		return -EINVAL;
 	}
-	if (size < 0x100 + model->config_size || cfg->mmio_base + size - 1 <
-							 cfg->mmio_base) {
-		vd_err(who, "MMIO window 0x%" PRIx64 "+0x%" PRIx64
-			    " cannot hold the registers and a %u-byte config",
+	if (size < 0x100 + model->config_size ||
+	    cfg->mmio_base + size - 1 < cfg->mmio_base) {
+		vd_err(who,
+		       "MMIO window 0x%" PRIx64 "+0x%" PRIx64
+		       " cannot hold the registers and a %u-byte config",
 		       cfg->mmio_base, size, model->config_size);
 		return -EINVAL;
 	}
 	if (cfg->mmio_base & 0xfff)
-		vd_warn(who, "MMIO base 0x%" PRIx64 " is not page aligned; "
-			     "Linux expects virtio-mmio windows on a page",
+		vd_warn(who,
+			"MMIO base 0x%" PRIx64 " is not page aligned; "
+			"Linux expects virtio-mmio windows on a page",
 			cfg->mmio_base);
 	return 0;
 }
@@ -228,8 +243,9 @@ static void restore_device(struct xdev *x, const struct vd_xen_prev *prev)
 				   "in-flight packed chains lost in a restart");
 out:
 	if (rc < 0)
-		vd_warn(x->who, "device state of the predecessor unusable (%s); "
-				"the device starts reset",
+		vd_warn(x->who,
+			"device state of the predecessor unusable (%s); "
+			"the device starts reset",
 			strerror(-rc));
 	else
 		vd_info(x->who, "device state restored (%s)",
@@ -250,6 +266,10 @@ static bool guest_alive(struct xdev *x)
 		return true;
 	rc = vd_xen_dominfo(x->xch, x->cfg->domid, &info);
 	if (rc == -ESRCH || (rc == 0 && info.dying))
+		return false;
+	/* The same domid on another domain: ours is gone. */
+	if (rc == 0 && x->have_info &&
+	    memcmp(info.handle, x->info.handle, sizeof(info.handle)))
 		return false;
 	return true;
 }
@@ -375,8 +395,8 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		goto fail_model;
 	}
 	x.have_info = rc == 0;
-	rc = x.qs ? vd_xen_server_open(&x.srv, cfg->domid, cfg->mmio_base,
-				       size, x.who)
+	rc = x.qs ? vd_xen_server_open(&x.srv, cfg->domid, cfg->mmio_base, size,
+				       x.who)
 		  : -ENOMEM;
 	if (rc < 0)
 		goto fail_model;
@@ -438,15 +458,19 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		"serving domain %u: virtio-mmio 0x%" PRIx64 "-0x%" PRIx64
 		" irq %u, %u vCPUs, IOREQ server %u%s, %s memory",
 		cfg->domid, cfg->mmio_base, cfg->mmio_base + size - 1, cfg->irq,
-		x.srv.nr_vcpus, x.srv.id, x.srv.taken_over ? " (taken over)" : "",
+		x.srv.nr_vcpus, x.srv.id,
+		x.srv.taken_over ? " (taken over)" : "",
 		cfg->mem_mode == VD_XEN_MEM_GRANT ? "grant" : "foreign");
 	/* A predecessor may have left vCPUs waiting, their event consumed:
 	 * answer them now. */
 	for (unsigned v = 0; v < x.srv.nr_vcpus; v++)
 		vd_xen_ioreq_handle(&x.io, v, x.srv.taken_over);
 	rc = serve_loop(&x, stop, &gone);
-	handover = !gone && stop && *stop == VD_XEN_HANDOVER;
-	vd_info(x.who, "%s: %" PRIu64 " MMIO ioreqs, %" PRIu64
+	/* Without a record no successor could find the server: remove it
+	 * rather than leave an orphan claiming the window. */
+	handover = !gone && stop && *stop == VD_XEN_HANDOVER && x.state;
+	vd_info(x.who,
+		"%s: %" PRIu64 " MMIO ioreqs, %" PRIu64
 		" invalidations, %" PRIu64 " unsupported, %" PRIu64
 		" spurious events",
 		handover ? "handing over" : "stopping", x.io.stats.mmio,

@@ -53,10 +53,10 @@ int vd_xen_dominfo(xc_interface *xch, uint32_t domid,
 #if defined(__x86_64__) || defined(__i386__)
 	/* PVH has no emulated PIC/IO-APIC: an ISA IRQ would reach code that
 	 * is not there (it crashed Xen 4.17.7). */
-	out->isa_irqs = out->hvm &&
-			(info.arch_config.emulation_flags &
-			 (XEN_X86_EMU_PIC | XEN_X86_EMU_IOAPIC)) ==
-				(XEN_X86_EMU_PIC | XEN_X86_EMU_IOAPIC);
+	out->isa_irqs =
+		out->hvm && (info.arch_config.emulation_flags &
+			     (XEN_X86_EMU_PIC | XEN_X86_EMU_IOAPIC)) ==
+				    (XEN_X86_EMU_PIC | XEN_X86_EMU_IOAPIC);
 #endif
 	memcpy(out->handle, info.handle, sizeof(out->handle));
 	return 0;
@@ -77,9 +77,10 @@ int vd_xen_server_open(struct vd_xen_server *s, uint32_t domid, uint64_t base,
 	s->xce = xenevtchn_open(NULL, 0);
 	if (!s->dm || !s->fmem || !s->xce) {
 		rc = errno ? -errno : -EIO;
-		vd_err(who, "cannot open the Xen device-model, foreign-memory "
-			    "or event-channel interface: %s (is this dom0 or a "
-			    "driver domain with privcmd and evtchn?)",
+		vd_err(who,
+		       "cannot open the Xen device-model, foreign-memory "
+		       "or event-channel interface: %s (is this dom0 or a "
+		       "driver domain with privcmd and evtchn?)",
 		       strerror(-rc));
 		goto fail;
 	}
@@ -91,8 +92,9 @@ int vd_xen_server_open(struct vd_xen_server *s, uint32_t domid, uint64_t base,
 		goto fail;
 	}
 	if (s->nr_vcpus == 0 || s->nr_vcpus > VD_XEN_MAX_VCPUS) {
-		vd_err(who, "domain %u has %u vCPUs; one ioreq page serves "
-			    "1..%lu",
+		vd_err(who,
+		       "domain %u has %u vCPUs; one ioreq page serves "
+		       "1..%lu",
 		       domid, s->nr_vcpus, (unsigned long)VD_XEN_MAX_VCPUS);
 		rc = -EINVAL;
 		goto fail;
@@ -223,7 +225,8 @@ int vd_xen_server_restrict(struct vd_xen_server *s)
 	    xenevtchn_restrict(s->xce, (domid_t)s->domid) < 0) {
 		int rc = errno ? -errno : -EIO;
 
-		vd_err(s->who, "cannot restrict the Xen handles to domain %u: %s",
+		vd_err(s->who,
+		       "cannot restrict the Xen handles to domain %u: %s",
 		       s->domid, strerror(-rc));
 		return rc;
 	}

@@ -371,8 +371,8 @@ static void on_publish(void *ctx, uint16_t used_idx, bool used_wrap)
 }
 
 void vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
-			      const struct vd_vq_config *vq,
-			      unsigned n_requeue, struct vd_vq_hooks *hooks)
+			      const struct vd_vq_config *vq, unsigned n_requeue,
+			      struct vd_vq_hooks *hooks)
 {
 	struct qarea *a = area(s->map, s->qmax, i);
 	struct vd_xen_qtrack *t = &s->tr[i];

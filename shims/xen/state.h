@@ -49,7 +49,7 @@ void vd_xen_state_set_device(struct vd_xen_state *s,
 /* Queue i starts at `vq`'s position with n_requeue chains to serve first:
  * reset its in-flight record and hook its thread to it. */
 void vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
-			      const struct vd_vq_config *vq,
-			      unsigned n_requeue, struct vd_vq_hooks *hooks);
+			      const struct vd_vq_config *vq, unsigned n_requeue,
+			      struct vd_vq_hooks *hooks);
 
 #endif

@@ -16,14 +16,14 @@ enum vd_xen_mem_mode {
 
 struct vd_xen_config {
 	uint32_t domid;
-	uint64_t mmio_base;  /* window start */
-	uint64_t mmio_size;  /* window length (0x200 if 0) */
-	uint32_t irq;        /* Arm SPI or x86 ISA IRQ */
+	uint64_t mmio_base; /* window start */
+	uint64_t mmio_size; /* window length (0x200 if 0) */
+	uint32_t irq;	    /* Arm SPI or x86 ISA IRQ */
 	enum vd_xen_mem_mode mem_mode;
 	unsigned map_cache_size; /* mapping cache size in MiB (0: default,
 				    64; VD_XEN_MAP_CACHE_NONE: map per
 				    request) */
-	const char *who;         /* log subject */
+	const char *who;	 /* log subject */
 	/* xenstore backend path to report state to, or NULL (explicit mode) */
 	const char *xs_backend_path;
 	/* Where the restart record lives (NULL: /run/virtiod). */
@@ -32,10 +32,11 @@ struct vd_xen_config {
 
 #define VD_XEN_MAP_CACHE_NONE 0xffffffffu
 
-/* Values of *stop for vd_xen_serve. */
-#define VD_XEN_STOP	1 /* remove the device: destroy the IOREQ server */
-#define VD_XEN_HANDOVER 2 /* restart: drain, record the device state and
-			     leave the server for the next daemon */
+/* Values of *stop for vd_xen_serve. STOP removes the device (the IOREQ
+ * server is destroyed); HANDOVER drains the queues, records the device
+ * state and leaves the server registered for the next daemon. */
+#define VD_XEN_STOP	1
+#define VD_XEN_HANDOVER 2
 
 /* Serve one device for one guest until *stop or the guest dies. Returns 0
  * when the guest went away or a stop was requested, -errno on failure.

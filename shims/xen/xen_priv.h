@@ -24,7 +24,7 @@
 #define VD_XEN_PAGE_SHIFT 12
 #define VD_XEN_PAGE_SIZE  (1UL << VD_XEN_PAGE_SHIFT)
 /* One ioreq page holds 4096 / 32 per-vCPU slots. */
-#define VD_XEN_MAX_VCPUS (VD_XEN_PAGE_SIZE / sizeof(struct ioreq))
+#define VD_XEN_MAX_VCPUS	     (VD_XEN_PAGE_SIZE / sizeof(struct ioreq))
 #define VD_XEN_DEFAULT_MAP_CACHE_MIB 64u
 #define VD_XEN_STATE_DIR	     "/run/virtiod"
 
@@ -39,7 +39,8 @@ enum vd_xen_arch {
 struct vd_xen_dominfo {
 	bool dying;    /* dying, or shut down for good */
 	bool hvm;      /* an HVM container (HVM or PVH on x86, any Arm guest) */
-	bool isa_irqs; /* x86: emulated PIC and IO-APIC present (HVM, not PVH) */
+	bool isa_irqs; /* x86: emulated PIC and IO-APIC present (HVM, not PVH)
+			*/
 	uint8_t handle[16]; /* the domain's UUID */
 };
 
@@ -50,7 +51,8 @@ enum vd_xen_arch vd_xen_arch(xc_interface *xch);
 int vd_xen_dominfo(xc_interface *xch, uint32_t domid,
 		   struct vd_xen_dominfo *out);
 
-/* ---------------------------------------------------------------- IOREQ server */
+/* ---------------------------------------------------------------- IOREQ server
+ */
 
 struct vd_xen_server {
 	xendevicemodel_handle *dm;
@@ -58,15 +60,15 @@ struct vd_xen_server {
 	xenevtchn_handle *xce;
 	uint32_t domid;
 	ioservid_t id;
-	bool created;	/* exists in Xen (made or taken over by us) */
+	bool created; /* exists in Xen (made or taken over by us) */
 	bool range_mapped;
 	bool enabled;
 	bool taken_over; /* found from a predecessor */
 	uint64_t base, size;
 	unsigned nr_vcpus;
 	xenforeignmemory_resource_handle *res;
-	struct ioreq *slots;	 /* nr_vcpus slots of the ioreq page */
-	evtchn_port_t *local;	 /* per vCPU, -1 if unbound */
+	struct ioreq *slots;  /* nr_vcpus slots of the ioreq page */
+	evtchn_port_t *local; /* per vCPU, -1 if unbound */
 	evtchn_port_t *remote;
 	const char *who;
 };
@@ -106,7 +108,8 @@ struct vd_xen_ioreq_ctx {
  * request was answered, 0 if the slot was idle (spurious event). */
 int vd_xen_ioreq_handle(struct vd_xen_ioreq_ctx *c, unsigned v, bool resume);
 
-/* ---------------------------------------------------------------- interrupts */
+/* ---------------------------------------------------------------- interrupts
+ */
 
 enum vd_xen_irq_kind {
 	VD_XEN_IRQ_SPI, /* Arm: xendevicemodel_set_irq_level, edge */
@@ -174,12 +177,12 @@ extern const struct vd_mem_ops vd_xen_grant_ops;
 /* A device to serve, from the static file, the watcher's mapping file or
  * the toolstack's xenstore nodes. */
 struct vd_xen_device_spec {
-	char type[32];	  /* registry name: "blk" */
-	char domain[64];  /* guest name (watcher mapping), "" if by domid */
+	char type[32];	 /* registry name: "blk" */
+	char domain[64]; /* guest name (watcher mapping), "" if by domid */
 	bool have_domid, have_base, have_irq, have_grant;
 	uint32_t devid;
 	uint32_t expect_device_id; /* virtio id the toolstack named, or 0 */
-	struct vd_xen_config cfg; /* pointers are set by vd_xen_serve_spec */
+	struct vd_xen_config cfg;  /* pointers are set by vd_xen_serve_spec */
 	char who[64];
 	char xs_path[256]; /* backend node, "" if none */
 	char state_dir[256];
@@ -222,7 +225,7 @@ struct vd_xen_super {
 };
 
 /* Fork a process serving spec; its SIGTERM/SIGINT stop the device,
- * SIGHUP hands it over (VD_XEN_HANDOVER). Returns the slot or -errno. */
+ * SIGUSR1 hands it over (VD_XEN_HANDOVER). Returns the slot or -errno. */
 int vd_xen_super_spawn(struct vd_xen_super *sup,
 		       const struct vd_xen_device_spec *spec);
 /* Restart the process of a slot whose process ended. */

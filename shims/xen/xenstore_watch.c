@@ -164,16 +164,18 @@ static int describe(struct watcher *w, const char *path, enum layout layout,
 	}
 	free(v);
 	if (!s->have_base || !s->have_irq) {
-		snprintf(why, wl, "no MMIO window or IRQ (x86 toolstacks "
-				  "allocate none): give base= and irq= on its "
-				  "--config line");
+		snprintf(why, wl,
+			 "no MMIO window or IRQ (x86 toolstacks "
+			 "allocate none): give base= and irq= on its "
+			 "--config line");
 		goto out;
 	}
 	if (!s->cfg.map_cache_size)
 		s->cfg.map_cache_size = w->map_cache_size;
 	snprintf(s->xs_path, sizeof(s->xs_path), "%s", path);
 	if (w->state_dir)
-		snprintf(s->state_dir, sizeof(s->state_dir), "%s", w->state_dir);
+		snprintf(s->state_dir, sizeof(s->state_dir), "%s",
+			 w->state_dir);
 	snprintf(s->who, sizeof(s->who), "%s dom%u dev%u", s->type, domid,
 		 devid);
 	rc = 0;
@@ -215,8 +217,10 @@ static void scan_device(struct watcher *w, const char *path, enum layout l,
 
 	if (vd_xen_super_find(&w->sup, path) >= 0)
 		return;
+	/* The toolstack writes state with the rest of the device: until it
+	 * is there the node may be half written. */
 	state = xs_get(w, path, "state");
-	closing = state && (!strcmp(state, "5") || !strcmp(state, "6"));
+	closing = !state || !strcmp(state, "5") || !strcmp(state, "6");
 	free(state);
 	if (closing)
 		return;
@@ -313,8 +317,8 @@ static int parse_args(struct watcher *w, int argc, char **argv)
 		case 'm':
 			if (parse_num(optarg, 65536, &x) < 0)
 				goto bad;
-			w->map_cache_size = x ? (unsigned)x
-					      : VD_XEN_MAP_CACHE_NONE;
+			w->map_cache_size =
+				x ? (unsigned)x : VD_XEN_MAP_CACHE_NONE;
 			break;
 		case 'h':
 			printf("usage: virtiod xen-watch [--config FILE] "

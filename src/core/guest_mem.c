@@ -41,8 +41,8 @@ struct vd_mem {
 
 static struct mem_snap *snap_alloc(unsigned n)
 {
-	struct mem_snap *s =
-		calloc(1, sizeof(*s) + (size_t)n * sizeof(struct vd_mem_region));
+	struct mem_snap *s = calloc(
+		1, sizeof(*s) + (size_t)n * sizeof(struct vd_mem_region));
 
 	if (s)
 		s->n = n;
@@ -160,8 +160,8 @@ static void grace_wait(struct vd_mem *mem)
 		struct reader_slot *s = &mem->slots[i];
 
 		for (;;) {
-			uint64_t e = atomic_load_explicit(
-				&s->epoch, memory_order_acquire);
+			uint64_t e = atomic_load_explicit(&s->epoch,
+							  memory_order_acquire);
 
 			if (e == 0 || e >= target)
 				break;
@@ -173,8 +173,7 @@ static void grace_wait(struct vd_mem *mem)
 
 /* Publish `next`, wait out readers, then release `gone` (regions no longer
  * in the table) and free the old snapshot. */
-static void publish(struct vd_mem *mem, struct mem_snap *next,
-		    const bool *gone)
+static void publish(struct vd_mem *mem, struct mem_snap *next, const bool *gone)
 {
 	struct mem_snap *old = atomic_exchange(&mem->snap, next);
 
@@ -420,7 +419,7 @@ int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 		if (!len)
 			break;
 		gpa += chunk;
-		/* The range continues only into a region starting right here. */
+		/* It may only go on into a region starting right here. */
 		if ((unsigned)++i >= s->n || s->r[i].gpa != gpa)
 			return -EFAULT;
 	}
@@ -444,9 +443,10 @@ void *vd_mem_map_contig(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 	if (len == 0 || __builtin_add_overflow(gpa, len, &end))
 		return NULL;
 	if (mem->ops)
-		return mem->ops->map_contig ? mem->ops->map_contig(
-						      mem->ctx, gpa, len, access)
-					    : NULL;
+		return mem->ops->map_contig
+			       ? mem->ops->map_contig(mem->ctx, gpa, len,
+						      access)
+			       : NULL;
 	s = cur_snap(mem);
 	i = find_region(s, gpa);
 	if (i < 0)
@@ -526,8 +526,7 @@ int vd_mem_read(struct vd_mem *mem, uint64_t gpa, void *buf, size_t len)
 	return mem_copy(mem, gpa, buf, len, false);
 }
 
-int vd_mem_write(struct vd_mem *mem, uint64_t gpa, const void *buf,
-		 size_t len)
+int vd_mem_write(struct vd_mem *mem, uint64_t gpa, const void *buf, size_t len)
 {
 	return mem_copy(mem, gpa, (void *)buf, len, true);
 }

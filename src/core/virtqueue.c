@@ -39,8 +39,8 @@ const char *vd_vq_error_str(enum vd_vq_error e)
 	return error_str[e];
 }
 
-void vd_vq_ring_sizes(enum vd_vq_layout layout, uint16_t num,
-		      size_t *desc_len, size_t *driver_len, size_t *device_len)
+void vd_vq_ring_sizes(enum vd_vq_layout layout, uint16_t num, size_t *desc_len,
+		      size_t *driver_len, size_t *device_len)
 {
 	if (layout == VD_VQ_SPLIT) {
 		/* virtio 1.2 §2.7: used_event / avail_event included. */
@@ -80,7 +80,8 @@ static int check_config(const struct vd_vq_config *c)
 		return -EINVAL;
 	if (!aligned(c->driver, 4) || !aligned(c->device, 4))
 		return -EINVAL;
-	if (c->avail_idx >= c->num || (c->used_idx_valid && c->used_idx >= c->num))
+	if (c->avail_idx >= c->num ||
+	    (c->used_idx_valid && c->used_idx >= c->num))
 		return -EINVAL;
 	return 0;
 }
@@ -111,8 +112,8 @@ int vd_vq_new(const struct vd_vq_config *cfg, struct vd_mem *mem,
 	vq->free_slots = calloc(cfg->num, sizeof(*vq->free_slots));
 	vq->id_slot = calloc(cfg->num, sizeof(*vq->id_slot));
 	vq->requeue = calloc(cfg->num, sizeof(*vq->requeue));
-	if (!vq->elems || !vq->iov_store || !vq->gpa_store ||
-	    !vq->free_slots || !vq->id_slot || !vq->requeue) {
+	if (!vq->elems || !vq->iov_store || !vq->gpa_store || !vq->free_slots ||
+	    !vq->id_slot || !vq->requeue) {
 		vd_vq_free(vq);
 		return -ENOMEM;
 	}
@@ -352,8 +353,8 @@ int vq_table_map(struct vd_vq *vq, struct vq_table *t, uint64_t addr,
 	rc = vd_mem_translate(vq->mem, addr, len, VD_MEM_READ, t->iov,
 			      VQ_TABLE_IOV, &t->n);
 	if (rc) {
-		enum vd_vq_error err = rc == -EOVERFLOW ? VD_VQ_ERR_ADDR_WRAP
-							: VD_VQ_ERR_ADDR;
+		enum vd_vq_error err =
+			rc == -EOVERFLOW ? VD_VQ_ERR_ADDR_WRAP : VD_VQ_ERR_ADDR;
 
 		vq_break(vq, err, "desc %u: indirect table 0x%llx len %u: %s",
 			 desc_idx, (unsigned long long)addr, len,
@@ -369,7 +370,8 @@ void vq_table_read(const struct vq_table *t, uint32_t i, void *out)
 	uint8_t tmp[16];
 
 	if (t->n == 1) {
-		vq_copy_once(out, (const uint8_t *)t->iov[0].iov_base + off, 16);
+		vq_copy_once(out, (const uint8_t *)t->iov[0].iov_base + off,
+			     16);
 		return;
 	}
 	/* The table crosses regions: gather the entry's 16 bytes. */

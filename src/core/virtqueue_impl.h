@@ -15,11 +15,11 @@
 
 /* Ring fields shared with the driver are accessed with these (the spec's
  * barriers as C11 orderings). */
-#define VQ_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define VQ_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define VQ_LOAD_ACQ(p)	   __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define VQ_LOAD(p)	   __atomic_load_n((p), __ATOMIC_RELAXED)
 #define VQ_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define VQ_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define VQ_MB() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define VQ_STORE(p, v)	   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define VQ_MB()		   __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 /* Copy a guest structure once: the compiler barrier keeps it from
  * re-reading guest memory instead of the copy (the driver may change it

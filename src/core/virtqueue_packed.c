@@ -5,7 +5,7 @@
 #include "virtqueue_impl.h"
 
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
-#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+#define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
 /* §2.8.1: available when AVAIL matches the wrap counter and USED does
  * not. */
@@ -161,8 +161,8 @@ int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 	if (!n)
 		goto drop;
 	if (id >= vq->num || vq->id_slot[id]) {
-		vq_break(vq, VD_VQ_ERR_BUFFER_ID,
-			 "buffer id %u at desc %u %s", id, pos,
+		vq_break(vq, VD_VQ_ERR_BUFFER_ID, "buffer id %u at desc %u %s",
+			 id, pos,
 			 id >= vq->num ? "out of range" : "already in flight");
 		goto drop;
 	}
@@ -228,7 +228,8 @@ bool vq_packed_flush(struct vd_vq *vq)
 	vq->pub_pos = vq->used_pos;
 	vq->pub_wrap = vq->used_wrap;
 	if (vq->hooks.on_publish)
-		vq->hooks.on_publish(vq->hooks.ctx, vq->used_pos, vq->used_wrap);
+		vq->hooks.on_publish(vq->hooks.ctx, vq->used_pos,
+				     vq->used_wrap);
 	/* Used flags visible before we read the driver's event structure. */
 	VQ_MB();
 	flags = le16toh(VQ_LOAD_ACQ(&vq->drv_event->flags)) & 3;
@@ -239,7 +240,8 @@ bool vq_packed_flush(struct vd_vq *vq)
 	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !vq->cfg.event_idx)
 		return true;
 	off_wrap = le16toh(VQ_LOAD(&vq->drv_event->off_wrap));
-	ev = lap(vq, off_wrap & 0x7fff, off_wrap >> VRING_PACKED_EVENT_F_WRAP_CTR);
+	ev = lap(vq, off_wrap & 0x7fff,
+		 off_wrap >> VRING_PACKED_EVENT_F_WRAP_CTR);
 	/* Notify iff the event position is among the ones just used. */
 	return (ev + n2 - old) % n2 < (new + n2 - old) % n2;
 }

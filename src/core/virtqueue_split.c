@@ -35,9 +35,8 @@ void vq_split_init(struct vd_vq *vq)
 	vq->avail = c->driver;
 	vq->used = c->device;
 	vq->last_avail = vq->shadow_avail = c->avail_idx;
-	vq->used_idx = c->used_idx_valid
-			       ? c->used_idx
-			       : le16toh(VQ_LOAD_ACQ(&vq->used->idx));
+	vq->used_idx = c->used_idx_valid ? c->used_idx
+					 : le16toh(VQ_LOAD_ACQ(&vq->used->idx));
 	vq->pub_used = vq->used_idx;
 	/* Start with driver notifications on. */
 	set_used_flags(vq, 0);
@@ -105,7 +104,8 @@ static int walk_table(struct vd_vq *vq, struct vq_chain *c, uint64_t addr,
 			break;
 		}
 		if (vq_chain_add(c, le64toh(d.addr), le32toh(d.len),
-				 flags & VRING_DESC_F_WRITE, "indirect desc", i))
+				 flags & VRING_DESC_F_WRITE, "indirect desc",
+				 i))
 			break;
 		if (!(flags & VRING_DESC_F_NEXT)) {
 			rc = 0;
@@ -113,9 +113,10 @@ static int walk_table(struct vd_vq *vq, struct vq_chain *c, uint64_t addr,
 		}
 		i = le16toh(d.next);
 		if (i >= t.entries) {
-			vq_break(vq, VD_VQ_ERR_NEXT_RANGE,
-				 "indirect next %u out of table of %u (desc %u)",
-				 i, t.entries, desc_idx);
+			vq_break(
+				vq, VD_VQ_ERR_NEXT_RANGE,
+				"indirect next %u out of table of %u (desc %u)",
+				i, t.entries, desc_idx);
 			break;
 		}
 	}
@@ -125,8 +126,7 @@ static int walk_table(struct vd_vq *vq, struct vq_chain *c, uint64_t addr,
 
 /* Walks the chain at head into qe. Returns the number of ring descriptors
  * it took, or 0 with the queue broken. */
-static unsigned walk_chain(struct vd_vq *vq, struct vq_elem *qe,
-			   uint16_t head)
+static unsigned walk_chain(struct vd_vq *vq, struct vq_elem *qe, uint16_t head)
 {
 	struct vq_chain c;
 	uint16_t i = head;
@@ -174,7 +174,8 @@ static unsigned walk_chain(struct vd_vq *vq, struct vq_elem *qe,
 		i = le16toh(d.next);
 		if (i >= vq->num) {
 			vq_break(vq, VD_VQ_ERR_NEXT_RANGE,
-				 "desc next %u out of range (head %u)", i, head);
+				 "desc next %u out of range (head %u)", i,
+				 head);
 			return 0;
 		}
 	}
@@ -196,8 +197,8 @@ int vq_split_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 		    (vq->broken || !avail_empty_recheck(vq)))
 			return 0;
 		/* The acquire load of avail->idx ordered this read. */
-		head = le16toh(VQ_LOAD(&vq->avail->ring[vq->last_avail %
-							  vq->num]));
+		head = le16toh(
+			VQ_LOAD(&vq->avail->ring[vq->last_avail % vq->num]));
 	}
 	if (head >= vq->num) {
 		vq_break(vq, VD_VQ_ERR_HEAD_RANGE,
@@ -209,8 +210,8 @@ int vq_split_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 	 * ambiguous. */
 	qe = vq->id_slot[head] ? NULL : vq_elem_get(vq);
 	if (!qe) {
-		vq_break(vq, VD_VQ_ERR_BUFFER_ID, "head %u is already in flight",
-			 head);
+		vq_break(vq, VD_VQ_ERR_BUFFER_ID,
+			 "head %u is already in flight", head);
 		return 0;
 	}
 	n = walk_chain(vq, qe, head);
@@ -233,7 +234,7 @@ void vq_split_push(struct vd_vq *vq, struct vq_elem *qe, uint32_t written)
 	struct vring_used_elem *u = &vq->used->ring[k];
 
 	/* Plain stores: the release store of used->idx in flush exposes
-	 * them (§2.7.14). */
+	 * them (§2.7.8.1). */
 	VQ_STORE(&u->id, htole32(qe->pub.id));
 	VQ_STORE(&u->len, htole32(written));
 	vq_log(vq, vq->cfg.device_gpa + 4 + 8u * k, 8);

@@ -22,7 +22,7 @@ static const struct vd_device_option blk_options[] = {
 	{"direct", NULL, "bypass the host page cache (O_DIRECT)"},
 	{"num-queues", "N", "request queues, one thread each (default 1)"},
 	{"queue-size", "N",
-	 "largest virtqueue, a power of two 4..32768 (default 256)"},
+	 "largest virtqueue, a power of two 4..32768 (default 1024)"},
 	{"serial", "S",
 	 "GET_ID serial, up to 20 bytes (default: derived from the disk path)"},
 	{"io-engine", "uring|threads",

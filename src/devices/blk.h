@@ -18,7 +18,7 @@
 #define BLK_SECTOR_SHIFT 9
 #define BLK_SECTOR_SIZE	 512u
 
-#define BLK_QUEUE_SIZE_DEFAULT 256
+#define BLK_QUEUE_SIZE_DEFAULT 1024
 #define BLK_QUEUE_SIZE_MIN     4 /* seg_max = size - 2 must stay >= 2 */
 #define BLK_NUM_QUEUES_MAX     64
 /* Data segments per request (seg_max), capped by queue size - 2 as QEMU

@@ -386,15 +386,24 @@ void cli_free(struct cli *c)
 	c->opts = NULL;
 }
 
+/* "  --name ARG   help", the help on its own line under a long name. */
+static void print_opt(FILE *f, const char *name, const char *arg,
+		      const char *help)
+{
+	char head[80];
+
+	snprintf(head, sizeof(head), "--%s%s%s", name, arg ? " " : "",
+		 arg ? arg : "");
+	if (strlen(head) > 26)
+		fprintf(f, "  %s\n  %-26s %s\n", head, "", help);
+	else
+		fprintf(f, "  %-26s %s\n", head, help);
+}
+
 static void print_opts(FILE *f, const struct opt *o, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char head[64];
-
-		snprintf(head, sizeof(head), "--%s%s%s", o[i].name,
-			 o[i].arg ? " " : "", o[i].arg ? o[i].arg : "");
-		fprintf(f, "  %-28s %s\n", head, o[i].help);
-	}
+	for (size_t i = 0; i < n; i++)
+		print_opt(f, o[i].name, o[i].arg, o[i].help);
 }
 
 void cli_usage(FILE *f)
@@ -422,14 +431,8 @@ void cli_usage(FILE *f)
 	     t++) {
 		fprintf(f, "\nTYPE %s: %s\n", (*t)->name, (*t)->summary);
 		for (const struct vd_device_option *o = (*t)->options;
-		     o && o->name; o++) {
-			char head[64];
-
-			snprintf(head, sizeof(head), "--%s%s%s", o->name,
-				 o->arg_name ? " " : "",
-				 o->arg_name ? o->arg_name : "");
-			fprintf(f, "  %-28s %s\n", head, o->help);
-		}
+		     o && o->name; o++)
+			print_opt(f, o->name, o->arg_name, o->help);
 	}
 	fputs("\nExit status: 0 after a requested stop, 1 on a runtime "
 	      "failure,\n2 on a usage error.\n",

@@ -54,41 +54,70 @@ struct vd_mmio {
 static const char *reg_name(uint32_t off)
 {
 	switch (off) {
-	case VIRTIO_MMIO_MAGIC_VALUE: return "MagicValue";
-	case VIRTIO_MMIO_VERSION: return "Version";
-	case VIRTIO_MMIO_DEVICE_ID: return "DeviceID";
-	case VIRTIO_MMIO_VENDOR_ID: return "VendorID";
-	case VIRTIO_MMIO_DEVICE_FEATURES: return "DeviceFeatures";
-	case VIRTIO_MMIO_DEVICE_FEATURES_SEL: return "DeviceFeaturesSel";
-	case VIRTIO_MMIO_DRIVER_FEATURES: return "DriverFeatures";
-	case VIRTIO_MMIO_DRIVER_FEATURES_SEL: return "DriverFeaturesSel";
-	case VIRTIO_MMIO_QUEUE_SEL: return "QueueSel";
-	case VIRTIO_MMIO_QUEUE_NUM_MAX: return "QueueNumMax";
-	case VIRTIO_MMIO_QUEUE_NUM: return "QueueNum";
-	case VIRTIO_MMIO_QUEUE_READY: return "QueueReady";
-	case VIRTIO_MMIO_QUEUE_NOTIFY: return "QueueNotify";
-	case VIRTIO_MMIO_INTERRUPT_STATUS: return "InterruptStatus";
-	case VIRTIO_MMIO_INTERRUPT_ACK: return "InterruptACK";
-	case VIRTIO_MMIO_STATUS: return "Status";
-	case VIRTIO_MMIO_QUEUE_DESC_LOW: return "QueueDescLow";
-	case VIRTIO_MMIO_QUEUE_DESC_HIGH: return "QueueDescHigh";
-	case VIRTIO_MMIO_QUEUE_AVAIL_LOW: return "QueueDriverLow";
-	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH: return "QueueDriverHigh";
-	case VIRTIO_MMIO_QUEUE_USED_LOW: return "QueueDeviceLow";
-	case VIRTIO_MMIO_QUEUE_USED_HIGH: return "QueueDeviceHigh";
-	case VIRTIO_MMIO_SHM_SEL: return "SHMSel";
-	case VIRTIO_MMIO_SHM_LEN_LOW: return "SHMLenLow";
-	case VIRTIO_MMIO_SHM_LEN_HIGH: return "SHMLenHigh";
-	case VIRTIO_MMIO_SHM_BASE_LOW: return "SHMBaseLow";
-	case VIRTIO_MMIO_SHM_BASE_HIGH: return "SHMBaseHigh";
-	case VIRTIO_MMIO_CONFIG_GENERATION: return "ConfigGeneration";
-	default: return "unknown register";
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return "MagicValue";
+	case VIRTIO_MMIO_VERSION:
+		return "Version";
+	case VIRTIO_MMIO_DEVICE_ID:
+		return "DeviceID";
+	case VIRTIO_MMIO_VENDOR_ID:
+		return "VendorID";
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		return "DeviceFeatures";
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		return "DeviceFeaturesSel";
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		return "DriverFeatures";
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		return "DriverFeaturesSel";
+	case VIRTIO_MMIO_QUEUE_SEL:
+		return "QueueSel";
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return "QueueNumMax";
+	case VIRTIO_MMIO_QUEUE_NUM:
+		return "QueueNum";
+	case VIRTIO_MMIO_QUEUE_READY:
+		return "QueueReady";
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		return "QueueNotify";
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		return "InterruptStatus";
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		return "InterruptACK";
+	case VIRTIO_MMIO_STATUS:
+		return "Status";
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+		return "QueueDescLow";
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		return "QueueDescHigh";
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+		return "QueueDriverLow";
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+		return "QueueDriverHigh";
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+		return "QueueDeviceLow";
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		return "QueueDeviceHigh";
+	case VIRTIO_MMIO_SHM_SEL:
+		return "SHMSel";
+	case VIRTIO_MMIO_SHM_LEN_LOW:
+		return "SHMLenLow";
+	case VIRTIO_MMIO_SHM_LEN_HIGH:
+		return "SHMLenHigh";
+	case VIRTIO_MMIO_SHM_BASE_LOW:
+		return "SHMBaseLow";
+	case VIRTIO_MMIO_SHM_BASE_HIGH:
+		return "SHMBaseHigh";
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return "ConfigGeneration";
+	default:
+		return "unknown register";
 	}
 }
 
 /* Logs an ignored access and returns -EINVAL for the caller to pass on. */
-__attribute__((format(printf, 2, 3))) static int
-ignored(struct vd_mmio *m, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int ignored(struct vd_mmio *m,
+							 const char *fmt, ...)
 {
 	char buf[160];
 	va_list ap;
@@ -255,8 +284,7 @@ static struct mmio_queue *sel_queue(struct vd_mmio *m)
 
 static bool layout_packed(struct vd_mmio *m)
 {
-	return vd_dev_driver_features(m->dev) &
-	       (1ULL << VIRTIO_F_RING_PACKED);
+	return vd_dev_driver_features(m->dev) & (1ULL << VIRTIO_F_RING_PACKED);
 }
 
 static void *map_ring(struct vd_mmio *m, uint64_t gpa, size_t len,
@@ -442,8 +470,7 @@ static int write_notify(struct vd_mmio *m, uint32_t v)
 	if (idx >= m->nq || !m->q[idx].ready || m->q[idx].kick_fd < 0)
 		return ignored(m, "QueueNotify for queue %u (not running)",
 			       idx);
-	if (write(m->q[idx].kick_fd, &one, sizeof(one)) < 0 &&
-	    errno != EAGAIN)
+	if (write(m->q[idx].kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		vd_warn(m->who, "q%u: kick: %s", idx, strerror(errno));
 	return 0;
 }
@@ -546,8 +573,7 @@ static bool width_ok(unsigned size)
 	return size == 1 || size == 2 || size == 4 || size == 8;
 }
 
-int vd_mmio_read(struct vd_mmio *m, uint64_t off, unsigned size,
-		 uint64_t *val)
+int vd_mmio_read(struct vd_mmio *m, uint64_t off, unsigned size, uint64_t *val)
 {
 	uint32_t v32;
 	uint64_t le = 0;
@@ -569,16 +595,15 @@ int vd_mmio_read(struct vd_mmio *m, uint64_t off, unsigned size,
 	if (off - REGS_END > UINT32_MAX)
 		return ignored(m, "read at 0x%llx", (unsigned long long)off);
 	/* Config space is little-endian bytes (virtio 1.2 §2.5). */
-	if (vd_dev_config_read(m->dev, (uint32_t)(off - REGS_END), &le,
-			       size) < 0)
+	if (vd_dev_config_read(m->dev, (uint32_t)(off - REGS_END), &le, size) <
+	    0)
 		return ignored(m, "%u-byte config read at 0x%llx", size,
 			       (unsigned long long)off);
 	*val = le64toh(le);
 	return 0;
 }
 
-int vd_mmio_write(struct vd_mmio *m, uint64_t off, unsigned size,
-		  uint64_t val)
+int vd_mmio_write(struct vd_mmio *m, uint64_t off, unsigned size, uint64_t val)
 {
 	uint64_t le;
 
@@ -595,8 +620,8 @@ int vd_mmio_write(struct vd_mmio *m, uint64_t off, unsigned size,
 	if (off - REGS_END > UINT32_MAX)
 		return ignored(m, "write at 0x%llx", (unsigned long long)off);
 	le = htole64(val);
-	if (vd_dev_config_write(m->dev, (uint32_t)(off - REGS_END), &le,
-				size) < 0)
+	if (vd_dev_config_write(m->dev, (uint32_t)(off - REGS_END), &le, size) <
+	    0)
 		return ignored(m, "%u-byte config write at 0x%llx", size,
 			       (unsigned long long)off);
 	return 0;

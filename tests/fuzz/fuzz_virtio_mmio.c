@@ -117,9 +117,9 @@ static void init(void)
  * picks an interesting offset now and then so the setup paths are hit. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const uint16_t hot[] = {0x070, 0x030, 0x038, 0x044, 0x050,
-				       0x080, 0x090, 0x0a0, 0x020, 0x024,
-				       0x064, 0x100};
+	static const uint16_t hot[] = {0x070, 0x030, 0x038, 0x044,
+				       0x050, 0x080, 0x090, 0x0a0,
+				       0x020, 0x024, 0x064, 0x100};
 	static const unsigned widths[] = {1, 2, 4, 8};
 	struct toy *t;
 	struct vd_mmio *m;

@@ -23,11 +23,11 @@ static const struct {
 	{0x18000, 0x2000},
 	{0x20000, 0x1000},
 };
-#define NREG 4
-#define SPAN 0x11000 /* gpa 0x10000.. covers every region and the hole */
-#define TABLE_GPA 0x14000
+#define NREG	    4
+#define SPAN	    0x11000 /* gpa 0x10000.. covers every region and the hole */
+#define TABLE_GPA   0x14000
 #define TABLE_BYTES 0x1000
-#define MAX_HELD 64
+#define MAX_HELD    64
 
 static uint8_t *region[NREG];
 static struct vd_mem *mem;
@@ -55,7 +55,8 @@ static uint64_t take(struct input *in, unsigned bytes)
 static void *hva(uint64_t gpa)
 {
 	for (unsigned i = 0; i < NREG; i++)
-		if (gpa >= layout[i].gpa && gpa < layout[i].gpa + layout[i].size)
+		if (gpa >= layout[i].gpa &&
+		    gpa < layout[i].gpa + layout[i].size)
 			return region[i] + (gpa - layout[i].gpa);
 	return NULL;
 }
@@ -89,8 +90,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* A descriptor from 16 input bytes: addresses and lengths mostly land in
- * or near guest memory, sometimes stay wild. */
-static void make_desc(struct input *in, uint8_t out[16])
+ * or near guest memory, indexes (split next, packed id) mostly in range;
+ * sometimes all stay wild. */
+static void make_desc(struct input *in, uint8_t out[16], bool split,
+		      uint16_t num)
 {
 	uint64_t addr = take(in, 8);
 	uint32_t len = (uint32_t)take(in, 4);
@@ -100,6 +103,10 @@ static void make_desc(struct input *in, uint8_t out[16])
 		addr = layout[0].gpa + addr % SPAN;
 	if (len >> 28 < 13)
 		len %= 0x3000;
+	if (split && b >> 12 < 14)
+		b %= num; /* next */
+	if (!split && a >> 12 < 14)
+		a %= num; /* buffer id */
 	memcpy(out, &addr, 8);
 	memcpy(out + 8, &len, 4);
 	memcpy(out + 12, &a, 2);
@@ -186,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < cfg.num; i++) {
 		uint8_t *d = hva(desc_gpa + 16u * i);
 
-		make_desc(&in, d);
+		make_desc(&in, d, cfg.layout == VD_VQ_SPLIT, cfg.num);
 		if (cfg.layout == VD_VQ_PACKED && (d[14] & 8)) {
 			/* Make it available for the device's wrap count. */
 			uint16_t f;
@@ -203,15 +210,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Tables repeat the input: no need for that many bytes. */
 		rep.p += (i * 16) % (size ? size : 1);
 		rep.n = size - (size_t)(rep.p - data);
-		make_desc(&rep, hva(TABLE_GPA + 16u * i));
+		make_desc(&rep, hva(TABLE_GPA + 16u * i),
+			  cfg.layout == VD_VQ_SPLIT, 1 + i % 16);
 	}
 	if (cfg.layout == VD_VQ_SPLIT) {
 		struct vring_avail *avail = hva(drv_gpa);
 
 		avail->flags = (uint16_t)take(&in, 1);
-		avail->idx = (uint16_t)(cfg.avail_idx + take(&in, 1) % (cfg.num + 2));
-		for (unsigned i = 0; i <= cfg.num; i++)
-			avail->ring[i] = (uint16_t)take(&in, 1);
+		avail->idx = (uint16_t)(cfg.avail_idx +
+					take(&in, 1) % (cfg.num + 2));
+		/* Heads mostly in range; ring[num] is used_event. */
+		for (unsigned i = 0; i < cfg.num; i++)
+			avail->ring[i] =
+				(uint16_t)(take(&in, 1) % (cfg.num + 1u));
+		avail->ring[cfg.num] = (uint16_t)take(&in, 2);
 	} else {
 		struct vring_packed_desc_event *ev = hva(drv_gpa);
 

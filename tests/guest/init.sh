@@ -18,7 +18,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs -o size=400m tmp /tmp
 
-TEST=io MB=4 SERIAL="" ROMD5="" SECS=8
+TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vt.test=*) TEST=${a#*=} ;;
@@ -48,7 +48,7 @@ finish() { # PASS|FAIL detail...
 }
 fail() { finish FAIL "$*"; }
 
-info "init uptime=$(up)s kernel=$(uname -r) test=$TEST cpus=$(nproc)"
+info "booted Linux $(uname -r) in $(up) s ($(nproc) CPU(s), test $TEST)"
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || fail "insmod $m"
 done
@@ -63,15 +63,21 @@ done
 DEV=/dev/vda
 SZ=$(blockdev --getsize64 $DEV)
 SER=$(cat /sys/block/vda/serial 2>/dev/null)
-info "disk=$DEV size=$SZ serial=$SER ro=$(cat /sys/block/vda/ro) queues=$(ls /sys/block/vda/mq | wc -l) uptime=$(up)s"
+info "found $DEV: $((SZ / BS)) MiB, serial '$SER', $(ls /sys/block/vda/mq | wc -l) queue(s), read-only=$(cat /sys/block/vda/ro)"
 [ -z "$SERIAL" ] || [ "$SER" = "$SERIAL" ] || fail "serial is '$SER', expected '$SERIAL'"
 
-BS=1048576
 md5() { md5sum | cut -d' ' -f1; }
 
 # read LEN bytes at byte offset OFF with O_DIRECT, print their md5
-# (bs is in 4 KiB units so that any 4 KiB-aligned offset works)
-rd() { # off len [cpu]
+# (1 MiB requests when both are MiB-aligned, else 4 KiB ones)
+rd() { # off len
+	if [ $(($1 % BS)) = 0 ] && [ $(($2 % BS)) = 0 ]; then
+		dd if=$DEV bs=$BS iflag=direct skip=$(($1 / BS)) count=$(($2 / BS)) 2>/tmp/rderr | md5
+	else
+		rd4k "$@"
+	fi
+}
+rd4k() { # off len: 4 KiB O_DIRECT reads
 	dd if=$DEV bs=4096 iflag=direct,skip_bytes skip=$1 count=$(($2 / 4096)) 2>/tmp/rderr | md5
 }
 
@@ -227,10 +233,12 @@ do_ro() {
 }
 
 # ---------------------------------------------------------------- kill
-# NW writers, each cycling over its own region in 1 MiB O_DIRECT chunks for
-# SECS seconds; pass p writes chunk c with pattern chunk (c+p) mod n, so stale
-# or lost writes show up.  One reader checks a static region over and over.
-# The host SIGKILLs and restarts the backend meanwhile (QEMU reconnect=1).
+# NW writers, each cycling over its own region in 1 MiB O_DIRECT chunks, each
+# chunk followed by fsync (a FLUSH, which keeps the daemon busy in fdatasync);
+# pass p writes chunk c with pattern chunk (c+p) mod n, so a lost or stale write
+# shows up.  One reader checks a static region over and over with 4 KiB reads.
+# They run until the host types "stop" on the serial console (or SECS pass);
+# meanwhile the host SIGKILLs and restarts the backend (QEMU reconnect=1).
 do_kill() {
 	NW=3
 	n=$MB
@@ -244,18 +252,27 @@ do_kill() {
 	for w in $(seq 0 $((NW - 1))); do
 		dd if=/dev/urandom of=/tmp/pat$w bs=$BS count=$n 2>/dev/null
 	done
-	start=$(upcs)
-	end=$((start + SECS * 100))
+	# the host's "stop" line arrives on the console (QEMU's stdin)
+	(
+		while read -r l </dev/console; do
+			case "$l" in *stop*) break ;; esac
+		done
+		touch /tmp/stop
+	) &
+	ctl=$!
+	workers=""
+	end=$(($(upcs) + SECS * 100))
 	echo "VT-IO: start uptime=$(up)"
 	for w in $(seq 0 $((NW - 1))); do
 		(
 			base=$((w * n * 2)) # region of writer w, in MiB
 			p=0
-			while [ "$(upcs)" -lt $end ]; do
+			while [ ! -e /tmp/stop ] && [ "$(upcs)" -lt $end ]; do
 				c=0
 				while [ $c -lt $n ]; do
 					dd if=/tmp/pat$w of=$DEV bs=$BS count=1 skip=$(((c + p) % n)) seek=$((base + c)) \
-						oflag=direct conv=notrunc 2>/tmp/kerr$w || { echo "writer $w pass $p chunk $c: $(cat /tmp/kerr$w)" >/tmp/kfail$w; exit 1; }
+						oflag=direct conv=notrunc,fsync 2>/tmp/kerr$w ||
+						{ echo "writer $w pass $p chunk $c: $(cat /tmp/kerr$w)" >/tmp/kfail$w; exit 1; }
 					c=$((c + 1))
 				done
 				[ $w = 0 ] && echo "VT-IO: pass=$p uptime=$(up)"
@@ -263,20 +280,23 @@ do_kill() {
 			done
 			echo $((p - 1)) >/tmp/last$w
 		) &
+		workers="$workers $!"
 	done
 	(
 		r=0
-		while [ "$(upcs)" -lt $end ]; do
-			got=$(rd $roff $need)
+		while [ ! -e /tmp/stop ] && [ "$(upcs)" -lt $end ]; do
+			got=$(rd4k $roff $need)
 			[ "$got" = "$swant" ] || { echo "reader pass $r: $got != $swant" >/tmp/kfailr; exit 1; }
 			r=$((r + 1))
 		done
 		echo $r >/tmp/rpasses
 	) &
-	wait
+	workers="$workers $!"
+	wait $workers # not the console reader, which may still be reading
+	kill $ctl 2>/dev/null
 	for f in /tmp/kfail*; do [ -e "$f" ] && fail "$(cat $f)"; done
+	[ -s /tmp/last0 ] || fail "writer 0 did not finish a pass"
 	echo "VT-IO: done uptime=$(up) reader_passes=$(cat /tmp/rpasses)"
-	dd if=/dev/zero of=$DEV bs=4096 count=0 conv=fsync 2>/dev/null # flush
 	echo 3 >/proc/sys/vm/drop_caches
 	for w in $(seq 0 $((NW - 1))); do
 		p=$(cat /tmp/last$w)

@@ -22,6 +22,7 @@
 #   GUEST_MACHINE   q35 (default, vhost-user-blk-pci) | microvm (virtio-mmio)
 #   GUEST_TIMEOUT   seconds per guest run (default 240; TCG speed varies 2-3x)
 #   GUEST_TSC_KHZ   host TSC kHz for microvm's tsc_early_khz= (default: cpuinfo)
+#   GUEST_DEVICE_PROPS  extra vhost-user-blk device properties, e.g. packed=on,queue-size=256
 
 VT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
@@ -281,7 +282,8 @@ vt_sock_listening() {
 
 # ------------------------------------------------------------------ QEMU
 # vt_qemu_start LOG SOCK SMP NUMQ RECONNECT(0|1) APPEND...
-# Starts QEMU in the background with the serial console appended to LOG.
+# Starts QEMU in the background with the serial console appended to LOG and
+# its input from VT_QEMU_STDIN (default /dev/null).
 # Sets VT_QEMU_PID and VT_QEMU_CMD.
 vt_qemu_start() {
 	local log=$1 sock=$2 smp=$3 numq=$4 reconnect=$5
@@ -314,11 +316,11 @@ vt_qemu_start() {
 	# vCPU and refuses a backend that offers fewer
 	VT_QEMU_CMD=("$QEMU" "${margs[@]}" -accel tcg -cpu max -smp "$smp" -m "${VT_MEM}M"
 		-object "memory-backend-memfd,id=mem,size=${VT_MEM}M,share=on"
-		-chardev "$chr" -device "$dev,chardev=c0,num-queues=$numq"
+		-chardev "$chr" -device "$dev,chardev=c0,num-queues=$numq${GUEST_DEVICE_PROPS:+,$GUEST_DEVICE_PROPS}"
 		-kernel "$VT_KERNEL" -initrd "$VT_INITRD" -append "$append"
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot)
 	echo "### $(date +%T.%N) starting: ${VT_QEMU_CMD[*]}" >>"$log"
-	"${VT_QEMU_CMD[@]}" </dev/null >>"$log" 2>&1 &
+	"${VT_QEMU_CMD[@]}" <"${VT_QEMU_STDIN:-/dev/null}" >>"$log" 2>&1 &
 	VT_QEMU_PID=$!
 	vt_track "$VT_QEMU_PID"
 }

@@ -156,7 +156,9 @@ report() {
 		FAILED_NAMES="$FAILED_NAMES $CASE"
 		echo "guest:   logs: $CLOG $BLOG" >&2
 		grep -a -E '^VT-(INFO|DMESG|IO|DD)' "$CLOG" | tr -d '\r' | tail -n 12 | sed 's/^/guest:   | /' >&2
-		grep -av '^VT-' "$CLOG" | tr -d '\r' | grep -v '^### ' | tail -n 8 | sed 's/^/guest:   console| /' >&2
+		# the console's other lines: shell errors, QEMU messages, a kernel panic
+		grep -av -e '^VT-' -e '^### ' -e '^\[ *[0-9.]*\]  ' "$CLOG" | tr -d '\r' | tail -n 8 |
+			sed 's/^/guest:   console| /' >&2
 		tail -n 8 "$BLOG" | sed 's/^/guest:   backend| /' >&2
 	fi
 }
@@ -222,56 +224,91 @@ case_read_only() {
 	DETAIL="$(vt_lines "$CLOG" 'VT-RO: direct' | sed 's/VT-RO: //'); reads ok; image unchanged"
 }
 
-# kill-restart: QEMU's chardev has reconnect=1; during the guest's concurrent
-# writes and reads the backend gets SIGKILL and is restarted on the same
-# socket, twice.  The guest's I/O must resume and every region must hold
-# exactly what was written last (INFLIGHT_SHMFD resubmission).
-KILLS=2
+# kill-restart: QEMU's chardev has reconnect=1.  While the guest writes (each
+# 1 MiB chunk followed by a FLUSH) and reads concurrently, the backend gets
+# SIGKILL - at a moment when one of its threads is in uninterruptible sleep,
+# i.e. busy with a request taken off the ring (a write or an fdatasync) - and
+# is restarted on the same socket.  The guest's I/O must resume and every
+# region must hold exactly what was written last.  virtiod must also report
+# resubmitting requests in flight (INFLIGHT_SHMFD) after at least one kill:
+# the host kills again (up to MAX_KILLS) until it does.  Then the host types
+# "stop" on the guest's console (QEMU's stdin) to end the I/O.
+MIN_KILLS=2 MAX_KILLS=6
+
+# kill_busy PID: SIGKILL, preferably while a thread of PID is in state D
+# (polled for up to 3 s).  Sets KILL_BUSY=1 if it caught one.
+kill_busy() {
+	local pid=$1 t s end
+	end=$((${EPOCHREALTIME/./} + 3000000))
+	KILL_BUSY=0
+	while [ "${EPOCHREALTIME/./}" -lt $end ]; do
+		for t in /proc/"$pid"/task/*/stat; do
+			read -r s <"$t" 2>/dev/null || continue
+			s=${s##*) }
+			if [ "${s%% *}" = D ]; then
+				KILL_BUSY=1
+				break 2
+			fi
+		done
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
 case_kill_restart() {
-	local k lines resumed done_line n_during=0 t_kill
+	local k=0 lines t_kill resumed busy=0 resub=0 ctl
 	case_setup kill-restart 256
+	mkfifo "$CDIR/console-in"
+	exec {ctl}<>"$CDIR/console-in"
 	start_backend --num-queues 1 || return 1
-	vt_qemu_start "$CLOG" "$SOCK" 1 1 1 vt.test=kill vt.mb=8 vt.secs=12 $SERIAL_APPEND || return 1
+	VT_QEMU_STDIN=$CDIR/console-in vt_qemu_start "$CLOG" "$SOCK" 1 1 1 \
+		vt.test=kill vt.mb=8 vt.secs=150 $SERIAL_APPEND || return 1
 	if ! vt_wait_for "$CLOG" '^VT-IO: start' "$VT_TIMEOUT" "$VT_QEMU_PID"; then
 		wait_result
 		DETAIL="guest I/O never started: $(why)"
 		return 1
 	fi
-	sleep 1.5
-	for k in $(seq 1 $KILLS); do
+	sleep 1
+	while [ $k -lt $MAX_KILLS ]; do
+		k=$((k + 1))
 		lines=$(grep -ac '' "$CLOG")
 		t_kill=$(vt_now_ms)
-		kill -KILL "$VT_BACKEND_PID"
-		wait "$VT_BACKEND_PID" 2>/dev/null
-		echo "### $(date +%T.%N) SIGKILL #$k sent (console at line $lines)" >>"$BLOG"
-		sleep 0.3
+		kill_busy "$VT_BACKEND_PID"
+		busy=$((busy + KILL_BUSY))
+		echo "### $(date +%T.%N) SIGKILL #$k sent (busy=$KILL_BUSY, console at line $lines)" >>"$BLOG"
+		sleep 0.2
 		start_backend --num-queues 1 || { DETAIL="restart #$k failed: $(tail -n 2 "$BLOG" | tr '\n' ' ')"; return 1; }
-		# the guest's writer must make progress again after the kill
+		# the guest's writers must make progress again after the restart
 		resumed=1
 		for _ in $(seq 600); do
-			if tail -n +$((lines + 1)) "$CLOG" | grep -aqE '^VT-(IO: (pass|done)|RESULT)'; then
+			if tail -n +$((lines + 1)) "$CLOG" | grep -aqE '^VT-(IO: pass|RESULT)'; then
 				resumed=0
 				break
 			fi
 			kill -0 "$VT_QEMU_PID" 2>/dev/null || break
 			sleep 0.1
 		done
-		if [ $resumed != 0 ]; then
+		if [ $resumed != 0 ] || grep -aq '^VT-RESULT' "$CLOG"; then
 			wait_result
 			DETAIL="guest I/O did not resume within 60 s after kill #$k and restart ($(why))"
 			return 1
 		fi
 		echo "### $(date +%T.%N) guest I/O resumed $(($(vt_now_ms) - t_kill)) ms after kill #$k" >>"$BLOG"
-		done_line=$(grep -an '^VT-IO: done' "$CLOG" | head -n 1 | cut -d: -f1)
-		[ -z "$done_line" ] && n_during=$((n_during + 1))
-		[ -n "$done_line" ] && break
-		sleep 0.7
+		resub=$(grep -c 'resubmitting [1-9][0-9]* request' "$BLOG")
+		[ $k -ge $MIN_KILLS ] && { [ "$VT_BACKEND" != virtiod ] || [ "$resub" -gt 0 ]; } && break
+		sleep 0.$((RANDOM % 5 + 3))
 	done
-	wait_result || { DETAIL=$(why); return 1; }
-	[ $n_during -ge 1 ] || { DETAIL="inconclusive: no kill landed during the guest's I/O window"; return 1; }
+	echo stop >&"$ctl"
+	wait_result
+	exec {ctl}>&-
+	[[ "$RESULT" == "VT-RESULT: PASS"* ]] || { DETAIL=$(why); return 1; }
 	DETAIL=$(vt_verify_regions "$CLOG" "$IMG") || return 1
+	if [ "$VT_BACKEND" = virtiod ] && [ "$resub" = 0 ]; then
+		DETAIL="$k kills ($busy while the daemon was busy), never a 'resubmitting N requests' log line; $DETAIL"
+		return 1
+	fi
 	stop_backend || { DETAIL="$DETAIL; backend $BACKEND_STOP"; return 1; }
-	DETAIL="$n_during SIGKILL+restart during I/O, $(vt_lines "$CLOG" 'VT-IO: done' | sed 's/.*\(reader_passes=[0-9]*\)/\1/'); $DETAIL"
+	DETAIL="$k SIGKILL+restart during I/O ($busy busy, $resub resubmitted), $(vt_lines "$CLOG" 'VT-IO: done' | sed 's/.*\(reader_passes=[0-9]*\)/\1/'); $DETAIL"
 }
 
 # ------------------------------------------------------------------ main

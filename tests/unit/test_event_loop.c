@@ -104,6 +104,22 @@ static void on_hit(void *opaque, int fd, uint32_t events)
 		.del_fd = -1, .readd_fd = -1                                   \
 	}
 
+/* efd[0] watched by a, efd[1] by b, both ready in the same round, and
+ * whichever runs first deletes the other (whose event is then stale). */
+static void watch_cross_deleting_pair(struct fixture *f, struct hit *a,
+				      struct hit *b)
+{
+	a->loop = b->loop = f->loop;
+	a->del_fd = f->efd[1];
+	b->del_fd = f->efd[0];
+	assert_int_equal(vd_loop_add(f->loop, f->efd[0], EPOLLIN, on_hit, a),
+			 0);
+	assert_int_equal(vd_loop_add(f->loop, f->efd[1], EPOLLIN, on_hit, b),
+			 0);
+	kick(f->efd[0]);
+	kick(f->efd[1]);
+}
+
 static void readable_fd_runs_its_callback(void **state)
 {
 	struct fixture *f = *state;
@@ -204,15 +220,7 @@ static void deleting_another_ready_fd_during_dispatch_skips_it(void **state)
 	struct fixture *f = *state;
 	struct hit a = HIT_INIT, b = HIT_INIT;
 
-	a.loop = b.loop = f->loop;
-	a.del_fd = f->efd[1];
-	b.del_fd = f->efd[0];
-	assert_int_equal(vd_loop_add(f->loop, f->efd[0], EPOLLIN, on_hit, &a),
-			 0);
-	assert_int_equal(vd_loop_add(f->loop, f->efd[1], EPOLLIN, on_hit, &b),
-			 0);
-	kick(f->efd[0]);
-	kick(f->efd[1]);
+	watch_cross_deleting_pair(f, &a, &b);
 	assert_int_equal(vd_loop_run_once(f->loop, 1000), 1);
 	assert_int_equal(a.calls + b.calls, 1);
 }
@@ -224,16 +232,8 @@ static void nested_round_keeps_outer_rounds_deleted_watch(void **state)
 	struct fixture *f = *state;
 	struct hit a = HIT_INIT, b = HIT_INIT;
 
-	a.loop = b.loop = f->loop;
-	a.del_fd = f->efd[1];
-	b.del_fd = f->efd[0];
 	a.nest = b.nest = true;
-	assert_int_equal(vd_loop_add(f->loop, f->efd[0], EPOLLIN, on_hit, &a),
-			 0);
-	assert_int_equal(vd_loop_add(f->loop, f->efd[1], EPOLLIN, on_hit, &b),
-			 0);
-	kick(f->efd[0]);
-	kick(f->efd[1]);
+	watch_cross_deleting_pair(f, &a, &b);
 	assert_int_equal(vd_loop_run_once(f->loop, 1000), 1);
 	assert_int_equal(a.calls + b.calls, 1);
 }
@@ -262,19 +262,11 @@ static void readded_fd_during_dispatch_waits_for_next_round(void **state)
 	struct hit a = HIT_INIT, b = HIT_INIT, c = HIT_INIT;
 	struct hit *first, *second;
 
-	a.loop = b.loop = f->loop;
-	a.del_fd = f->efd[1];
 	a.readd_fd = f->efd[1];
 	a.readd_hit = &c;
-	b.del_fd = f->efd[0];
 	b.readd_fd = f->efd[0];
 	b.readd_hit = &c;
-	assert_int_equal(vd_loop_add(f->loop, f->efd[0], EPOLLIN, on_hit, &a),
-			 0);
-	assert_int_equal(vd_loop_add(f->loop, f->efd[1], EPOLLIN, on_hit, &b),
-			 0);
-	kick(f->efd[0]);
-	kick(f->efd[1]);
+	watch_cross_deleting_pair(f, &a, &b);
 	assert_int_equal(vd_loop_run_once(f->loop, 1000), 1);
 	assert_int_equal(a.calls + b.calls, 1);
 	assert_int_equal(c.calls, 0);

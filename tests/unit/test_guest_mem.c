@@ -74,9 +74,9 @@ static void translate_within_one_region_gives_one_iovec(void **state)
 
 	(void)state;
 	fixture_init(&f, false);
-	assert_int_equal(vd_mem_translate(f.mem, 0x3010, 0x100,
-					  VD_MEM_READ, iov, 4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x3010, 0x100, VD_MEM_READ, iov, 4, &n),
+		0);
 	assert_int_equal(n, 1);
 	assert_ptr_equal(iov[0].iov_base, f.buf[2] + 0x10);
 	assert_int_equal(iov[0].iov_len, 0x100);
@@ -87,9 +87,8 @@ static void translate_within_one_region_gives_one_iovec(void **state)
 			 0);
 	assert_int_equal(n, 1);
 	n = 0;
-	assert_int_equal(vd_mem_translate(f.mem, 0x4fff, 1, VD_MEM_READ, iov,
-					  4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x4fff, 1, VD_MEM_READ, iov, 4, &n), 0);
 	assert_ptr_equal(iov[0].iov_base, f.buf[2] + 0x1fff);
 	fixture_fini(&f);
 }
@@ -120,9 +119,9 @@ static void translate_outside_memory_is_efault(void **state)
 	static const struct {
 		uint64_t gpa, len;
 	} bad[] = {
-		{0, 1},          {0xfff, 2},       {0x5000, 1},
-		{0x4ff0, 0x20},  {0x5800, 0x100},  {0x4ff0, 0x1020},
-		{0x6ff0, 0x20},  {0x1000, 0x6000}, {0x7000, 1},
+		{0, 1},		  {0xfff, 2},	    {0x5000, 1},
+		{0x4ff0, 0x20},	  {0x5800, 0x100},  {0x4ff0, 0x1020},
+		{0x6ff0, 0x20},	  {0x1000, 0x6000}, {0x7000, 1},
 		{0x100001000, 1}, /* truncated to 32 bits it would be inside */
 	};
 	static uint8_t scratch[0x8000];
@@ -138,9 +137,9 @@ static void translate_outside_memory_is_efault(void **state)
 						  VD_MEM_READ, iov, 8, &n),
 				 -EFAULT);
 		assert_int_equal(n, 1);
-		assert_int_equal(vd_mem_read(f.mem, bad[i].gpa, scratch,
-					     bad[i].len),
-				 -EFAULT);
+		assert_int_equal(
+			vd_mem_read(f.mem, bad[i].gpa, scratch, bad[i].len),
+			-EFAULT);
 	}
 	/* The gap region itself is fine. */
 	unsigned n = 0;
@@ -152,8 +151,8 @@ static void translate_outside_memory_is_efault(void **state)
 	/* An empty table has no memory at all. */
 	struct vd_mem *empty = vd_mem_new_table(1);
 	n = 0;
-	assert_int_equal(
-		vd_mem_translate(empty, 0, 1, VD_MEM_READ, iov, 8, &n), -EFAULT);
+	assert_int_equal(vd_mem_translate(empty, 0, 1, VD_MEM_READ, iov, 8, &n),
+			 -EFAULT);
 	vd_mem_free(empty);
 }
 
@@ -165,16 +164,16 @@ static void translate_wrapping_2_64_is_eoverflow(void **state)
 
 	(void)state;
 	fixture_init(&f, false);
-	assert_int_equal(vd_mem_translate(f.mem, UINT64_MAX, 2, VD_MEM_READ,
-					  iov, 4, &n),
-			 -EOVERFLOW);
+	assert_int_equal(
+		vd_mem_translate(f.mem, UINT64_MAX, 2, VD_MEM_READ, iov, 4, &n),
+		-EOVERFLOW);
 	assert_int_equal(vd_mem_translate(f.mem, 0x1000, UINT64_MAX,
 					  VD_MEM_READ, iov, 4, &n),
 			 -EOVERFLOW);
 	/* Ending exactly at 2^64 is past every region too. */
-	assert_int_equal(vd_mem_translate(f.mem, UINT64_MAX, 1, VD_MEM_READ,
-					  iov, 4, &n),
-			 -EOVERFLOW);
+	assert_int_equal(
+		vd_mem_translate(f.mem, UINT64_MAX, 1, VD_MEM_READ, iov, 4, &n),
+		-EOVERFLOW);
 	assert_int_equal(n, 0);
 	assert_null(vd_mem_map_contig(f.mem, 0x1000, UINT64_MAX, VD_MEM_READ));
 	fixture_fini(&f);
@@ -254,7 +253,9 @@ static void add_region_overlap_is_refused_and_changes_nothing(void **state)
 
 	(void)state;
 	fixture_init(&f, false);
-	r = (struct vd_mem_region){.gpa = 0x4800, .size = 0x1000, .hva = b,
+	r = (struct vd_mem_region){.gpa = 0x4800,
+				   .size = 0x1000,
+				   .hva = b,
 				   .release = count_release};
 	assert_int_equal(vd_mem_add_region(f.mem, &r), -EEXIST);
 	r.gpa = 0x800;
@@ -268,9 +269,9 @@ static void add_region_overlap_is_refused_and_changes_nothing(void **state)
 	assert_int_equal(vd_mem_add_region(f.mem, &r), 0);
 	struct iovec iov[4];
 	unsigned n = 0;
-	assert_int_equal(vd_mem_translate(f.mem, 0xff0, 0x20, VD_MEM_READ, iov,
-					  4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0xff0, 0x20, VD_MEM_READ, iov, 4, &n),
+		0);
 	assert_int_equal(n, 2);
 	assert_ptr_equal(iov[0].iov_base, b + 0x7f0);
 	assert_ptr_equal(iov[1].iov_base, f.buf[0]);
@@ -287,7 +288,8 @@ static void add_region_past_table_size_is_enospc(void **state)
 	(void)state;
 	for (unsigned i = 0; i < VD_MEM_MAX_REGIONS; i++) {
 		struct vd_mem_region r = {.gpa = 0x10000 + 32 * (uint64_t)i,
-					  .size = 16, .hva = b};
+					  .size = 16,
+					  .hva = b};
 		assert_int_equal(vd_mem_add_region(mem, &r), 0);
 	}
 	struct vd_mem_region r = {.gpa = 0, .size = 16, .hva = b};
@@ -296,10 +298,10 @@ static void add_region_past_table_size_is_enospc(void **state)
 	/* The last one added is found by the binary search. */
 	struct iovec iov;
 	unsigned n = 0;
-	assert_int_equal(vd_mem_translate(mem,
-					  0x10000 + 32 * (VD_MEM_MAX_REGIONS - 1),
-					  16, VD_MEM_READ, &iov, 1, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(mem, 0x10000 + 32 * (VD_MEM_MAX_REGIONS - 1),
+				 16, VD_MEM_READ, &iov, 1, &n),
+		0);
 	n = 0;
 	assert_int_equal(vd_mem_translate(mem, 0x10000 + 16, 1, VD_MEM_READ,
 					  &iov, 1, &n),
@@ -322,12 +324,12 @@ static void remove_region_needs_exact_match_and_releases_once(void **state)
 	assert_int_equal(atomic_load(&releases), 1);
 	assert_int_equal(vd_mem_region_count(f.mem), 2);
 	/* A hole now: crossing it fails, the neighbours still work. */
-	assert_int_equal(vd_mem_translate(f.mem, 0x1f00, 0x200, VD_MEM_READ,
-					  iov, 4, &n),
-			 -EFAULT);
-	assert_int_equal(vd_mem_translate(f.mem, 0x3000, 0x10, VD_MEM_READ, iov,
-					  4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x1f00, 0x200, VD_MEM_READ, iov, 4, &n),
+		-EFAULT);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x3000, 0x10, VD_MEM_READ, iov, 4, &n),
+		0);
 	assert_ptr_equal(iov[0].iov_base, f.buf[2]);
 	fixture_fini(&f);
 	assert_int_equal(atomic_load(&releases), 3);
@@ -350,15 +352,13 @@ static void set_regions_replaces_table_and_releases_old(void **state)
 	struct vd_mem_region two[2] = {f.r[3], f.r[0]};
 	assert_int_equal(vd_mem_set_regions(f.mem, two, 2), 0);
 	assert_int_equal(atomic_load(&releases), 3);
-	assert_int_equal(vd_mem_translate(f.mem, 0x2000, 1, VD_MEM_READ, iov,
-					  4, &n),
-			 -EFAULT);
-	assert_int_equal(vd_mem_translate(f.mem, 0x6000, 1, VD_MEM_READ, iov,
-					  4, &n),
-			 0);
-	assert_int_equal(vd_mem_translate(f.mem, 0x1000, 1, VD_MEM_READ, iov,
-					  4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x2000, 1, VD_MEM_READ, iov, 4, &n),
+		-EFAULT);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x6000, 1, VD_MEM_READ, iov, 4, &n), 0);
+	assert_int_equal(
+		vd_mem_translate(f.mem, 0x1000, 1, VD_MEM_READ, iov, 4, &n), 0);
 	assert_ptr_equal(iov[0].iov_base, f.buf[3]);
 	assert_ptr_equal(iov[1].iov_base, f.buf[0]);
 	fixture_fini(&f);
@@ -499,9 +499,9 @@ static void mapper_backend_is_delegated_to(void **state)
 	(void)state;
 	assert_non_null(mem);
 	assert_null(vd_mem_new_mapper(NULL, NULL));
-	assert_int_equal(vd_mem_translate(mem, 0x10ff0, 0x20, VD_MEM_WRITE,
-					  iov, 4, &n),
-			 0);
+	assert_int_equal(
+		vd_mem_translate(mem, 0x10ff0, 0x20, VD_MEM_WRITE, iov, 4, &n),
+		0);
 	assert_int_equal(n, 2);
 	assert_ptr_equal(iov[1].iov_base, fm.page[1]);
 	vd_mem_release(mem, iov, n);
@@ -515,9 +515,9 @@ static void mapper_backend_is_delegated_to(void **state)
 	assert_int_equal(n, 1);
 	/* Wrap is refused before the back end sees it. */
 	int before = fm.translates;
-	assert_int_equal(vd_mem_translate(mem, UINT64_MAX, 2, VD_MEM_READ, iov,
-					  4, &n),
-			 -EOVERFLOW);
+	assert_int_equal(
+		vd_mem_translate(mem, UINT64_MAX, 2, VD_MEM_READ, iov, 4, &n),
+		-EOVERFLOW);
 	assert_int_equal(fm.translates, before);
 	assert_ptr_equal(vd_mem_map_contig(mem, 0x10000, 16, VD_MEM_READ),
 			 fm.page[0]);
@@ -628,9 +628,9 @@ static void removed_region_released_only_after_reader_leaves(void **state)
 
 /* Hotplug region right after a fixed one, re-added with a new buffer each
  * generation and poisoned + freed by its release. */
-#define HOT_GPA 0x200000ULL
+#define HOT_GPA	 0x200000ULL
 #define HOT_SIZE 4096
-#define POISON 0xdd
+#define POISON	 0xdd
 
 static void poison_release(struct vd_mem_region *r)
 {
@@ -693,7 +693,8 @@ static void hotplug_with_concurrent_reader_never_tears(void **state)
 	static uint8_t fixed[0x1000];
 	struct vd_mem *mem = vd_mem_new_table(2);
 	struct vd_mem_region base = {.gpa = HOT_GPA - sizeof(fixed),
-				     .size = sizeof(fixed), .hva = fixed};
+				     .size = sizeof(fixed),
+				     .hva = fixed};
 	struct churn_reader r = {.mem = mem};
 	const int gens = 1000;
 	pthread_t rt;
@@ -704,7 +705,8 @@ static void hotplug_with_concurrent_reader_never_tears(void **state)
 	assert_int_equal(pthread_create(&rt, NULL, churn_reader_main, &r), 0);
 	for (int g = 0; g < gens; g++) {
 		uint8_t *b = malloc(HOT_SIZE);
-		struct vd_mem_region hot = {.gpa = HOT_GPA, .size = HOT_SIZE,
+		struct vd_mem_region hot = {.gpa = HOT_GPA,
+					    .size = HOT_SIZE,
 					    .hva = b,
 					    .release = poison_release};
 
@@ -714,6 +716,7 @@ static void hotplug_with_concurrent_reader_never_tears(void **state)
 		nap_us(50);
 		assert_int_equal(vd_mem_remove_region(mem, HOT_GPA, HOT_SIZE),
 				 0);
+		nap_us(50);
 	}
 	atomic_store(&r.stop, true);
 	pthread_join(rt, NULL);

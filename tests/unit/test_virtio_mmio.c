@@ -303,14 +303,12 @@ static void status_handshake_and_feature_check(void **state)
 			 -EINVAL);
 	/* without VERSION_1 FEATURES_OK does not stick */
 	handshake(e, 1ULL << 3);
-	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS) &
-				 VIRTIO_CONFIG_S_FEATURES_OK,
-			 0);
+	assert_int_equal(
+		rd(e, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
 	/* a feature not offered: refused too */
 	handshake(e, 1ULL << VIRTIO_F_VERSION_1 | 1ULL << 5);
-	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS) &
-				 VIRTIO_CONFIG_S_FEATURES_OK,
-			 0);
+	assert_int_equal(
+		rd(e, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
 	wr(e, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 2);
 	assert_int_equal(vd_mmio_write(e->m, VIRTIO_MMIO_DRIVER_FEATURES, 4, 1),
 			 -EINVAL);
@@ -423,9 +421,9 @@ static void bad_accesses_are_ignored(void **state)
 					      widths[i], &v),
 				 -EINVAL);
 		assert_int_equal(v, 0);
-		assert_int_equal(vd_mmio_write(e->m, VIRTIO_MMIO_STATUS,
-					       widths[i], 1),
-				 -EINVAL);
+		assert_int_equal(
+			vd_mmio_write(e->m, VIRTIO_MMIO_STATUS, widths[i], 1),
+			-EINVAL);
 	}
 	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
 	/* unaligned, unknown, legacy, write-only read, read-only write */
@@ -438,9 +436,9 @@ static void bad_accesses_are_ignored(void **state)
 			 -EINVAL);
 	assert_int_equal(vd_mmio_write(e->m, VIRTIO_MMIO_MAGIC_VALUE, 4, 0),
 			 -EINVAL);
-	assert_int_equal(vd_mmio_write(e->m, VIRTIO_MMIO_INTERRUPT_STATUS, 4,
-				       1),
-			 -EINVAL);
+	assert_int_equal(
+		vd_mmio_write(e->m, VIRTIO_MMIO_INTERRUPT_STATUS, 4, 1),
+		-EINVAL);
 	assert_int_equal(vd_mmio_write(e->m, VIRTIO_MMIO_STATUS, 4, 0x100),
 			 -EINVAL);
 	/* far away offsets */

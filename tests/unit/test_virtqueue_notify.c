@@ -101,7 +101,7 @@ static void split_event_idx_notify_at_wrap_hand_checked(void **state)
 		bool notify;
 	} cases[] = {
 		/* Used entries 65534, 65535, 0, 1 are published. */
-		{65534, true}, {65535, true}, {0, true},  {1, true},
+		{65534, true}, {65535, true},  {0, true},    {1, true},
 		{2, false},    {65533, false}, {100, false}, {32768, false},
 	};
 

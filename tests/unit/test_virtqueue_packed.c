@@ -13,7 +13,7 @@
 #include "vq_harness.h"
 
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
-#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+#define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
 static void packed_chain_round_trips_data_and_buffer_id(void **state)
 {
@@ -29,8 +29,8 @@ static void packed_chain_round_trips_data_and_buffer_id(void **state)
 	a = td_mem_alloc(h.m, 100, 8);
 	c = td_mem_alloc(h.m, 300, 8);
 	td_mem_fill(h.m, a, 100, 1);
-	struct td_buf bufs[] = {{a, 60, false}, {a + 60, 40, false},
-				{c, 300, true}};
+	struct td_buf bufs[] = {
+		{a, 60, false}, {a + 60, 40, false}, {c, 300, true}};
 	assert_int_equal(td_vq_add(h.q, bufs, 3, false, &token), 0);
 	assert_int_equal(vd_vq_pop(h.vq, &e), 1);
 	assert_int_equal(vd_vq_pop(h.vq, &none), 0);

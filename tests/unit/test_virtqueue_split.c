@@ -28,7 +28,8 @@ static void split_chain_round_trips_data_and_head_id(void **state)
 	c = td_mem_alloc(h.m, 300, 8);
 	td_mem_fill(h.m, a, 100, 1);
 	td_mem_fill(h.m, b, 50, 2);
-	struct td_buf bufs[] = {{a, 100, false}, {b, 50, false}, {c, 300, true}};
+	struct td_buf bufs[] = {
+		{a, 100, false}, {b, 50, false}, {c, 300, true}};
 	assert_int_equal(td_vq_add(h.q, bufs, 3, false, &token), 0);
 	assert_int_equal(vd_vq_pop(h.vq, &e), 1);
 	assert_int_equal(e->id, 0);
@@ -470,7 +471,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(split_chain_round_trips_data_and_head_id),
 		cmocka_unit_test(split_written_beyond_buffers_is_clamped),
-		cmocka_unit_test(split_70000_requests_in_order_across_index_wrap),
+		cmocka_unit_test(
+			split_70000_requests_in_order_across_index_wrap),
 		cmocka_unit_test(
 			split_70000_requests_out_of_order_across_index_wrap),
 		cmocka_unit_test(
@@ -482,11 +484,13 @@ int main(void)
 		cmocka_unit_test(split_chain_of_every_descriptor_is_accepted),
 		cmocka_unit_test(split_indirect_loop_marks_broken),
 		cmocka_unit_test(split_nested_indirect_marks_broken),
-		cmocka_unit_test(split_indirect_next_outside_table_marks_broken),
+		cmocka_unit_test(
+			split_indirect_next_outside_table_marks_broken),
 		cmocka_unit_test(split_direct_then_indirect_is_accepted),
 		cmocka_unit_test(split_avail_idx_jump_marks_broken),
 		cmocka_unit_test(split_head_in_flight_twice_marks_broken),
-		cmocka_unit_test(split_requeue_pops_inflight_heads_before_avail),
+		cmocka_unit_test(
+			split_requeue_pops_inflight_heads_before_avail),
 		cmocka_unit_test(split_requeue_head_out_of_range_marks_broken),
 		cmocka_unit_test(split_get_base_reports_positions),
 		cmocka_unit_test(split_used_idx_read_from_ring_when_not_given),

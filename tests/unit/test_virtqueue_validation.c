@@ -16,10 +16,9 @@ static enum vd_vq_layout split_layout = VD_VQ_SPLIT;
 static enum vd_vq_layout packed_layout = VD_VQ_PACKED;
 
 #define LAYOUT(state) (*(enum vd_vq_layout *)*(state))
-#define END (TD_GPA_BASE + VQH_MEM_SIZE)
+#define END	      (TD_GPA_BASE + VQH_MEM_SIZE)
 
-static void one_desc(struct vqh *h, uint64_t addr, uint32_t len,
-		     uint16_t flags)
+static void one_desc(struct vqh *h, uint64_t addr, uint32_t len, uint16_t flags)
 {
 	struct vqh_raw d = {.addr = addr, .len = len, .flags = flags};
 
@@ -44,8 +43,7 @@ static void desc_outside_memory_marks_broken(void **state)
 	enum vd_vq_layout l = LAYOUT(state);
 
 	expect_one_desc_error(l, false, 0, 16, 0, VD_VQ_ERR_ADDR);
-	expect_one_desc_error(l, false, TD_GPA_BASE - 8, 16, 0,
-			      VD_VQ_ERR_ADDR);
+	expect_one_desc_error(l, false, TD_GPA_BASE - 8, 16, 0, VD_VQ_ERR_ADDR);
 	expect_one_desc_error(l, false, END - 8, 16, VRING_DESC_F_WRITE,
 			      VD_VQ_ERR_ADDR);
 	expect_one_desc_error(l, false, END, 1, VRING_DESC_F_WRITE,
@@ -103,10 +101,9 @@ static void big_chain(struct vqh *h, uint32_t last_len)
 	static struct vqh_raw e[1024];
 
 	for (unsigned i = 0; i < 1024; i++)
-		e[i] = (struct vqh_raw){TD_GPA_BASE,
-					i < 1023 ? VQH_MEM_SIZE : last_len,
-					i < 1023 ? VRING_DESC_F_NEXT : 0,
-					(uint16_t)(i + 1), 0};
+		e[i] = (struct vqh_raw){
+			TD_GPA_BASE, i < 1023 ? VQH_MEM_SIZE : last_len,
+			i < 1023 ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1), 0};
 	one_desc(h, vqh_table(h, e, 1024), 16 * 1024, VRING_DESC_F_INDIRECT);
 }
 
@@ -311,9 +308,8 @@ static void push_of_element_not_popped_marks_broken(void **state)
 		}
 		/* Snapshot the rings the device writes. */
 		memcpy(before,
-		       l == VD_VQ_SPLIT
-			       ? (void *)td_vq_split_used(h.q)
-			       : (void *)td_vq_packed_desc(h.q),
+		       l == VD_VQ_SPLIT ? (void *)td_vq_split_used(h.q)
+					: (void *)td_vq_packed_desc(h.q),
 		       sizeof(before));
 		memset(&fake, 0, sizeof(fake));
 		if (variant == 0)
@@ -470,7 +466,8 @@ static void dirty_log_covers_written_bytes_and_used_entry(void **state)
 	vqh_new(&h, l, 16, false, false);
 	a = td_mem_alloc(h.m, 64, 8);
 	b = td_mem_alloc(h.m, 64, 8);
-	struct td_buf bufs[] = {{a, 10, false}, {a + 16, 8, true}, {b, 40, true}};
+	struct td_buf bufs[] = {
+		{a, 10, false}, {a + 16, 8, true}, {b, 40, true}};
 
 	/* Logging off: nothing logged. */
 	assert_int_equal(td_vq_add(h.q, bufs, 3, false, NULL), 0);
@@ -606,8 +603,8 @@ static void new_rejects_bad_config(void **state)
 #define VALIDATION_TESTS(S)                                                    \
 	cmocka_unit_test_prestate(desc_outside_memory_marks_broken, S),        \
 		cmocka_unit_test_prestate(desc_addr_wrap_marks_broken, S),     \
-		cmocka_unit_test_prestate(readable_after_writable_marks_broken, \
-					  S),                                  \
+		cmocka_unit_test_prestate(                                     \
+			readable_after_writable_marks_broken, S),              \
 		cmocka_unit_test_prestate(chain_over_4g_marks_broken, S),      \
 		cmocka_unit_test_prestate(                                     \
 			chain_of_4g_minus_1_is_accepted_and_4g_is_not, S),     \
@@ -615,10 +612,10 @@ static void new_rejects_bad_config(void **state)
 					  S),                                  \
 		cmocka_unit_test_prestate(                                     \
 			buffer_split_by_regions_over_max_iov_marks_broken, S), \
-		cmocka_unit_test_prestate(max_iov_segments_exactly_is_accepted, \
-					  S),                                  \
-		cmocka_unit_test_prestate(indirect_table_bad_size_marks_broken, \
-					  S),                                  \
+		cmocka_unit_test_prestate(                                     \
+			max_iov_segments_exactly_is_accepted, S),              \
+		cmocka_unit_test_prestate(                                     \
+			indirect_table_bad_size_marks_broken, S),              \
 		cmocka_unit_test_prestate(indirect_with_next_marks_broken, S), \
 		cmocka_unit_test_prestate(                                     \
 			indirect_without_feature_marks_broken, S),             \

@@ -14,9 +14,9 @@
 #include "test_driver.h"
 #include "virtiod/virtqueue.h"
 
-#define VQH_MEM_SIZE (4u << 20)
+#define VQH_MEM_SIZE	(4u << 20)
 #define VQH_MEM_REGIONS 5 /* boundaries not on buffer-slot boundaries */
-#define VQH_MAX_LOG 256
+#define VQH_MAX_LOG	256
 
 struct vqh {
 	struct td_mem *m;
@@ -180,7 +180,8 @@ static inline void vqh_raw_chain(struct vqh *h, uint16_t first,
 		struct vring_desc *t = td_vq_split_desc(h->q);
 
 		for (unsigned i = 0; i < n; i++) {
-			struct vring_desc *x = &t[(first + i) % td_vq_num(h->q)];
+			struct vring_desc *x =
+				&t[(first + i) % td_vq_num(h->q)];
 
 			x->addr = htole64(d[i].addr);
 			x->len = htole32(d[i].len);
@@ -211,10 +212,9 @@ static inline uint64_t vqh_table(struct vqh *h, const struct vqh_raw *d,
 
 	for (unsigned i = 0; i < n; i++) {
 		if (td_vq_layout(h->q) == VD_VQ_SPLIT) {
-			struct vring_desc x = {htole64(d[i].addr),
-					       htole32(d[i].len),
-					       htole16(d[i].flags),
-					       htole16(d[i].next)};
+			struct vring_desc x = {
+				htole64(d[i].addr), htole32(d[i].len),
+				htole16(d[i].flags), htole16(d[i].next)};
 			memcpy(p + 16 * i, &x, 16);
 		} else {
 			struct vring_packed_desc x = {
@@ -369,7 +369,8 @@ static inline void vqh_stress(struct vqh *h, uint32_t total, bool out_of_order,
 		stalled = done == last_done ? stalled + 1 : 0;
 		last_done = done;
 		if (stalled > 10000)
-			fail_msg("no completion for 10000 rounds (%u of %u done)",
+			fail_msg("no completion for 10000 rounds (%u of %u "
+				 "done)",
 				 done, total);
 
 		for (unsigned a = 0; a < adds && issued < total; a++) {
@@ -386,8 +387,8 @@ static inline void vqh_stress(struct vqh *h, uint32_t total, bool out_of_order,
 			}
 			if (!r)
 				break;
-			vqh_req_build(h->m, r, issued, slots + s * VQH_SLOT_BYTES,
-				      &rng, 7);
+			vqh_req_build(h->m, r, issued,
+				      slots + s * VQH_SLOT_BYTES, &rng, 7);
 			ind = use_indirect && vqh_rand(&rng) % 2;
 			int rc = td_vq_add(h->q, r->bufs, r->n, ind, r);
 			if (rc == -ENOSPC) {
@@ -563,7 +564,8 @@ static inline void vqh_stress_threaded(struct vqh *h, uint32_t total,
 			if (r->busy)
 				break;
 			vqh_req_build(h->m, r, issued,
-				      slots + (uint64_t)next_slot * VQH_SLOT_BYTES,
+				      slots + (uint64_t)next_slot *
+						      VQH_SLOT_BYTES,
 				      &rng, 7);
 			rc = td_vq_add(h->q, r->bufs, r->n,
 				       use_indirect && vqh_rand(&rng) % 2, r);

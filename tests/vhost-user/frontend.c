@@ -140,9 +140,13 @@ bool fe_closed_by_peer(struct fe *f, int timeout_ms)
 	struct pollfd p = {f->sock, POLLIN, 0};
 	char c;
 
+	ssize_t n;
+
 	if (poll(&p, 1, timeout_ms) <= 0)
 		return false;
-	return recv(f->sock, &c, 1, MSG_DONTWAIT) == 0;
+	/* A close with our bytes still unread arrives as a reset. */
+	n = recv(f->sock, &c, 1, MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 uint64_t fe_get_u64(struct fe *f, uint32_t req)

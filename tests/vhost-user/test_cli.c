@@ -61,19 +61,37 @@ static void version_prints_the_version(void **state)
 	assert_true(strncmp(out, "virtiod ", 8) == 0);
 }
 
+/* vhost-user.json: a block backend reports "read-only" and "blk-file"
+ * exactly when it has the --read-only and --blk-file options. */
 static void print_capabilities_follows_the_conventions(void **state)
 {
-	static const char want[] = "{\n  \"type\": \"block\",\n  \"features\": "
-				   "[]\n}\n";
+	static const char *const feats[] = {"read-only", "blk-file"};
+	static const char head[] = "{\n  \"type\": \"block\",\n  \"features\": [";
+	char help[sizeof(out)], caps[sizeof(out)];
+	size_t len;
 
 	(void)state;
+	assert_int_equal(RUN("--help"), 0);
+	strcpy(help, out);
 	assert_int_equal(RUN("--print-capabilities"), 0);
-	assert_string_equal(out, want);
+	strcpy(caps, out);
+	assert_true(strncmp(caps, head, sizeof(head) - 1) == 0);
+	len = strlen(caps);
+	assert_true(len > 4 && strcmp(caps + len - 3, "]\n}") != 0 &&
+		    strcmp(caps + len - 4, "]\n}\n") == 0);
+	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
+		char opt[64], q[64];
+
+		snprintf(opt, sizeof(opt), "  --%s ", feats[i]);
+		snprintf(q, sizeof(q), "\"%s\"", feats[i]);
+		assert_int_equal(strstr(help, opt) != NULL,
+				 strstr(caps, q) != NULL);
+	}
 	/* "Other options and arguments should be ignored" */
 	assert_int_equal(RUN("blk", "--print-capabilities", "--bogus",
 			     "--disk", "/nonexistent"),
 			 0);
-	assert_string_equal(out, want);
+	assert_string_equal(out, caps);
 	assert_string_equal(err, "");
 }
 

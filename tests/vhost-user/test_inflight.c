@@ -220,8 +220,11 @@ static void killed_daemon(void **state, bool packed)
 
 	/* A kill lands at a different point each time; repeat until one
 	 * caught requests in flight (each attempt checks exactly-once). */
-	for (int attempt = 0; attempt < 6 && caught == 0; attempt++)
+	for (int attempt = 0; attempt < 6 && caught == 0; attempt++) {
 		caught = kill_attempt(e, packed);
+		print_message("kill %d: %u requests were in flight\n",
+			      attempt + 1, caught);
+	}
 	if (!caught)
 		fail_msg("no kill caught a request in flight in 6 attempts");
 }
@@ -398,12 +401,121 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	close(ifd);
 }
 
+/* Packed: the daemon died while publishing a batch (A pushed: used
+ * position moved on in the region, old_used_idx not yet). If the driver
+ * can see A's used element the batch is committed and A must not run
+ * again; if not, it is rolled back and A runs again. B, in flight, runs
+ * once either way. */
+static void packed_interrupted_publish(struct env *e, bool published)
+{
+	struct ring *r = &e->r[0];
+	struct vring_packed_desc *ring;
+	struct blk_req a, b;
+	struct t_packed *p;
+	uint64_t da, dbuf;
+	uint16_t token;
+	uint32_t len;
+	size_t isize;
+	int ifd, fd;
+
+	daemon_prepare(&e->d, 16);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(true));
+	ifd = inflight_get(&e->f, 1, 64, &isize);
+	fe_close(&e->f);
+	p = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
+	assert_true(p != MAP_FAILED);
+
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, true);
+	ring = r->desc;
+	da = gmem_alloc(&e->m, 4096, 4096);
+	dbuf = gmem_alloc(&e->m, 4096, 4096);
+	fill_pattern(gmem_hva(&e->m, da), 4096, 51);
+	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 52);
+	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);    /* slots 0-2 */
+	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096); /* slots 3-5 */
+	memset(p->desc, 0, 64 * sizeof(p->desc[0]));
+	for (uint16_t i = 0; i < 64; i++) {
+		p->desc[i].next = (uint16_t)(i + 1);
+		if (i < 6) {
+			p->desc[i].addr = le64toh(ring[i].addr);
+			p->desc[i].len = le32toh(ring[i].len);
+			p->desc[i].id = le16toh(ring[i].id);
+			p->desc[i].flags = le16toh(ring[i].flags);
+		}
+	}
+	p->desc[0] = (struct t_packed_desc){.inflight = 1, .next = 1,
+					    .last = 2, .num = 3, .counter = 1,
+					    .id = p->desc[0].id,
+					    .flags = p->desc[0].flags,
+					    .len = p->desc[0].len,
+					    .addr = p->desc[0].addr};
+	p->desc[3].inflight = 1;
+	p->desc[3].num = 3;
+	p->desc[3].last = 5;
+	p->desc[3].counter = 2;
+	/* A was pushed: its entries lead the list at free_head and join the
+	 * free list at old_free_head (6); the used position moved to 3. */
+	p->desc[2].next = 6;
+	p->free_head = 0;
+	p->old_free_head = 6;
+	p->used_idx = 3;
+	p->old_used_idx = 0;
+	p->used_wrap_counter = p->old_used_wrap_counter = 1;
+	p->desc_num = 64;
+	p->version = 1;
+	/* A ran; its used element is in slot 0, flags stored or not. */
+	fd = open(e->d.img, O_WRONLY);
+	assert_int_equal(pwrite(fd, gmem_hva(&e->m, da), 4096, 0), 4096);
+	close(fd);
+	ring[0].id = htole16((uint16_t)a.token);
+	ring[0].len = htole32(1);
+	if (published) {
+		ring[0].flags = htole16(P_AVAIL | P_USED);
+		*(uint8_t *)gmem_hva(&e->m, a.status_gpa) = VIRTIO_BLK_S_OK;
+		/* The driver took A while no daemon ran, and reused its
+		 * buffer: running A again would write 99 to the disk. */
+		assert_true(ring_get_used(r, &token, &len, 100));
+		assert_int_equal(token, a.token);
+		fill_pattern(gmem_hva(&e->m, da), 4096, 99);
+	}
+
+	daemon_start(&e->d, NULL);
+	connect_device(e, true, ifd, isize, 64);
+	fe_setup_ring(&e->f, r, 0x80008000u, false, true);
+	ring_kick(r);
+	if (!published)
+		assert_int_equal(blk_wait(r, &a), VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_wait(r, &b), VIRTIO_BLK_S_OK);
+	assert_false(ring_get_used(r, &token, &len, 300));
+	assert_true(image_has_pattern(&e->d, 0, 4096, 51));
+	assert_true(image_has_pattern(&e->d, 64, 4096, 52));
+	munmap(p, isize);
+	close(ifd);
+}
+
+static void packed_published_batch_is_committed(void **state)
+{
+	packed_interrupted_publish(*state, true);
+}
+
+static void packed_unpublished_batch_is_rolled_back(void **state)
+{
+	packed_interrupted_publish(*state, false);
+}
+
 int run_inflight_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(split_published_batch_is_not_resubmitted),
 		T(packed_overwritten_chain_is_resubmitted),
+		T(packed_published_batch_is_committed),
+		T(packed_unpublished_batch_is_rolled_back),
 		T(split_requests_survive_sigkill),
 		T(packed_requests_survive_sigkill),
 #undef T

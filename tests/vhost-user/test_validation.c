@@ -217,12 +217,12 @@ static void payload_larger_than_any_request_is_refused(void **state)
 
 static void variable_payload_out_of_range_is_refused(void **state)
 {
-	static uint8_t cfg[12 + 300];
+	static uint8_t cfg[12 + 258];
 
 	(void)state;
 	prepare(HANDSHAKE);
 	refused(REQ_GET_CONFIG, F_VERSION, cfg, sizeof(cfg), NULL, 0,
-		"GET_CONFIG", "payload of 312 bytes, expected 12..268");
+		"GET_CONFIG", "payload of 270 bytes, expected 12..268");
 }
 
 static void stray_fd_is_refused_and_closed(void **state)

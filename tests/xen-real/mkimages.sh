@@ -57,7 +57,13 @@ extract() { # $1 dir, rest: package names
 	stamp=$(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')
 	if [ "$(cat "$CACHE/$d.stamp" 2>/dev/null)" != "$stamp" ]; then
 		rm -rf "${CACHE:?}/$d"
-		for p in "$@"; do dpkg-deb -x "$CACHE/debs/${p}_"*.deb "$CACHE/$d"; done
+		mkdir -p "$CACHE/$d"
+		# etc/ and usr/share/ are not needed, and their *.d folders
+		# would confuse the Makefile's `find $(BUILD) -name '*.d'`
+		for p in "$@"; do
+			dpkg-deb --fsys-tarfile "$CACHE/debs/${p}_"*.deb |
+				tar -x -C "$CACHE/$d" --exclude=./etc --exclude=./usr/share
+		done
 		echo "$stamp" >"$CACHE/$d.stamp"
 	fi
 }
@@ -167,8 +173,11 @@ TPUT_MB=${TPUT_MB:-8}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}
 VD_EXIT_SECS=${VD_EXIT_SECS:-30}
 VD_ARGS="${VD_ARGS:-}"
-WATCH_ARGS="${WATCH_ARGS:---mmio-base $BASE --irq $IRQ}"
+WATCH_ARGS="${WATCH_ARGS:---config /xr/xen-devices.conf}"
 VD_READY_RE="${VD_READY_RE:-ready|serving|watching}"
 EOF
+# x86: the toolstack gives the watcher no window and no IRQ; this mapping
+# does (devid 51712 is libxl's number for vdev=xvda)
+echo "blk domain=xenstore devid=${XS_DEVID:-51712} base=$BASE irq=$IRQ" >"$R/xr/xen-devices.conf"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/dom0-initrd.gz"
 echo "mkimages: $(du -h "$OUT/dom0-initrd.gz" | cut -f1) dom0 initrd, guest kernel $GKVER ($GUEST_FLAVOUR), dom0 kernel $KVER"

@@ -1,7 +1,7 @@
 /* The stand-in Xen: what tests use to play the hypervisor and the guest
- * against the unmodified shim, which links the stand-in (tests/xen/standin) in place
- * of the libxen* libraries. Its state lives in shared memory made before any
- * fork, so a forked daemon (the xenstore watcher's children, a restarted
+ * against the unmodified shim, which links the stand-in (tests/xen/standin) in
+ * place of the libxen* libraries. Its state lives in shared memory made before
+ * any fork, so a forked daemon (the xenstore watcher's children, a restarted
  * server) sees the same hypervisor. Test-only. */
 #ifndef VIRTIOD_TESTS_XEN_STANDIN_H
 #define VIRTIOD_TESTS_XEN_STANDIN_H
@@ -10,12 +10,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SX_MAX_DOMS	4
-#define SX_MAX_SERVERS	8
-#define SX_MAX_VCPUS	4
-#define SX_RAM_MAX	(64ULL << 20)
-#define SX_MAX_GRANTS	8192
-#define SX_WAIT_MS	10000
+#define SX_MAX_DOMS    4
+#define SX_MAX_SERVERS 8
+#define SX_MAX_VCPUS   4
+#define SX_RAM_MAX     (64ULL << 20)
+#define SX_MAX_GRANTS  8192
+#define SX_WAIT_MS     10000
 
 enum sx_arch { SX_X86, SX_ARM };
 enum sx_domtype { SX_HVM, SX_PVH };
@@ -26,10 +26,9 @@ struct sx_counters {
 		dm_set_state, dm_nr_vcpus, dm_restrict;
 	uint64_t irq_level_calls, isa_level_calls, isa_on_pvh, spi_edges,
 		isa_edges;
-	uint64_t fm_map, fm_map_pages, fm_unmap, fm_live_pages,
-		fm_map_resource, fm_unmap_resource, fm_restrict;
-	uint64_t gnt_map, gnt_map_pages, gnt_unmap, gnt_live_pages,
-		gnt_refused;
+	uint64_t fm_map, fm_map_pages, fm_unmap, fm_live_pages, fm_map_resource,
+		fm_unmap_resource, fm_restrict;
+	uint64_t gnt_map, gnt_map_pages, gnt_unmap, gnt_live_pages, gnt_refused;
 	uint64_t ev_bind, ev_unbind, ev_notify, ev_pending, ev_unmask,
 		ev_restrict;
 	uint64_t xs_read, xs_write, xs_rm, xs_watch, xs_directory;

@@ -122,18 +122,18 @@ static void io_round(struct fx *f, unsigned vcpu, uint64_t sector,
 	uint8_t *ram = sx_guest_ram(DOMID), img[4096];
 
 	memset(ram + rbuf, 0, 4096);
-	assert_int_equal(sx_blk_rw(f->dev, vcpu, VIRTIO_BLK_T_IN, sector, rbuf,
-				   4096),
-			 VIRTIO_BLK_S_OK);
+	assert_int_equal(
+		sx_blk_rw(f->dev, vcpu, VIRTIO_BLK_T_IN, sector, rbuf, 4096),
+		VIRTIO_BLK_S_OK);
 	assert_true(guest_has_pattern(DOMID, rbuf, sector, 8));
 	for (size_t i = 0; i < 4096; i++)
 		ram[wbuf + i] = xt_pattern(seed, i);
 	assert_int_equal(sx_blk_rw(f->dev, vcpu, VIRTIO_BLK_T_OUT,
 				   sector + 4096, wbuf, 4096),
 			 VIRTIO_BLK_S_OK);
-	assert_int_equal(pread(f->img_fd, img, 4096,
-			       (off_t)(sector + 4096) * 512),
-			 4096);
+	assert_int_equal(
+		pread(f->img_fd, img, 4096, (off_t)(sector + 4096) * 512),
+		4096);
 	assert_memory_equal(img, ram + wbuf, 4096);
 }
 
@@ -198,14 +198,15 @@ static void foreign_steady_state_makes_no_map_call(void **state)
 	sx_counters(&a);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned i = 0; i < n; i++)
-		assert_int_equal(sx_blk_rw(f->dev, 0,
-					   i % 2 ? VIRTIO_BLK_T_OUT
-						 : VIRTIO_BLK_T_IN,
-					   (i * 16) % 8000, buf[i % 4], 4096),
-				 0);
+		assert_int_equal(
+			sx_blk_rw(f->dev, 0,
+				  i % 2 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+				  (i * 16) % 8000, buf[i % 4], 4096),
+			0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	sx_counters(&b);
-	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("# foreign, 64 MiB cache: %.0f requests/s, %.3f map calls per "
 	       "request\n",
 	       n / secs, (double)(b.fm_map - a.fm_map) / n);
@@ -213,7 +214,6 @@ static void foreign_steady_state_makes_no_map_call(void **state)
 	assert_int_equal(b.fm_unmap - a.fm_unmap, 0);
 	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
 }
-
 
 static double run_reads(struct fx *f, unsigned n, const uint64_t *buf,
 			unsigned nbuf, struct sx_counters *delta)
@@ -343,8 +343,8 @@ static void *vcpu_worker(void *arg)
 
 		for (size_t k = 0; k < 4096; k++)
 			ram[buf + k] = xt_pattern(w->vcpu * 1000 + i, k);
-		if (sx_blk_rw(w->f->dev, w->vcpu, VIRTIO_BLK_T_OUT, sector,
-			      buf, 4096) != 0)
+		if (sx_blk_rw(w->f->dev, w->vcpu, VIRTIO_BLK_T_OUT, sector, buf,
+			      4096) != 0)
 			w->failures++;
 		memset(ram + buf + 4096, 0, 4096);
 		if (sx_blk_rw(w->f->dev, w->vcpu, VIRTIO_BLK_T_IN, sector,
@@ -370,8 +370,8 @@ static void run_vcpus(unsigned n)
 	fx_probe(f, false);
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (struct worker){.f = f, .vcpu = i};
-		assert_int_equal(pthread_create(&t[i], NULL, vcpu_worker, &w[i]),
-				 0);
+		assert_int_equal(
+			pthread_create(&t[i], NULL, vcpu_worker, &w[i]), 0);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
@@ -456,9 +456,8 @@ static void guest_death_ends_serving(void **state)
 	io_round(f, 0, 0, rbuf, wbuf, 9);
 	sx_domain_destroy(DOMID);
 	/* serve notices within its liveness period and returns by itself */
-	for (int i = 0; i < 400 && !__atomic_load_n(&f->srv.done,
-						    __ATOMIC_ACQUIRE);
-	     i++)
+	for (int i = 0;
+	     i < 400 && !__atomic_load_n(&f->srv.done, __ATOMIC_ACQUIRE); i++)
 		usleep(10000);
 	assert_true(__atomic_load_n(&f->srv.done, __ATOMIC_ACQUIRE));
 	assert_int_equal(xt_serve_stop(&f->srv, 0), 0);
@@ -500,9 +499,9 @@ static void bad_widths_and_unknown_registers_are_ignored(void **state)
 				       XT_BASE + VIRTIO_MMIO_QUEUE_DESC_LOW, 4,
 				       0x1000),
 			 0);
-	assert_int_equal(sx_mmio_write(DOMID, 0,
-				       XT_BASE + VIRTIO_MMIO_QUEUE_NUM, 4, 8),
-			 0);
+	assert_int_equal(
+		sx_mmio_write(DOMID, 0, XT_BASE + VIRTIO_MMIO_QUEUE_NUM, 4, 8),
+		0);
 	/* Notify for a queue that does not exist. */
 	assert_int_equal(sx_mmio_write(DOMID, 0,
 				       XT_BASE + VIRTIO_MMIO_QUEUE_NOTIFY, 4,
@@ -515,9 +514,8 @@ static void bad_widths_and_unknown_registers_are_ignored(void **state)
 	assert_int_equal(v, XT_IMG_SIZE / 512);
 	assert_int_equal(sx_mmio_read(DOMID, 0, XT_BASE + 0x100, 2, &v), 0);
 	assert_int_equal(v, (XT_IMG_SIZE / 512) & 0xffff);
-	assert_int_equal(sx_mmio_read(DOMID, 0, XT_BASE + VIRTIO_MMIO_STATUS, 4,
-				      &v),
-			 0);
+	assert_int_equal(
+		sx_mmio_read(DOMID, 0, XT_BASE + VIRTIO_MMIO_STATUS, 4, &v), 0);
 	assert_int_equal(v, 0xf);
 	rbuf = sx_vdev_alloc(f->dev, 4096);
 	wbuf = sx_vdev_alloc(f->dev, 4096);
@@ -542,8 +540,8 @@ static void port_io_data_is_ptr_and_odd_types_are_answered(void **state)
 			 0);
 	assert_int_equal(d, 0xff);
 	d = 0x12345678;
-	assert_int_equal(sx_raw_ioreq(DOMID, id, 0, IOREQ_TYPE_PIO, false,
-				      0x60, 4, 1, false, &d),
+	assert_int_equal(sx_raw_ioreq(DOMID, id, 0, IOREQ_TYPE_PIO, false, 0x60,
+				      4, 1, false, &d),
 			 0);
 	/* rep movs into the window: data is a guest address, left alone */
 	memset(ram + 0x300000, 0x5a, 64);
@@ -565,9 +563,8 @@ static void port_io_data_is_ptr_and_odd_types_are_answered(void **state)
 			 0);
 	assert_int_equal(d, 0xffffffff);
 	d = 0;
-	assert_int_equal(sx_raw_ioreq(DOMID, id, 0, 0x7f, true, 0, 8, 1, false,
-				      &d),
-			 0);
+	assert_int_equal(
+		sx_raw_ioreq(DOMID, id, 0, 0x7f, true, 0, 8, 1, false, &d), 0);
 	assert_int_equal(d, ~0ULL);
 	/* An address outside the window (Xen would not send it). */
 	d = 0;
@@ -676,22 +673,38 @@ static void arm_refuses_a_non_spi_irq(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(foreign_probe_io_and_teardown, fx_teardown),
-		cmocka_unit_test_teardown(foreign_steady_state_makes_no_map_call, fx_teardown),
-		cmocka_unit_test_teardown(foreign_without_cache_maps_per_request, fx_teardown),
-		cmocka_unit_test_teardown(grant_mapping_unmaps_before_completion, fx_teardown),
-		cmocka_unit_test_teardown(grant_mode_refuses_physical_addresses, fx_teardown),
+		cmocka_unit_test_teardown(foreign_probe_io_and_teardown,
+					  fx_teardown),
+		cmocka_unit_test_teardown(
+			foreign_steady_state_makes_no_map_call, fx_teardown),
+		cmocka_unit_test_teardown(
+			foreign_without_cache_maps_per_request, fx_teardown),
+		cmocka_unit_test_teardown(
+			grant_mapping_unmaps_before_completion, fx_teardown),
+		cmocka_unit_test_teardown(grant_mode_refuses_physical_addresses,
+					  fx_teardown),
 		cmocka_unit_test_teardown(one_vcpu_io_and_config, fx_teardown),
-		cmocka_unit_test_teardown(four_vcpus_issue_ioreqs_concurrently, fx_teardown),
-		cmocka_unit_test_teardown(invalidate_in_the_middle_of_io, fx_teardown),
-		cmocka_unit_test_teardown(guest_death_ends_serving, fx_teardown),
-		cmocka_unit_test_teardown(bad_widths_and_unknown_registers_are_ignored, fx_teardown),
-		cmocka_unit_test_teardown(port_io_data_is_ptr_and_odd_types_are_answered, fx_teardown),
-		cmocka_unit_test_teardown(spurious_events_are_tolerated, fx_teardown),
-		cmocka_unit_test_teardown(pvh_guest_is_refused_before_any_isa_call, fx_teardown),
-		cmocka_unit_test_teardown(unknown_domain_type_refuses_isa_irqs, fx_teardown),
+		cmocka_unit_test_teardown(four_vcpus_issue_ioreqs_concurrently,
+					  fx_teardown),
+		cmocka_unit_test_teardown(invalidate_in_the_middle_of_io,
+					  fx_teardown),
+		cmocka_unit_test_teardown(guest_death_ends_serving,
+					  fx_teardown),
+		cmocka_unit_test_teardown(
+			bad_widths_and_unknown_registers_are_ignored,
+			fx_teardown),
+		cmocka_unit_test_teardown(
+			port_io_data_is_ptr_and_odd_types_are_answered,
+			fx_teardown),
+		cmocka_unit_test_teardown(spurious_events_are_tolerated,
+					  fx_teardown),
+		cmocka_unit_test_teardown(
+			pvh_guest_is_refused_before_any_isa_call, fx_teardown),
+		cmocka_unit_test_teardown(unknown_domain_type_refuses_isa_irqs,
+					  fx_teardown),
 		cmocka_unit_test_teardown(arm_raises_the_spi_edge, fx_teardown),
-		cmocka_unit_test_teardown(arm_refuses_a_non_spi_irq, fx_teardown),
+		cmocka_unit_test_teardown(arm_refuses_a_non_spi_irq,
+					  fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

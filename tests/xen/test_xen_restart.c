@@ -86,8 +86,8 @@ static void rw_check(unsigned vcpu, uint64_t sector, uint32_t seed)
 
 	for (size_t i = 0; i < 4096; i++)
 		ram[w + i] = xt_pattern(seed, i);
-	assert_int_equal(sx_blk_rw(dev, vcpu, VIRTIO_BLK_T_OUT, sector, w, 4096),
-			 0);
+	assert_int_equal(
+		sx_blk_rw(dev, vcpu, VIRTIO_BLK_T_OUT, sector, w, 4096), 0);
 	memset(ram + r, 0, 4096);
 	assert_int_equal(sx_blk_rw(dev, vcpu, VIRTIO_BLK_T_IN, sector, r, 4096),
 			 0);
@@ -217,18 +217,17 @@ static void stale_record_never_takes_over_another_server(void **s)
 	/* Someone destroys it; a QEMU gets the same id for its window. */
 	dm = xendevicemodel_open(NULL, 0);
 	assert_non_null(dm);
-	assert_int_equal(xendevicemodel_destroy_ioreq_server(
-				 dm, DOMID, (ioservid_t)sx_server_for(DOMID,
-								      XT_BASE)),
-			 0);
-	assert_int_equal(xendevicemodel_create_ioreq_server(dm, DOMID, 0, &qemu),
-			 0);
+	assert_int_equal(
+		xendevicemodel_destroy_ioreq_server(
+			dm, DOMID, (ioservid_t)sx_server_for(DOMID, XT_BASE)),
+		0);
+	assert_int_equal(
+		xendevicemodel_create_ioreq_server(dm, DOMID, 0, &qemu), 0);
 	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(
 				 dm, DOMID, qemu, 1, 0xfe100000, 0xfe100fff),
 			 0);
-	assert_int_equal(xendevicemodel_set_ioreq_server_state(dm, DOMID, qemu,
-							       1),
-			 0);
+	assert_int_equal(
+		xendevicemodel_set_ioreq_server_state(dm, DOMID, qemu, 1), 0);
 	assert_int_equal(xt_serve_start(&b, DOMID, XT_IRQ_X86,
 					VD_XEN_MEM_FOREIGN, 0, state_dir,
 					model()),
@@ -280,6 +279,27 @@ static void record_of_an_earlier_domain_is_ignored(void **s)
 	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
 }
 
+/* The predecessor died between raising the ISA line and lowering it: an
+ * asserted line takes no new edge, so the successor lowers it first. */
+static void line_left_asserted_is_lowered(void **s)
+{
+	xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+	struct xt_server a;
+
+	(void)s;
+	assert_non_null(dm);
+	assert_int_equal(
+		xendevicemodel_set_isa_irq_level(dm, DOMID, XT_IRQ_X86, 1), 0);
+	xendevicemodel_close(dm);
+	assert_int_equal(xt_serve_start(&a, DOMID, XT_IRQ_X86,
+					VD_XEN_MEM_FOREIGN, 0, state_dir,
+					model()),
+			 0);
+	probe();
+	rw_check(0, 800, 9); /* waits for the completion's interrupt */
+	assert_int_equal(xt_serve_stop(&a, VD_XEN_STOP), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,7 +312,10 @@ int main(void)
 			stale_record_never_takes_over_another_server, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
-			record_of_an_earlier_domain_is_ignored, setup, teardown),
+			record_of_an_earlier_domain_is_ignored, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(line_left_asserted_is_lowered,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

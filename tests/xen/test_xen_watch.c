@@ -109,9 +109,9 @@ static void start_watcher(bool with_conf)
 	daemon_pid = fork();
 	assert_true(daemon_pid >= 0);
 	if (daemon_pid == 0) {
-		char *argv[] = {"xen-watch", "--backend-domid", "0",
-				"--state-dir", state_dir, "--config", conf,
-				NULL};
+		char *argv[] = {
+			"xen-watch", "--backend-domid", "0",  "--state-dir",
+			state_dir,   "--config",	conf, NULL};
 
 		signal(SIGTERM, on_term);
 		if (!with_conf)
@@ -371,9 +371,9 @@ static void config_lines_are_checked(void **s)
 						  sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "domid"));
-	assert_int_equal(vd_xen_config_parse_line("blk domid=x", &sp, err,
-						  sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		vd_xen_config_parse_line("blk domid=x", &sp, err, sizeof(err)),
+		-EINVAL);
 	assert_int_equal(vd_xen_config_parse_line("blk domid=1 irq=5000", &sp,
 						  err, sizeof(err)),
 			 -EINVAL);

@@ -77,10 +77,8 @@ static inline struct vd_model *xt_blk_model(const char *disk, bool readonly)
 		return NULL;
 	o = t->opts_new();
 	if (!o || t->opts_set(o, "disk", disk, err, sizeof(err)) < 0 ||
-	    (readonly && t->opts_set(o, "readonly", NULL, err, sizeof(err)) < 0) ||
-	    (getenv("XT_IO_ENGINE") &&
-	     t->opts_set(o, "io-engine", getenv("XT_IO_ENGINE"), err,
-			 sizeof(err)) < 0) ||
+	    (readonly &&
+	     t->opts_set(o, "readonly", NULL, err, sizeof(err)) < 0) ||
 	    t->create(o, &m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "blk model: %s\n", err);
 		m = NULL;

@@ -61,9 +61,11 @@ struct td_mem *td_mem_new(size_t size, unsigned nregions)
 	m->base = lo + TD_CANARY_LEN;
 	hi = m->base + size;
 	if (mmap(lo, TD_CANARY_LEN, PROT_READ | PROT_WRITE,
-		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ||
+		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		 0) == MAP_FAILED ||
 	    mmap(hi, TD_CANARY_LEN, PROT_READ | PROT_WRITE,
-		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ||
+		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		 0) == MAP_FAILED ||
 	    mmap(m->base, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_SHARED,
 		 m->fd, 0) == MAP_FAILED)
 		die("mmap memory");
@@ -155,8 +157,7 @@ bool td_mem_canary_ok(const struct td_mem *m)
 	return true;
 }
 
-bool td_mem_contains_hva(const struct td_mem *m, const void *base,
-			 size_t len)
+bool td_mem_contains_hva(const struct td_mem *m, const void *base, size_t len)
 {
 	uintptr_t p = (uintptr_t)base, b = (uintptr_t)m->base;
 
@@ -193,14 +194,14 @@ bool td_mem_check(struct td_mem *m, uint64_t gpa, size_t len, uint32_t seed)
 /* ------------------------------------------------------------ driver */
 
 /* Ring fields shared with the device: atomics, as the spec's barriers. */
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define MB() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define MB()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
-#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+#define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
 struct td_id {
 	void *token;
@@ -268,7 +269,8 @@ struct td_vq *td_vq_new(struct td_mem *m, enum vd_vq_layout layout,
 		die("calloc");
 	if (indirect) {
 		for (unsigned i = 0; i < num; i++) {
-			q->ind_gpa[i] = td_mem_alloc(m, TD_INDIRECT_MAX * 16, 16);
+			q->ind_gpa[i] =
+				td_mem_alloc(m, TD_INDIRECT_MAX * 16, 16);
 			if (!q->ind_gpa[i])
 				die("td_vq_new: no memory for tables");
 		}
@@ -350,9 +352,9 @@ static int split_add(struct td_vq *q, const struct td_buf *bufs, unsigned n,
 		for (unsigned k = 0; k < n; k++) {
 			t[k].addr = htole64(bufs[k].gpa);
 			t[k].len = htole32(bufs[k].len);
-			t[k].flags =
-				htole16((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
-					(k + 1 < n ? VRING_DESC_F_NEXT : 0));
+			t[k].flags = htole16(
+				(bufs[k].write ? VRING_DESC_F_WRITE : 0) |
+				(k + 1 < n ? VRING_DESC_F_NEXT : 0));
 			t[k].next = htole16((uint16_t)(k + 1));
 		}
 		desc[head].addr = htole64(q->ind_gpa[head]);
@@ -364,9 +366,9 @@ static int split_add(struct td_vq *q, const struct td_buf *bufs, unsigned n,
 		for (unsigned k = 0; k < n; k++) {
 			desc[i].addr = htole64(bufs[k].gpa);
 			desc[i].len = htole32(bufs[k].len);
-			desc[i].flags =
-				htole16((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
-					(k + 1 < n ? VRING_DESC_F_NEXT : 0));
+			desc[i].flags = htole16(
+				(bufs[k].write ? VRING_DESC_F_WRITE : 0) |
+				(k + 1 < n ? VRING_DESC_F_NEXT : 0));
 			desc[i].next = htole16(q->next[i]);
 			i = q->next[i];
 		}
@@ -445,9 +447,9 @@ int td_vq_add(struct td_vq *q, const struct td_buf *bufs, unsigned n,
 	if (n == 0 || (use_indirect && (!q->indirect || n > TD_INDIRECT_MAX)) ||
 	    (!use_indirect && n > q->num))
 		return -EINVAL;
-	rc = q->layout == VD_VQ_SPLIT ? split_add(q, bufs, n, use_indirect, token)
-				      : packed_add(q, bufs, n, use_indirect,
-						   token);
+	rc = q->layout == VD_VQ_SPLIT
+		     ? split_add(q, bufs, n, use_indirect, token)
+		     : packed_add(q, bufs, n, use_indirect, token);
 	if (rc == 0)
 		q->inflight++;
 	return rc;
@@ -488,8 +490,8 @@ static int split_get_used(struct td_vq *q, void **token, uint32_t *len)
 
 static int packed_get_used(struct td_vq *q, void **token, uint32_t *len)
 {
-	struct vring_packed_desc *d = &((struct vring_packed_desc *)
-						q->desc)[q->used_pos];
+	struct vring_packed_desc *d =
+		&((struct vring_packed_desc *)q->desc)[q->used_pos];
 	uint16_t flags = le16toh(LOAD_ACQ(&d->flags));
 	bool avail = flags & P_AVAIL, used = flags & P_USED;
 	uint16_t id;

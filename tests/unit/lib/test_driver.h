@@ -20,7 +20,7 @@
 #define TD_GPA_BASE 0x100000000ULL
 /* Canary bytes on each side of the memory (then an inaccessible guard
  * page): a write just outside guest memory changes a canary. */
-#define TD_CANARY_LEN 4096
+#define TD_CANARY_LEN  4096
 #define TD_CANARY_BYTE 0xa5
 
 struct td_mem;
@@ -47,8 +47,7 @@ uint64_t td_mem_region_gpa(const struct td_mem *m, unsigned i);
 bool td_mem_canary_ok(const struct td_mem *m);
 /* True if [base, base+len) lies inside guest memory (for checking iovecs
  * returned by the core). */
-bool td_mem_contains_hva(const struct td_mem *m, const void *base,
-			 size_t len);
+bool td_mem_contains_hva(const struct td_mem *m, const void *base, size_t len);
 /* Byte i of the test pattern for seed. */
 uint8_t td_pattern(uint32_t seed, size_t i);
 /* Fill [gpa, gpa+len) with the pattern for seed / check it. */

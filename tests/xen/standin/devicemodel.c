@@ -83,9 +83,8 @@ int xendevicemodel_nr_vcpus(xendevicemodel_handle *h, domid_t domid,
 	return 0;
 }
 
-int xendevicemodel_create_ioreq_server(xendevicemodel_handle *h,
-				       domid_t domid, int handle_bufioreq,
-				       ioservid_t *id)
+int xendevicemodel_create_ioreq_server(xendevicemodel_handle *h, domid_t domid,
+				       int handle_bufioreq, ioservid_t *id)
 {
 	struct sx_dom *d = dom(h, domid);
 
@@ -196,8 +195,8 @@ int xendevicemodel_set_ioreq_server_state(xendevicemodel_handle *h,
 	return 0;
 }
 
-int xendevicemodel_destroy_ioreq_server(xendevicemodel_handle *h,
-					domid_t domid, ioservid_t id)
+int xendevicemodel_destroy_ioreq_server(xendevicemodel_handle *h, domid_t domid,
+					ioservid_t id)
 {
 	struct sx_dom *d = dom(h, domid);
 	struct sx_server *s;

@@ -117,7 +117,8 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 		if (!h->b[i].used)
 			b = &h->b[i];
 	if (!b || remote == 0) {
-		errno = EINVAL; /* port 0: bound before the server was enabled */
+		errno = EINVAL; /* port 0: bound before the server was enabled
+				 */
 		return -1;
 	}
 	sx_lock();
@@ -128,7 +129,8 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 		for (unsigned v = 0; v < d->nr_vcpus; v++) {
 			struct sx_server *srv = &d->srv[s];
 
-			if (!srv->enabled || sx_slot(di, s, v)->vp_eport != remote)
+			if (!srv->enabled ||
+			    sx_slot(di, s, v)->vp_eport != remote)
 				continue;
 			if (holder_alive(srv, v)) {
 				sx_unlock();
@@ -138,11 +140,12 @@ xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *h,
 			srv->bound_handle[v] = h->id;
 			srv->bound_pid[v] = getpid();
 			sx_unlock();
-			*b = (struct binding){.used = 1,
-					      .local = atomic_fetch_add(&next_local, 1),
-					      .di = di,
-					      .s = s,
-					      .v = v};
+			*b = (struct binding){
+				.used = 1,
+				.local = atomic_fetch_add(&next_local, 1),
+				.di = di,
+				.s = s,
+				.v = v};
 			ev.events = EPOLLIN;
 			ev.data.u32 = b->local;
 			if (epoll_ctl(h->epfd, EPOLL_CTL_ADD,

@@ -18,8 +18,8 @@ struct xenforeignmemory_resource_handle {
 	void *addr;
 };
 
-xenforeignmemory_handle *
-xenforeignmemory_open(struct xentoollog_logger *logger, unsigned int flags)
+xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
+					       unsigned int flags)
 {
 	(void)logger;
 	(void)flags;
@@ -87,8 +87,7 @@ void *xenforeignmemory_map(xenforeignmemory_handle *h, uint32_t dom, int prot,
 	return p;
 }
 
-int xenforeignmemory_unmap(xenforeignmemory_handle *h, void *addr,
-			   size_t pages)
+int xenforeignmemory_unmap(xenforeignmemory_handle *h, void *addr, size_t pages)
 {
 	(void)h;
 	SX_COUNT(fm_unmap, 1);
@@ -98,10 +97,11 @@ int xenforeignmemory_unmap(xenforeignmemory_handle *h, void *addr,
 	return 0;
 }
 
-xenforeignmemory_resource_handle *xenforeignmemory_map_resource(
-	xenforeignmemory_handle *h, domid_t domid, unsigned int type,
-	unsigned int id, unsigned long frame, unsigned long nr_frames,
-	void **paddr, int prot, int flags)
+xenforeignmemory_resource_handle *
+xenforeignmemory_map_resource(xenforeignmemory_handle *h, domid_t domid,
+			      unsigned int type, unsigned int id,
+			      unsigned long frame, unsigned long nr_frames,
+			      void **paddr, int prot, int flags)
 {
 	xenforeignmemory_resource_handle *r;
 	struct sx_dom *d;
@@ -129,8 +129,8 @@ xenforeignmemory_resource_handle *xenforeignmemory_map_resource(
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->addr = mmap(*paddr, SX_PAGE, prot, MAP_SHARED, sx->shm_fd,
-		       (off_t)off);
+	r->addr =
+		mmap(*paddr, SX_PAGE, prot, MAP_SHARED, sx->shm_fd, (off_t)off);
 	if (r->addr == MAP_FAILED) {
 		free(r);
 		return NULL;

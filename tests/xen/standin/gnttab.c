@@ -93,9 +93,8 @@ void *xengnttab_map_domain_grant_refs(xengnttab_handle *h, uint32_t count,
 	sx_lock();
 	d = sx_dom_find(domid);
 	for (uint32_t i = 0; d && i < count; i++) {
-		struct sx_grant *g = refs[i] < SX_MAX_GRANTS
-					     ? &d->grants[refs[i]]
-					     : NULL;
+		struct sx_grant *g =
+			refs[i] < SX_MAX_GRANTS ? &d->grants[refs[i]] : NULL;
 
 		if (!g || !g->in_use || ((prot & PROT_WRITE) && g->ro)) {
 			d = NULL; /* GNTST_bad_gntref / permission_denied */

@@ -51,8 +51,8 @@ static int wr(struct sx_vdev *d, unsigned v, uint32_t off, uint32_t val)
 }
 
 /* What the driver puts in a descriptor or register for [gpa, +len). */
-static uint64_t bus_addr(struct sx_vdev *d, uint64_t gpa, uint64_t len,
-			 bool ro, int *ref, unsigned *pages)
+static uint64_t bus_addr(struct sx_vdev *d, uint64_t gpa, uint64_t len, bool ro,
+			 int *ref, unsigned *pages)
 {
 	unsigned np = (unsigned)(((gpa & 0xfff) + len + 0xfff) >> 12);
 	int r;
@@ -162,7 +162,8 @@ int sx_vdev_probe(const struct sx_vdev_opts *o, struct sx_vdev **out)
 	if ((rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES, d->features >> 32)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0)) ||
-	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)d->features)) ||
+	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES,
+		     (uint32_t)d->features)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_STATUS,
 		     VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 			     VIRTIO_CONFIG_S_FEATURES_OK)) ||
@@ -236,7 +237,8 @@ int sx_vdev_config(struct sx_vdev *d, unsigned v, uint32_t off, void *buf,
 			uint64_t x;
 
 			rc = sx_mmio_read(d->o.domid, v,
-					  d->o.base + VIRTIO_MMIO_CONFIG + off + i,
+					  d->o.base + VIRTIO_MMIO_CONFIG + off +
+						  i,
 					  1, &x);
 			if (rc)
 				return rc;
@@ -349,7 +351,8 @@ int sx_blk_rw(struct sx_vdev *d, unsigned v, uint32_t type, uint64_t sector,
 	desc[head + 1].addr =
 		bus_addr(d, data_gpa, len, !in, &ref[1], &pages[1]);
 	desc[head + 1].len = len;
-	desc[head + 1].flags = VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0);
+	desc[head + 1].flags =
+		VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0);
 	desc[head + 1].next = head + 2;
 	desc[head + 2].addr = bus_addr(d, st_gpa, 1, false, &ref[2], &pages[2]);
 	desc[head + 2].len = 1;
@@ -380,8 +383,10 @@ int sx_blk_rw(struct sx_vdev *d, unsigned v, uint32_t type, uint64_t sector,
 	/* grant-dma-ops: the guest revokes its grants once it sees the
 	 * completion; a grant still mapped breaks the device. */
 	for (int i = 0; i < 3; i++)
-		if (ref[i] >= 0 && sx_ungrant(d->o.domid, (uint32_t)ref[i],
-					      pages[i]) == -EBUSY && !rc)
+		if (ref[i] >= 0 &&
+		    sx_ungrant(d->o.domid, (uint32_t)ref[i], pages[i]) ==
+			    -EBUSY &&
+		    !rc)
 			rc = -EBUSY;
 	pthread_mutex_lock(&d->lock);
 	if (!rc || rc == -EBUSY)

@@ -395,8 +395,8 @@ int sx_raw_ioreq(uint32_t domid, int id, unsigned v, uint8_t type, bool read,
 
 	sx_lock();
 	rc = find_vcpu(domid, v, &di);
-	if (!rc && (id < 0 || id >= SX_MAX_SERVERS ||
-		    !sx->doms[di].srv[id].enabled))
+	if (!rc &&
+	    (id < 0 || id >= SX_MAX_SERVERS || !sx->doms[di].srv[id].enabled))
 		rc = -ENOENT;
 	sx_unlock();
 	if (rc)
@@ -508,9 +508,10 @@ int sx_grant(uint32_t domid, uint64_t gfn, unsigned n, bool readonly)
 			;
 		if (k == n) {
 			for (k = 0; k < n; k++)
-				d->grants[r + k] = (struct sx_grant){
-					.gfn = gfn + k, .in_use = 1,
-					.ro = readonly};
+				d->grants[r + k] =
+					(struct sx_grant){.gfn = gfn + k,
+							  .in_use = 1,
+							  .ro = readonly};
 			first = (int)r;
 			break;
 		}

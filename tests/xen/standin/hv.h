@@ -12,14 +12,14 @@
 
 #include "standin.h"
 
-#define SX_PAGE		4096u
-#define SX_RANGES	4
-#define SX_XS_NODES	512
-#define SX_XS_WATCHES	64
-#define SX_XS_CONNS	32
-#define SX_XS_QUEUE	64
-#define SX_PATH		192
-#define SX_VAL		192
+#define SX_PAGE	      4096u
+#define SX_RANGES     4
+#define SX_XS_NODES   512
+#define SX_XS_WATCHES 64
+#define SX_XS_CONNS   32
+#define SX_XS_QUEUE   64
+#define SX_PATH	      192
+#define SX_VAL	      192
 
 struct sx_server {
 	int used, enabled;
@@ -107,7 +107,9 @@ int sx_dom_index(const struct sx_dom *d);
 struct ioreq *sx_slot(int di, int s, unsigned v);
 size_t sx_page_offset(int di, int s);
 /* Counter bump, any thread. */
-#define SX_COUNT(field, n) atomic_fetch_add_explicit((_Atomic uint64_t *)&sx->c.field, (n), memory_order_relaxed)
+#define SX_COUNT(field, n)                                                     \
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&sx->c.field, (n),       \
+				  memory_order_relaxed)
 void sx_irq_edge(struct sx_dom *d);
 /* A watch event for every watch on or above `path` (and, on removal, on
  * anything below it). Under the lock. */

@@ -31,7 +31,8 @@ static bool under(const char *parent, const char *path)
 	size_t n = strlen(parent);
 
 	return strncmp(parent, path, n) == 0 &&
-	       (path[n] == '\0' || path[n] == '/' || (n == 1 && parent[0] == '/'));
+	       (path[n] == '\0' || path[n] == '/' ||
+		(n == 1 && parent[0] == '/'));
 }
 
 static struct sx_xs_node *node(const char *path)
