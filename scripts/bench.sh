@@ -172,7 +172,59 @@ median_rows() {
 	{ k = $1 " " $2 " " $3; if (k in m) { print m[k]; delete m[k] } }' - "$RESULTS"
 }
 
-fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "NA" }'; }
+# "storage job ratio" for each pair: the median over rounds of virtiod's
+# IOPS over qsd's in the same round. The two runs of a round are adjacent
+# in time, so the pairing cancels most of the drift a shared machine has.
+paired_ratios() {
+	awk '
+	{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[n++] = k }
+	  iops[k, $3, $4] = $5; if ($4 > maxr[k]) maxr[k] = $4 }
+	END {
+		for (i = 0; i < n; i++) {
+			k = order[i]; m = 0
+			for (r = 1; r <= maxr[k]; r++)
+				if (iops[k, "virtiod", r] > 0 && iops[k, "qsd", r] > 0) {
+					v = iops[k, "virtiod", r] / iops[k, "qsd", r]
+					for (j = m; j > 0 && q[j - 1] > v; j--) q[j] = q[j - 1]
+					q[j] = v; m++
+				}
+			if (m) printf "%s %.2f\n", k, q[int((m - 1) / 2)]
+			else printf "%s NA\n", k
+		}
+	}' "$RESULTS"
+}
+
+# The table from $RESULTS; its last line is the 4k-randread-qd32 ratio.
+print_table() {
+	rounds=$(awk '$4 > m { m = $4 } END { print m + 0 }' "$RESULTS")
+	echo
+	echo "virtiod vs qemu-storage-daemon: ${SECS} s per job, median of $rounds round(s)"
+	echo "(IOPS; latency in us; backend CPU in us per request; ratio: median over rounds of virtiod/qsd IOPS in the same round)"
+	median_rows >"$RESULTS.median"
+	paired_ratios >"$RESULTS.ratios"
+	awk '
+	NR == FNR { ratio[$1 " " $2] = $3; next }
+	{ key = $1 " " $2; if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+	  v[key, $3] = $5 " " $6 " " $7 " " $9 }
+	END {
+		printf "%-6s %-21s %9s %8s %8s %7s  %9s %8s %8s %7s  %6s\n",
+			"store", "job", "vd IOPS", "vd p50", "vd p99", "vd CPU",
+			"qsd IOPS", "qsd p50", "qsd p99", "qsd CPU", "ratio"
+		for (i = 0; i < n; i++) {
+			split(order[i], k, " ")
+			split(v[order[i], "virtiod"], a, " ")
+			split(v[order[i], "qsd"], b, " ")
+			r = order[i] in ratio ? ratio[order[i]] : "NA"
+			printf "%-6s %-21s %9d %8.1f %8.1f %7s  %9d %8.1f %8.1f %7s  %6s\n",
+				k[1], k[2], a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4], r
+		}
+	}' "$RESULTS.ratios" "$RESULTS.median"
+	# The target is defined on tmpfs; fall back to the first storage run.
+	ref=tmpfs
+	grep -q "^tmpfs 4k-randread-qd32-q1 " "$RESULTS" || ref=$(awk '{ print $1; exit }' "$RESULTS")
+	ratio=$(awk -v s="$ref" '$1 == s && $2 == "4k-randread-qd32-q1" { print $3 }' "$RESULTS.ratios")
+	echo "virtiod/qsd 4k-randread-qd32 IOPS ratio: ${ratio:-NA}"
+}
 
 bench() {
 	[ -x "$LOADGEN" ] || die "$LOADGEN not built"
@@ -185,8 +237,11 @@ bench() {
 	jobs_list=$ALL_JOBS
 	if [ -n "$JOBS" ]; then
 		jobs_list=$(echo "$ALL_JOBS" | while IFS= read -r l; do
-			for j in $JOBS; do [ "${l%%:*}" = "$j" ] && echo "$l"; done
+			for j in $JOBS; do
+				if [ "${l%%:*}" = "$j" ]; then echo "$l"; fi
+			done
 		done)
+		[ -n "$jobs_list" ] || die "BENCH_JOBS: no job named $JOBS"
 	fi
 	say "$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for st in $STORAGE; do
@@ -250,38 +305,19 @@ EOF
 		[ "$st" = disk ] && rm -f "$img"
 	done
 
-	echo
-	echo "virtiod vs qemu-storage-daemon: ${SECS} s per job, median of $ROUNDS round(s)"
-	echo "(IOPS; latency in us; backend CPU in us per request; ratio = virtiod/qsd IOPS)"
-	median_rows >"$RESULTS.median"
-	awk '
-	{ key = $1 " " $2; if (!(key in seen)) { seen[key] = 1; order[n++] = key }
-	  v[key, $3] = $5 " " $6 " " $7 " " $9 }
-	END {
-		printf "%-6s %-21s %9s %8s %8s %7s  %9s %8s %8s %7s  %6s\n",
-			"store", "job", "vd IOPS", "vd p50", "vd p99", "vd CPU",
-			"qsd IOPS", "qsd p50", "qsd p99", "qsd CPU", "ratio"
-		for (i = 0; i < n; i++) {
-			split(order[i], k, " ")
-			split(v[order[i], "virtiod"], a, " ")
-			split(v[order[i], "qsd"], b, " ")
-			r = b[1] > 0 ? sprintf("%.2f", a[1] / b[1]) : "NA"
-			printf "%-6s %-21s %9d %8.1f %8.1f %7s  %9d %8.1f %8.1f %7s  %6s\n",
-				k[1], k[2], a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4], r
-		}
-	}' "$RESULTS.median"
-	# The target is defined on tmpfs; fall back to the first storage run.
-	ref=tmpfs
-	grep -q "^tmpfs 4k-randread-qd32-q1 " "$RESULTS" || ref=${STORAGE%% *}
-	vi=$(awk -v s="$ref" '$1 == s && $2 == "4k-randread-qd32-q1" && $3 == "virtiod" { print $5 }' "$RESULTS.median")
-	qi=$(awk -v s="$ref" '$1 == s && $2 == "4k-randread-qd32-q1" && $3 == "qsd" { print $5 }' "$RESULTS.median")
 	[ "$fails" -eq 0 ] || say "$fails runs failed"
-	echo "virtiod/qsd 4k-randread-qd32 IOPS ratio: $(fmt_ratio "${vi:-0}" "${qi:-0}")"
+	print_table
 	[ "$fails" -eq 0 ]
 }
 
 case "${1:-}" in
 --selftest) selftest ;;
+--table)
+	# Reprint the table of an earlier run: --table [RESULTS-FILE]
+	[ $# -ge 2 ] && RESULTS=$2
+	[ -f "$RESULTS" ] || die "$RESULTS: no results"
+	print_table
+	;;
 "") bench ;;
-*) die "usage: scripts/bench.sh [--selftest]  (env: BUILD BENCH_SECONDS BENCH_IMAGE_MB BENCH_STORAGE BENCH_DISK_DIR BENCH_JOBS BENCH_QSD_AIO)" ;;
+*) die "usage: scripts/bench.sh [--selftest | --table [RESULTS]]  (env: BUILD BENCH_SECONDS BENCH_IMAGE_MB BENCH_STORAGE BENCH_DISK_DIR BENCH_JOBS BENCH_QSD_AIO)" ;;
 esac

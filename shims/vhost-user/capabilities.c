@@ -1,7 +1,6 @@
-/* --print-capabilities (vhost-user.rst "Backend program conventions"): the
- * JSON of docs/interop/vhost-user.json's VHostUserBackendCapabilities. A
- * feature is reported only when the device type really has the command
- * line option it names. */
+/* --print-capabilities ("Backend program conventions"): vhost-user.json's
+ * VHostUserBackendCapabilities. A feature is reported only when the device
+ * type really has the command-line option it names. */
 #include <stdio.h>
 #include <string.h>
 

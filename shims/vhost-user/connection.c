@@ -1,7 +1,6 @@
-/* The vhost-user socket: listening, reading one message with its
- * SCM_RIGHTS fds, writing replies, and checking and mapping the fds a
- * frontend shares. Never keeps an fd it did not hand to a caller, and never
- * maps past the end of a file. */
+/* The socket: listening, one message with its SCM_RIGHTS fds, replies, and
+ * checking and mapping the fds a frontend shares. Keeps no fd it did not hand
+ * to a caller, never maps past the end of a file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -46,7 +45,8 @@ int vu_listen_path(const char *path, const char *who, int *out_fd,
 	 * that path is someone's file and stays. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			vd_err(who, "--socket-path %s: exists and is not a socket",
+			vd_err(who,
+			       "--socket-path %s: exists and is not a socket",
 			       path);
 			return -EEXIST;
 		}
@@ -91,8 +91,7 @@ int vu_check_listen_fd(int fd, const char *who)
 		return -ENOTSOCK;
 	}
 	len = sizeof(val);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 ||
-	    !val) {
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) < 0 || !val) {
 		vd_err(who, "--fd %d: not a listening socket", fd);
 		return -EINVAL;
 	}
@@ -173,7 +172,8 @@ int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
 		return r;
 	if (r == 0 && m->hdr.size > VU_MAX_PAYLOAD) {
 		vd_warn(b->who,
-			"%s: payload of %u bytes, no request has more than %zu; "
+			"%s: payload of %u bytes, no request has more than "
+			"%zu; "
 			"closing the connection",
 			vu_request_name(m->hdr.request), m->hdr.size,
 			VU_MAX_PAYLOAD);
@@ -184,8 +184,8 @@ int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
 		 * any arriving with the payload are strays. */
 		unsigned before = m->n_fds;
 
-		r = recv_full(b->conn_fd, &m->p, m->hdr.size, m->fds,
-			      &m->n_fds, VU_MAX_FDS);
+		r = recv_full(b->conn_fd, &m->p, m->hdr.size, m->fds, &m->n_fds,
+			      VU_MAX_FDS);
 		if (r == 0 && m->n_fds != before)
 			r = -EPROTO;
 	}
@@ -197,18 +197,21 @@ int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
 	case -EMSGSIZE:
 		break;
 	case -E2BIG:
-		vd_warn(b->who, "%s: more than %u fds attached; closing the "
-				"connection",
+		vd_warn(b->who,
+			"%s: more than %u fds attached; closing the "
+			"connection",
 			vu_request_name(m->hdr.request), VU_MAX_FDS);
 		break;
 	case -EPROTO:
-		vd_warn(b->who, "%s: fds sent with the payload, not the header; "
-				"closing the connection",
+		vd_warn(b->who,
+			"%s: fds sent with the payload, not the header; "
+			"closing the connection",
 			vu_request_name(m->hdr.request));
 		break;
 	case -EPIPE:
 	case -ETIMEDOUT:
-		vd_warn(b->who, "truncated message (%s); closing the connection",
+		vd_warn(b->who,
+			"truncated message (%s); closing the connection",
 			r == -EPIPE ? "peer closed" : "timed out");
 		break;
 	default:
@@ -269,8 +272,8 @@ int vu_send_reply(struct vu_backend *b, struct vu_reply *r)
 					      ? (size_t)n
 					      : mh.msg_iov->iov_len;
 
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base +
-					       step;
+			mh.msg_iov->iov_base =
+				(char *)mh.msg_iov->iov_base + step;
 			mh.msg_iov->iov_len -= step;
 			n -= (ssize_t)step;
 			if (!mh.msg_iov->iov_len) {
@@ -312,9 +315,8 @@ int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
 	return 0;
 }
 
-void *vu_map_fd(int fd, uint64_t offset, uint64_t size,
-		const struct stat *st, void **base, size_t *len, char *why,
-		size_t whylen)
+void *vu_map_fd(int fd, uint64_t offset, uint64_t size, const struct stat *st,
+		void **base, size_t *len, char *why, size_t whylen)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t align = page, map_off, delta, map_len;

@@ -1,7 +1,6 @@
-/* Device-level requests: features and protocol features, owner, queue
- * count, config space, status, reset, and the backend request channel that
- * carries config-change notifications. Nothing here touches a running
- * ring's state except through vring.c. */
+/* Device-level requests: features, protocol features, owner, config,
+ * status, reset, and the backend channel for config-change notifications.
+ * A running ring is only ever touched through vring.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vhost_types.h>
@@ -34,8 +33,8 @@ static int reply_u64(struct vu_reply *r, uint64_t v)
 	return 0;
 }
 
-int vu_get_features(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen)
+int vu_get_features(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen)
 {
 	(void)m;
 	(void)why;
@@ -51,8 +50,8 @@ static bool any_ring_running(const struct vu_backend *b)
 	return false;
 }
 
-int vu_set_features(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen)
+int vu_set_features(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen)
 {
 	uint64_t f = m->p.u64, extra = f & ~offered_features(b);
 	uint64_t virtio = f & ~VHOST_ONLY_FEATURES;
@@ -110,8 +109,9 @@ int vu_set_protocol_features(struct vu_backend *b, struct vu_msg *m,
 	}
 	b->protocol_features = f;
 	b->protocol_set = true;
-	atomic_store(&b->config_notify, vu_has_protocol(b, VU_PF_CONFIG) &&
-						vu_has_protocol(b, VU_PF_BACKEND_REQ));
+	atomic_store(&b->config_notify,
+		     vu_has_protocol(b, VU_PF_CONFIG) &&
+			     vu_has_protocol(b, VU_PF_BACKEND_REQ));
 	return 0;
 }
 
@@ -129,8 +129,8 @@ int vu_set_owner(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 
 /* Deprecated; "back-ends either ignore this message, or use it to disable
  * all rings". Rings stop where they stand, configuration kept. */
-int vu_reset_owner(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen)
+int vu_reset_owner(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen)
 {
 	(void)m;
 	(void)r;
@@ -140,8 +140,8 @@ int vu_reset_owner(struct vu_backend *b, struct vu_msg *m,
 	return 0;
 }
 
-int vu_get_queue_num(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen)
+int vu_get_queue_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen)
 {
 	(void)m;
 	(void)why;
@@ -159,8 +159,9 @@ int vu_get_config(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 
 	if (c->offset > cfg_size) {
 		/* "zero length of payload to indicate an error" */
-		snprintf(why, whylen, "offset %u beyond the %u-byte config space",
-			 c->offset, cfg_size);
+		snprintf(why, whylen,
+			 "offset %u beyond the %u-byte config space", c->offset,
+			 cfg_size);
 		r->hdr.size = 0;
 		return VU_REFUSED;
 	}
@@ -195,7 +196,8 @@ int vu_set_config(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		/* The guest's write, relayed: refuse it, keep the frontend. */
 		snprintf(why, whylen, "config write at %u+%u: %s", c->offset,
 			 c->size,
-			 rc == -EPERM ? "read-only field" : "outside config space");
+			 rc == -EPERM ? "read-only field"
+				      : "outside config space");
 		return VU_REFUSED;
 	}
 	return 0;
@@ -244,8 +246,8 @@ int vu_get_status(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 
 /* "disable all rings and reset all internal device state to the initial
  * state"; ownership, protocol features and the memory table stay. */
-int vu_reset_device(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen)
+int vu_reset_device(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen)
 {
 	(void)m;
 	(void)r;
@@ -293,7 +295,7 @@ void vu_notify_config(void *shim)
 	if (b->req_fd >= 0 &&
 	    send(b->req_fd, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) !=
 		    (ssize_t)sizeof(h))
-		vd_log_ratelimited(&b->log_rl, VD_LOG_WARN, b->who,
+		vd_log_ratelimited(&b->req_rl, VD_LOG_WARN, b->who,
 				   "config change notification not sent: %s",
 				   strerror(errno));
 	pthread_mutex_unlock(&b->req_lock);

@@ -1,8 +1,6 @@
-/* Dirty-page logging for live migration (vhost-user.rst "Migration"): with
- * VHOST_F_LOG_ALL every guest page the device writes is marked in the
- * frontend's bitmap. Bits are set atomically and never outside the
- * bitmap; a log being replaced is unmapped only once no queue thread can
- * still be writing it. */
+/* Dirty-page logging for live migration ("Migration"): with LOG_ALL each
+ * guest page the device writes is marked, atomically, never outside the
+ * bitmap; a replaced log is unmapped only once no queue thread uses it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vhost_types.h>
@@ -49,8 +47,8 @@ void vu_log_unmap(struct vu_backend *b)
 	log_free(old);
 }
 
-int vu_set_log_base(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen)
+int vu_set_log_base(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen)
 {
 	const struct vu_log_wire *w = &m->p.log;
 	struct vu_log_map *l, *old;
@@ -78,8 +76,9 @@ int vu_set_log_base(struct vu_backend *b, struct vu_msg *m,
 	old = atomic_exchange(&b->log, l);
 	log_quiesce(b);
 	log_free(old);
-	vd_debug(b->who, "dirty log: %" PRIu64 " bytes (guest memory up to "
-			 "0x%" PRIx64 ")",
+	vd_debug(b->who,
+		 "dirty log: %" PRIu64 " bytes (guest memory up to "
+		 "0x%" PRIx64 ")",
 		 l->size, l->size * 8 * VU_LOG_PAGE);
 	vu_rings_update_logging(b);
 	/* QEMU waits for this reply when LOG_SHMFD is negotiated. */

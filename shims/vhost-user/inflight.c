@@ -1,9 +1,6 @@
-/* Inflight I/O tracking (vhost-user.rst "Inflight I/O tracking", split and
- * packed): the shared region records every chain between pop and publish,
- * so requests in flight when the daemon dies are resubmitted after a
- * reconnect, none lost and none completed twice. The region is the
- * frontend's memory: every index read from it is checked, and the queue
- * thread follows only its own copies of the lists. */
+/* Inflight I/O tracking ("Inflight I/O tracking", split and packed): chains
+ * are recorded from pop to publish so a restarted daemon resubmits them, none
+ * lost, none twice. Indexes read from the frontend's region are checked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_config.h>
@@ -17,11 +14,11 @@
 #include "vu_priv.h"
 
 #define INFLIGHT_VERSION 1
-#define INFLIGHT_ALIGN 64 /* per-queue stride, as DPDK and libvhost-user */
-#define NO_ENTRY 0xffff
+#define INFLIGHT_ALIGN	 64 /* per-queue stride, as DPDK and libvhost-user */
+#define NO_ENTRY	 0xffff
 
 #define PACKED_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
-#define PACKED_USED (1u << VRING_PACKED_DESC_F_USED)
+#define PACKED_USED  (1u << VRING_PACKED_DESC_F_USED)
 
 _Static_assert(sizeof(struct vu_inflight_desc_split) == 16, "spec layout");
 _Static_assert(sizeof(struct vu_inflight_split) == 16, "spec layout");
@@ -31,10 +28,13 @@ _Static_assert(sizeof(struct vu_inflight_wire) == 24, "QEMU sends 24");
 
 size_t vu_inflight_queue_size(bool packed, uint16_t queue_size)
 {
-	size_t n = packed ? sizeof(struct vu_inflight_packed) +
-				    queue_size * sizeof(struct vu_inflight_desc_packed)
-			  : sizeof(struct vu_inflight_split) +
-				    queue_size * sizeof(struct vu_inflight_desc_split);
+	size_t n =
+		packed ? sizeof(struct vu_inflight_packed) +
+				 queue_size *
+					 sizeof(struct vu_inflight_desc_packed)
+		       : sizeof(struct vu_inflight_split) +
+				 queue_size *
+					 sizeof(struct vu_inflight_desc_split);
 
 	return (n + INFLIGHT_ALIGN - 1) & ~(size_t)(INFLIGHT_ALIGN - 1);
 }
@@ -52,7 +52,7 @@ void vu_inflight_unmap(struct vu_backend *b)
 	b->inflight_area = NULL;
 	b->inflight_len = 0;
 	b->inflight_nq = 0;
-	b->inflight_qsize = 0;
+	b->inflight_cap = 0;
 }
 
 static bool any_running(const struct vu_backend *b, char *why, size_t whylen)
@@ -65,29 +65,53 @@ static bool any_running(const struct vu_backend *b, char *why, size_t whylen)
 	return false;
 }
 
-static void inflight_adopt(struct vu_backend *b, void *map, size_t len,
-			   void *area, const struct vu_inflight_wire *in)
+static size_t entry_size(bool packed)
 {
+	return packed ? sizeof(struct vu_inflight_desc_packed)
+		      : sizeof(struct vu_inflight_desc_split);
+}
+
+static size_t header_size(bool packed)
+{
+	return packed ? sizeof(struct vu_inflight_packed)
+		      : sizeof(struct vu_inflight_split);
+}
+
+/* The per-queue stride follows from the area alone (so every incarnation
+ * of the daemon finds the same layout), and with it how many entries each
+ * queue's region holds: at least the queue size the frontend asked for,
+ * more when we allocated the area ourselves. */
+static void inflight_adopt(struct vu_backend *b, void *map, size_t len,
+			   void *area, uint64_t area_size, uint16_t nq)
+{
+	bool packed = b->features & (1ull << VIRTIO_F_RING_PACKED);
+	size_t stride =
+		(size_t)(area_size / nq) & ~(size_t)(INFLIGHT_ALIGN - 1);
+	size_t cap = (stride - header_size(packed)) / entry_size(packed);
+
 	vu_inflight_unmap(b);
 	b->inflight_map = map;
 	b->inflight_len = len;
-	b->inflight_nq = in->num_queues;
-	b->inflight_qsize = in->queue_size;
-	b->inflight_packed = b->features & (1ull << VIRTIO_F_RING_PACKED);
-	b->inflight_qstride = vu_inflight_queue_size(b->inflight_packed,
-						     in->queue_size);
-	b->inflight_area = area; /* map, or inside it at the mmap offset */
+	b->inflight_area = area;
+	b->inflight_nq = nq;
+	b->inflight_packed = packed;
+	b->inflight_qstride = stride;
+	b->inflight_cap =
+		(uint16_t)(cap < VD_VQ_MAX_SIZE ? cap : VD_VQ_MAX_SIZE);
 }
 
 /* The backend allocates the region; its layout follows the ring layout
- * negotiated by now (QEMU sends SET_FEATURES first). */
+ * negotiated by now (QEMU sends SET_FEATURES first). Each queue gets room
+ * for our largest ring, not only the queue size asked for: over
+ * virtio-mmio QEMU 7.2 asks with its queue-size (128) while the driver
+ * may set up rings of 1024. */
 int vu_get_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 		       struct vu_reply *r, char *why, size_t whylen)
 {
 	const struct vu_inflight_wire *in = &m->p.inflight;
 	bool packed = b->features & (1ull << VIRTIO_F_RING_PACKED);
-	size_t size = in->num_queues * vu_inflight_queue_size(packed,
-							      in->queue_size);
+	uint16_t entries = b->max_queue_size; /* >= queue_size, checked */
+	size_t size = in->num_queues * vu_inflight_queue_size(packed, entries);
 	void *map;
 	int fd;
 
@@ -113,19 +137,18 @@ int vu_get_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 		close(fd);
 		return VU_REFUSED;
 	}
-	inflight_adopt(b, map, size, map, in);
+	inflight_adopt(b, map, size, map, size, in->num_queues);
 	r->hdr.size = sizeof(r->p.inflight);
 	r->p.inflight = (struct vu_inflight_wire){
 		.mmap_size = size,
 		.mmap_offset = 0,
 		.num_queues = in->num_queues,
-		.queue_size = in->queue_size,
+		.queue_size = entries,
 	};
 	r->fds[0] = fd;
 	r->n_fds = 1;
 	vd_debug(b->who, "inflight area: %zu bytes for %u %s queues of %u",
-		 size, in->num_queues, packed ? "packed" : "split",
-		 in->queue_size);
+		 size, in->num_queues, packed ? "packed" : "split", entries);
 	return 0;
 }
 
@@ -134,8 +157,8 @@ int vu_set_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 {
 	const struct vu_inflight_wire *in = &m->p.inflight;
 	bool packed = b->features & (1ull << VIRTIO_F_RING_PACKED);
-	size_t need = in->num_queues *
-		      vu_inflight_queue_size(packed, in->queue_size);
+	size_t need =
+		in->num_queues * vu_inflight_queue_size(packed, in->queue_size);
 	char detail[160];
 	struct stat st;
 	void *base, *area;
@@ -151,8 +174,8 @@ int vu_set_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 			 packed ? "packed" : "split", in->queue_size, need);
 		return -EINVAL;
 	}
-	if (vu_fd_check_range(m->fds[0], in->mmap_offset, in->mmap_size,
-			      detail, sizeof(detail), &st) < 0) {
+	if (vu_fd_check_range(m->fds[0], in->mmap_offset, in->mmap_size, detail,
+			      sizeof(detail), &st) < 0) {
 		snprintf(why, whylen, "inflight area %s", detail);
 		return -EINVAL;
 	}
@@ -162,7 +185,7 @@ int vu_set_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 		snprintf(why, whylen, "inflight area: %s", detail);
 		return -EINVAL;
 	}
-	inflight_adopt(b, base, len, area, in);
+	inflight_adopt(b, base, len, area, in->mmap_size, in->num_queues);
 	return 0;
 }
 
@@ -272,7 +295,7 @@ static int split_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 		if (!s->desc[i].inflight)
 			continue;
 		if (i >= cfg->num) {
-			/* Not a head of this ring: nothing can be resubmitted. */
+			/* Cannot be a head of this ring: dropped. */
 			STORE(s->desc[i].inflight, 0);
 			continue;
 		}
@@ -291,8 +314,9 @@ static int split_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	cfg->avail_idx = (uint16_t)(used + n);
 	cfg->used_idx_valid = false;
 	if (n)
-		vd_info(vr->who, "resubmitting %u requests in flight before "
-				 "the reconnect",
+		vd_info(vr->who,
+			"resubmitting %u requests in flight before "
+			"the reconnect",
 			n);
 	return (int)n;
 }
@@ -382,8 +406,9 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	if (p->version == 0 || p->version != INFLIGHT_VERSION ||
 	    p->desc_num != desc_num) {
 		if (p->version)
-			vd_warn(vr->who, "inflight area has version %u, %u "
-					 "entries: nothing to resubmit",
+			vd_warn(vr->who,
+				"inflight area has version %u, %u "
+				"entries: nothing to resubmit",
 				p->version, p->desc_num);
 		packed_init(f, desc_num, cfg->used_idx, cfg->used_wrap);
 		goto out;
@@ -414,9 +439,8 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
-	if (u >= num ||
-	    !packed_collect(p, desc_num, num, free_head, heads, &n, &slots,
-			    mark)) {
+	if (u >= num || !packed_collect(p, desc_num, num, free_head, heads, &n,
+					&slots, mark)) {
 		vd_err(vr->who, "inflight area is inconsistent: its requests "
 				"cannot be resubmitted");
 		n = 0;
@@ -434,8 +458,9 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 			for (uint16_t d = 0; d < cnt; d++) {
 				const struct vu_inflight_desc_packed *s =
 					&p->desc[j];
-				uint16_t fl = (uint16_t)(s->flags & ~(PACKED_AVAIL |
-								      PACKED_USED));
+				uint16_t fl =
+					(uint16_t)(s->flags & ~(PACKED_AVAIL |
+								PACKED_USED));
 
 				fl |= pw ? PACKED_AVAIL : PACKED_USED;
 				ring[pos].addr = s->addr;
@@ -444,10 +469,11 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 				__atomic_store_n(&ring[pos].flags, fl,
 						 __ATOMIC_RELEASE);
 				if (vr->b && vu_log_active(vr->b))
-					vu_log_write(vr,
-						     cfg->desc_gpa +
-							     pos * sizeof(*ring),
-						     sizeof(*ring));
+					vu_log_write(
+						vr,
+						cfg->desc_gpa +
+							pos * sizeof(*ring),
+						sizeof(*ring));
 				j = s->next;
 				if (++pos == num) {
 					pos = 0;
@@ -459,8 +485,9 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	free(heads);
 	free(mark);
 	if (n)
-		vd_info(vr->who, "resubmitting %u requests in flight before "
-				 "the reconnect",
+		vd_info(vr->who,
+			"resubmitting %u requests in flight before "
+			"the reconnect",
 			n);
 	/* They are popped again and recorded afresh. */
 	packed_init(f, desc_num, u, w);
@@ -483,8 +510,8 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 {
 	struct vu_inflight_ring *f = &vr->inflight;
 	bool packed = cfg->layout == VD_VQ_PACKED;
-	uint16_t desc_num = b->inflight_qsize;
 	char *area = b->inflight_area;
+	uint16_t desc_num, recorded;
 	int rc;
 
 	vu_inflight_release(vr);
@@ -497,17 +524,22 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 			 packed ? "packed" : "split");
 		return -EINVAL;
 	}
-	if (cfg->num > desc_num) {
-		/* QEMU sizes the area by its queue-size property, but over
-		 * virtio-mmio the driver may pick a larger ring (QEMU 7.2
-		 * offers 1024). Serving it untracked beats refusing it. */
+	if (cfg->num > b->inflight_cap) {
+		/* An area another backend sized by QEMU's queue-size, and a
+		 * larger ring: serving it untracked beats refusing it. */
 		vd_warn(vr->who,
 			"ring of %u above the inflight area's %u entries: "
-			"requests of this ring are not tracked (QEMU: set "
-			"queue-size=%u)",
-			cfg->num, desc_num, cfg->num);
+			"requests of this ring are not tracked",
+			cfg->num, b->inflight_cap);
 		return 0;
 	}
+	area += vr->index * b->inflight_qstride;
+	/* A region already in use keeps its entry count. */
+	recorded = packed ? ((struct vu_inflight_packed *)area)->desc_num
+			  : ((struct vu_inflight_split *)area)->desc_num;
+	desc_num = recorded >= cfg->num && recorded <= b->inflight_cap
+			   ? recorded
+			   : b->inflight_cap;
 	rc = alloc_local(vr, packed, desc_num, cfg->num);
 	if (rc) {
 		vu_inflight_release(vr);
@@ -517,7 +549,6 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 	f->packed = packed;
 	f->desc_num = desc_num;
 	f->num = cfg->num;
-	area += vr->index * b->inflight_qstride;
 	if (packed) {
 		f->pk = (struct vu_inflight_packed *)area;
 		rc = packed_prepare(vr, cfg, desc_num, why, whylen);

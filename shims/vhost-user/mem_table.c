@@ -1,7 +1,6 @@
 /* The memory table (vhost-user.rst "Memory access"): SET_MEM_TABLE and the
- * CONFIGURE_MEM_SLOTS requests. Every region is checked against its fd
- * before it is mapped; a ring is never left running on a mapping that a
- * table change is about to release. */
+ * CONFIGURE_MEM_SLOTS requests. A region is mapped only after its fd proved
+ * to hold it; no ring runs on a mapping about to be released. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,8 +83,8 @@ static bool table_unchanged(const struct vu_backend *b,
 	return true;
 }
 
-int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen)
+int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen)
 {
 	const struct vu_mem_table_wire *t = &m->p.mem;
 	struct vd_mem_region nr[VU_MAX_FDS];
@@ -97,7 +96,8 @@ int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m,
 	for (i = 0; i < n; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (gpa_overlap(t->regions[i].gpa, t->regions[i].size,
-					t->regions[j].gpa, t->regions[j].size)) {
+					t->regions[j].gpa,
+					t->regions[j].size)) {
 				snprintf(why, whylen,
 					 "regions %u and %u overlap", j, i);
 				return -EINVAL;
@@ -150,8 +150,8 @@ int vu_get_max_mem_slots(struct vu_backend *b, struct vu_msg *m,
 	return 0;
 }
 
-int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen)
+int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen)
 {
 	const struct vu_region_wire *w = &m->p.memreg.region;
 	struct vd_mem_region nr;
@@ -192,8 +192,8 @@ int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m,
 	return 0;
 }
 
-int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen)
+int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen)
 {
 	const struct vu_region_wire *w = &m->p.memreg.region;
 	unsigned i;
@@ -224,8 +224,8 @@ int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m,
 	memmove(&b->regions[i], &b->regions[i + 1],
 		(b->n_regions - i - 1) * sizeof(b->regions[0]));
 	b->n_regions--;
-	vd_debug(b->who, "removed region gpa 0x%" PRIx64 " (%u in use)",
-		 w->gpa, b->n_regions);
+	vd_debug(b->who, "removed region gpa 0x%" PRIx64 " (%u in use)", w->gpa,
+		 b->n_regions);
 	vu_rings_resume(b);
 	return 0;
 }

@@ -1,7 +1,6 @@
-/* The vhost-user request table and its validators: every message is checked
- * here (header, payload size, fd count, protocol-feature gate, then one
- * validator per wire structure) before any handler sees it. A handler never
- * runs on a malformed message, and no fd a frontend sends is ever leaked. */
+/* The vhost-user request table and one validator per wire structure: no
+ * handler runs before header, size, fd count, feature gate and payload are
+ * checked, and no fd a frontend sends is ever leaked. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,11 +11,11 @@
 
 typedef int (*vu_handler)(struct vu_backend *b, struct vu_msg *m,
 			  struct vu_reply *r, char *why, size_t whylen);
-typedef int (*vu_validator)(const struct vu_backend *b,
-			    const struct vu_msg *m, char *why, size_t whylen);
+typedef int (*vu_validator)(const struct vu_backend *b, const struct vu_msg *m,
+			    char *why, size_t whylen);
 
 /* Gate values besides a protocol feature bit. */
-#define GATE_NONE -1
+#define GATE_NONE     -1
 #define GATE_PROTOCOL -2 /* SET_PROTOCOL_FEATURES must have been received */
 
 struct vu_rule {
@@ -24,8 +23,8 @@ struct vu_rule {
 	vu_handler fn;
 	uint32_t min_size, max_size; /* payload bytes; equal: exact */
 	uint8_t min_fds, max_fds;
-	int8_t gate;     /* protocol feature bit the request needs, or GATE_* */
-	bool reply;      /* the request has its own reply ("Communication") */
+	int8_t gate; /* protocol feature bit the request needs, or GATE_* */
+	bool reply;  /* the request has its own reply ("Communication") */
 	vu_validator check; /* the payload's wire structure, or NULL */
 };
 
@@ -54,8 +53,8 @@ static int check_index(const struct vu_backend *b, uint32_t index, char *why,
 }
 
 /* "A vring state description" */
-static int check_vring_state(const struct vu_backend *b,
-			     const struct vu_msg *m, char *why, size_t whylen)
+static int check_vring_state(const struct vu_backend *b, const struct vu_msg *m,
+			     char *why, size_t whylen)
 {
 	return check_index(b, m->p.state.index, why, whylen);
 }
@@ -120,9 +119,9 @@ static int check_mem_table(const struct vu_backend *b, const struct vu_msg *m,
 		return bad(why, whylen, "%u regions, at most %u", n,
 			   VU_MAX_FDS);
 	if (m->hdr.size != 8 + n * sizeof(struct vu_region_wire))
-		return bad(why, whylen, "%u regions need %zu payload bytes, got %u",
-			   n, 8 + n * sizeof(struct vu_region_wire),
-			   m->hdr.size);
+		return bad(why, whylen,
+			   "%u regions need %zu payload bytes, got %u", n,
+			   8 + n * sizeof(struct vu_region_wire), m->hdr.size);
 	if (m->n_fds != n)
 		return bad(why, whylen, "%u regions but %u fds", n, m->n_fds);
 	for (uint32_t i = 0; i < n; i++)
@@ -206,10 +205,10 @@ static int check_status(const struct vu_backend *b, const struct vu_msg *m,
 
 /* ------------------------------------------------------------------ table */
 
-#define U64 sizeof(uint64_t)
-#define STATE sizeof(struct vhost_vring_state)
-#define ADDR sizeof(struct vhost_vring_addr)
-#define MEMREG sizeof(struct vu_mem_reg_wire)
+#define U64	 sizeof(uint64_t)
+#define STATE	 sizeof(struct vhost_vring_state)
+#define ADDR	 sizeof(struct vhost_vring_addr)
+#define MEMREG	 sizeof(struct vu_mem_reg_wire)
 #define INFLIGHT sizeof(struct vu_inflight_wire)
 
 /* vhost-user.rst "Front-end message types": the requests this backend
@@ -238,14 +237,13 @@ static const struct vu_rule rules[] = {
 			       STATE, 0, 0, GATE_NONE, false,
 			       check_vring_state},
 	[VU_GET_VRING_BASE] = {"GET_VRING_BASE", vu_get_vring_base, STATE,
-			       STATE, 0, 0, GATE_NONE, true,
-			       check_vring_state},
-	[VU_SET_VRING_KICK] = {"SET_VRING_KICK", vu_set_vring_kick, U64, U64,
-			       0, 1, GATE_NONE, false, check_vring_file},
-	[VU_SET_VRING_CALL] = {"SET_VRING_CALL", vu_set_vring_call, U64, U64,
-			       0, 1, GATE_NONE, false, check_vring_file},
-	[VU_SET_VRING_ERR] = {"SET_VRING_ERR", vu_set_vring_err, U64, U64, 0,
-			      1, GATE_NONE, false, check_vring_file},
+			       STATE, 0, 0, GATE_NONE, true, check_vring_state},
+	[VU_SET_VRING_KICK] = {"SET_VRING_KICK", vu_set_vring_kick, U64, U64, 0,
+			       1, GATE_NONE, false, check_vring_file},
+	[VU_SET_VRING_CALL] = {"SET_VRING_CALL", vu_set_vring_call, U64, U64, 0,
+			       1, GATE_NONE, false, check_vring_file},
+	[VU_SET_VRING_ERR] = {"SET_VRING_ERR", vu_set_vring_err, U64, U64, 0, 1,
+			      GATE_NONE, false, check_vring_file},
 	[VU_GET_PROTOCOL_FEATURES] = {"GET_PROTOCOL_FEATURES",
 				      vu_get_protocol_features, 0, 0, 0, 0,
 				      GATE_NONE, true, NULL},
@@ -254,8 +252,8 @@ static const struct vu_rule rules[] = {
 				      GATE_NONE, false, NULL},
 	[VU_GET_QUEUE_NUM] = {"GET_QUEUE_NUM", vu_get_queue_num, 0, 0, 0, 0,
 			      VU_PF_MQ, true, NULL},
-	[VU_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", vu_set_vring_enable,
-				 STATE, STATE, 0, 0, GATE_PROTOCOL, false,
+	[VU_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", vu_set_vring_enable, STATE,
+				 STATE, 0, 0, GATE_PROTOCOL, false,
 				 check_vring_state},
 	[VU_SET_BACKEND_REQ_FD] = {"SET_BACKEND_REQ_FD", vu_set_backend_req_fd,
 				   0, 0, 1, 1, VU_PF_BACKEND_REQ, false, NULL},
@@ -265,12 +263,12 @@ static const struct vu_rule rules[] = {
 	[VU_SET_CONFIG] = {"SET_CONFIG", vu_set_config, VU_CONFIG_HDR_SIZE,
 			   sizeof(struct vu_config_wire), 0, 0, VU_PF_CONFIG,
 			   false, check_config},
-	[VU_GET_INFLIGHT_FD] = {"GET_INFLIGHT_FD", vu_get_inflight_fd,
-				INFLIGHT, INFLIGHT, 0, 0, VU_PF_INFLIGHT_SHMFD,
-				true, check_inflight},
-	[VU_SET_INFLIGHT_FD] = {"SET_INFLIGHT_FD", vu_set_inflight_fd,
-				INFLIGHT, INFLIGHT, 1, 1, VU_PF_INFLIGHT_SHMFD,
-				false, check_inflight},
+	[VU_GET_INFLIGHT_FD] = {"GET_INFLIGHT_FD", vu_get_inflight_fd, INFLIGHT,
+				INFLIGHT, 0, 0, VU_PF_INFLIGHT_SHMFD, true,
+				check_inflight},
+	[VU_SET_INFLIGHT_FD] = {"SET_INFLIGHT_FD", vu_set_inflight_fd, INFLIGHT,
+				INFLIGHT, 1, 1, VU_PF_INFLIGHT_SHMFD, false,
+				check_inflight},
 	[VU_RESET_DEVICE] = {"RESET_DEVICE", vu_reset_device, 0, 0, 0, 0,
 			     VU_PF_RESET_DEVICE, false, NULL},
 	[VU_GET_MAX_MEM_SLOTS] = {"GET_MAX_MEM_SLOTS", vu_get_max_mem_slots, 0,
@@ -290,8 +288,7 @@ static const struct vu_rule rules[] = {
 
 static const struct vu_rule *rule_of(uint32_t request)
 {
-	if (request >= sizeof(rules) / sizeof(rules[0]) ||
-	    !rules[request].name)
+	if (request >= sizeof(rules) / sizeof(rules[0]) || !rules[request].name)
 		return NULL;
 	return &rules[request];
 }
@@ -338,8 +335,8 @@ static int check_framing(const struct vu_backend *b, const struct vu_msg *m,
 	    !b->protocol_set)
 		return bad(why, whylen, "protocol features not negotiated");
 	if (rule->gate >= 0 && !vu_has_protocol(b, (unsigned)rule->gate))
-		return bad(why, whylen,
-			   "protocol feature %d not negotiated", rule->gate);
+		return bad(why, whylen, "protocol feature %d not negotiated",
+			   rule->gate);
 	if ((flags & VU_FLAG_NEED_REPLY) && !rule->reply &&
 	    !vu_has_protocol(b, VU_PF_REPLY_ACK))
 		return bad(why, whylen, "need_reply without REPLY_ACK");

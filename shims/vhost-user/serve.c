@@ -1,7 +1,6 @@
-/* vd_vu_serve: one frontend at a time on the socket; after a disconnect every
- * ring is stopped, the device reset, and the socket listens again (QEMU's
- * reconnect= brings the device back). Never exits the process: failures
- * are returned to main. */
+/* vd_vu_serve: one frontend at a time; after a disconnect every ring stops,
+ * the device is reset and the socket listens again (QEMU's reconnect=).
+ * Never exits the process: failures go back to main. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -56,7 +55,7 @@ static struct vu_backend *backend_new(const struct vd_vu_config *cfg,
 	b->listen_fd = -1;
 	b->conn_fd = -1;
 	b->req_fd = -1;
-	b->log_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
+	b->req_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
 	pthread_mutex_init(&b->req_lock, NULL);
 	atomic_init(&b->log, NULL);
 	atomic_init(&b->config_notify, false);
@@ -186,7 +185,8 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 		return r;
 	}
 	vd_info(b->who, "listening on %s",
-		cfg->socket_path ? cfg->socket_path : "the socket passed by --fd");
+		cfg->socket_path ? cfg->socket_path
+				 : "the socket passed by --fd");
 	block_async_signals(&orig);
 	r = serve_loop(b, stop, &orig);
 	pthread_sigmask(SIG_SETMASK, &orig, NULL);

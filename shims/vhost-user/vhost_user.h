@@ -10,8 +10,8 @@
 
 struct vd_vu_config {
 	const char *socket_path; /* listen here (unlinked first), or */
-	int listen_fd;           /* an already listening socket (--fd), or -1 */
-	const char *who;         /* log subject, e.g. "blk0" */
+	int listen_fd;		 /* an already listening socket (--fd), or -1 */
+	const char *who;	 /* log subject, e.g. "blk0" */
 };
 
 /* Serve one frontend at a time on the socket until *stop becomes true or a

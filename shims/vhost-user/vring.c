@@ -1,7 +1,6 @@
-/* Virtqueue requests (SET_VRING_* / GET_VRING_BASE) and the life of each
- * ring's queue thread: vhost-user.rst "Ring states". A ring runs only with
- * every address translated inside one memory region; its call and error fds
- * are never closed while its thread may write them. */
+/* SET_VRING_* / GET_VRING_BASE and each ring's queue thread ("Ring
+ * states"). A ring runs only with every part inside one memory region; its
+ * call and error fds are never closed while its thread may write them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -85,8 +84,8 @@ void vu_notify_queue(void *shim, struct vd_queue *q)
 
 	/* EAGAIN: the counter is saturated, the frontend is notified anyway. */
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		vd_log_ratelimited(&vr->rl, VD_LOG_WARN, vr->who,
-				   "call fd: %s", strerror(errno));
+		vd_log_ratelimited(&vr->rl, VD_LOG_WARN, vr->who, "call fd: %s",
+				   strerror(errno));
 }
 
 /* The core marked the device NEEDS_RESET; tell the frontend on the ring's
@@ -321,8 +320,8 @@ void vu_rings_resume(struct vu_backend *b)
 		struct vu_vring *vr = &b->vrings[i];
 
 		if (vu_ring_try_start(b, vr, why, sizeof(why)) < 0)
-			vd_warn(vr->who, "not restarted after a memory change: %s",
-				why);
+			vd_warn(vr->who,
+				"not restarted after a memory change: %s", why);
 	}
 }
 
@@ -349,8 +348,8 @@ static int not_running(const struct vu_vring *vr, char *why, size_t whylen)
 	return -EBUSY;
 }
 
-int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen)
+int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen)
 {
 	struct vu_vring *vr = vring_of(b, m->p.state.index);
 	uint32_t num = m->p.state.num;
@@ -505,8 +504,8 @@ int vu_set_vring_kick(struct vu_backend *b, struct vu_msg *m,
 /* Replace a call/err fd. While the ring runs its thread may be writing the
  * old one: dup3 onto the same number swaps the file underneath, so that
  * write lands on the old or the new eventfd, never on a recycled fd. */
-static int replace_event_fd(atomic_int *slot, int fd, bool running,
-			    char *why, size_t whylen)
+static int replace_event_fd(atomic_int *slot, int fd, bool running, char *why,
+			    size_t whylen)
 {
 	int cur = atomic_load(slot);
 
@@ -554,8 +553,8 @@ int vu_set_vring_call(struct vu_backend *b, struct vu_msg *m,
 	return set_event_fd(b, m, false, why, whylen);
 }
 
-int vu_set_vring_err(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen)
+int vu_set_vring_err(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen)
 {
 	(void)r;
 	return set_event_fd(b, m, true, why, whylen);

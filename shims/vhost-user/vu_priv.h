@@ -21,10 +21,10 @@
 /* ------------------------------------------------------------ protocol */
 
 /* vhost-user.rst "Header": version in the low 2 bits, then REPLY, NEED_REPLY */
-#define VU_VERSION 0x1u
+#define VU_VERSION	     0x1u
 #define VU_FLAG_VERSION_MASK 0x3u
-#define VU_FLAG_REPLY (1u << 2)
-#define VU_FLAG_NEED_REPLY (1u << 3)
+#define VU_FLAG_REPLY	     (1u << 2)
+#define VU_FLAG_NEED_REPLY   (1u << 3)
 
 /* "Communication": VHOST_USER_F_PROTOCOL_FEATURES is feature bit 30. */
 #define VU_F_PROTOCOL_FEATURES 30
@@ -83,13 +83,13 @@ enum vu_request {
 /* Back-end message types (sent on the backend request channel). */
 #define VU_BACKEND_CONFIG_CHANGE_MSG 2
 
-#define VU_MAX_FDS 8 /* VHOST_MEMORY_BASELINE_NREGIONS: fds per message */
-#define VU_MAX_MEM_SLOTS 509 /* GET_MAX_MEM_SLOTS, as QEMU's KVM limit */
-#define VU_MAX_CONFIG_SIZE 256
-#define VU_VRING_IDX_MASK 0xffu      /* SET_VRING_KICK/CALL/ERR payload */
-#define VU_VRING_NOFD_MASK (1u << 8) /* "invalid FD flag" */
-#define VU_LOG_PAGE 0x1000u          /* "Migration": VHOST_LOG_PAGE */
-#define VU_CONFIG_TYPE_MIGRATION 1   /* SET_CONFIG flags */
+#define VU_MAX_FDS		 8 /* VHOST_MEMORY_BASELINE_NREGIONS: fds per message */
+#define VU_MAX_MEM_SLOTS	 509 /* GET_MAX_MEM_SLOTS, as QEMU's KVM limit */
+#define VU_MAX_CONFIG_SIZE	 256
+#define VU_VRING_IDX_MASK	 0xffu	   /* SET_VRING_KICK/CALL/ERR payload */
+#define VU_VRING_NOFD_MASK	 (1u << 8) /* "invalid FD flag" */
+#define VU_LOG_PAGE		 0x1000u   /* "Migration": VHOST_LOG_PAGE */
+#define VU_CONFIG_TYPE_MIGRATION 1	   /* SET_CONFIG flags */
 
 struct vu_hdr {
 	uint32_t request;
@@ -224,7 +224,7 @@ struct vu_inflight_ring {
 	bool on;
 	bool packed;
 	uint16_t desc_num; /* entries in the region (>= ring size) */
-	uint16_t num;      /* ring size */
+	uint16_t num;	   /* ring size */
 	uint64_t counter;  /* next submission counter */
 	struct vu_inflight_split *split;
 	struct vu_inflight_packed *pk;
@@ -259,17 +259,17 @@ struct vu_vring {
 	char who[48];
 
 	/* control thread */
-	uint16_t num;     /* SET_VRING_NUM, 0: not yet */
-	bool addr_set;    /* SET_VRING_ADDR seen */
+	uint16_t num;  /* SET_VRING_NUM, 0: not yet */
+	bool addr_set; /* SET_VRING_ADDR seen */
 	struct vhost_vring_addr addr;
 	/* Where to start: SET_VRING_BASE, or where the last stop left it. */
 	uint16_t base_avail, base_used;
 	bool base_avail_wrap, base_used_wrap;
 	bool base_used_known; /* false: split reads used->idx from the ring */
-	int kick_fd;          /* owned; -1 none */
-	bool started;         /* "Ring states": a kick fd arrived, no stop */
-	bool enable;          /* SET_VRING_ENABLE */
-	bool running;         /* a queue thread serves it */
+	int kick_fd;	      /* owned; -1 none */
+	bool started;	      /* "Ring states": a kick fd arrived, no stop */
+	bool enable;	      /* SET_VRING_ENABLE */
+	bool running;	      /* a queue thread serves it */
 	/* host ranges of the rings while running (memory-table changes) */
 	void *ring_hva[3];
 	size_t ring_len[3];
@@ -316,9 +316,9 @@ struct vu_backend {
 	int conn_fd;
 
 	/* connection state (control thread) */
-	uint64_t features;          /* last SET_FEATURES */
+	uint64_t features;	    /* last SET_FEATURES */
 	uint64_t protocol_features; /* last SET_PROTOCOL_FEATURES */
-	bool protocol_set;          /* SET_PROTOCOL_FEATURES received */
+	bool protocol_set;	    /* SET_PROTOCOL_FEATURES received */
 	bool owner;
 	struct vu_vring *vrings;
 	struct vu_region *regions; /* VU_MAX_MEM_SLOTS entries */
@@ -328,13 +328,14 @@ struct vu_backend {
 	void *inflight_map; /* the mapping */
 	size_t inflight_len;
 	void *inflight_area; /* queue 0's region inside it */
-	uint16_t inflight_nq, inflight_qsize;
+	uint16_t inflight_nq;
+	uint16_t inflight_cap; /* entries each queue's region has room for */
 	size_t inflight_qstride;
 	bool inflight_packed;
 
 	/* dirty log: read by queue threads (log_write), swapped by us */
 	_Atomic(struct vu_log_map *) log;
-	struct vd_ratelimit log_rl;
+	struct vd_ratelimit req_rl;
 
 	/* backend request channel (SET_BACKEND_REQ_FD), used from any thread
 	 * for config-change notifications */
@@ -374,25 +375,24 @@ int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
 		      size_t whylen, struct stat *st);
 /* mmap [offset, offset+size) of fd shared read-write; *base and *len are the
  * whole mapping, the return the pointer to offset. NULL with why. */
-void *vu_map_fd(int fd, uint64_t offset, uint64_t size,
-		const struct stat *st, void **base, size_t *len, char *why,
-		size_t whylen);
+void *vu_map_fd(int fd, uint64_t offset, uint64_t size, const struct stat *st,
+		void **base, size_t *len, char *why, size_t whylen);
 
 /* control.c: device-level requests and the backend channel */
-int vu_get_features(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen);
-int vu_set_features(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen);
+int vu_get_features(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen);
+int vu_set_features(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen);
 int vu_get_protocol_features(struct vu_backend *b, struct vu_msg *m,
 			     struct vu_reply *r, char *why, size_t whylen);
 int vu_set_protocol_features(struct vu_backend *b, struct vu_msg *m,
 			     struct vu_reply *r, char *why, size_t whylen);
 int vu_set_owner(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		 char *why, size_t whylen);
-int vu_reset_owner(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen);
-int vu_get_queue_num(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen);
+int vu_reset_owner(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen);
+int vu_get_queue_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen);
 int vu_get_config(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		  char *why, size_t whylen);
 int vu_set_config(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
@@ -401,8 +401,8 @@ int vu_set_status(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		  char *why, size_t whylen);
 int vu_get_status(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		  char *why, size_t whylen);
-int vu_reset_device(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen);
+int vu_reset_device(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen);
 int vu_set_backend_req_fd(struct vu_backend *b, struct vu_msg *m,
 			  struct vu_reply *r, char *why, size_t whylen);
 void vu_notify_config(void *shim);
@@ -411,19 +411,19 @@ void vu_connection_reset(struct vu_backend *b);
 bool vu_has_protocol(const struct vu_backend *b, unsigned bit);
 
 /* mem_table.c */
-int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen);
+int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen);
 int vu_get_max_mem_slots(struct vu_backend *b, struct vu_msg *m,
 			 struct vu_reply *r, char *why, size_t whylen);
-int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen);
-int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m,
-		   struct vu_reply *r, char *why, size_t whylen);
+int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen);
+int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		   char *why, size_t whylen);
 void vu_mem_clear(struct vu_backend *b);
 
 /* vring.c */
-int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen);
+int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen);
 int vu_set_vring_addr(struct vu_backend *b, struct vu_msg *m,
 		      struct vu_reply *r, char *why, size_t whylen);
 int vu_set_vring_base(struct vu_backend *b, struct vu_msg *m,
@@ -434,8 +434,8 @@ int vu_set_vring_kick(struct vu_backend *b, struct vu_msg *m,
 		      struct vu_reply *r, char *why, size_t whylen);
 int vu_set_vring_call(struct vu_backend *b, struct vu_msg *m,
 		      struct vu_reply *r, char *why, size_t whylen);
-int vu_set_vring_err(struct vu_backend *b, struct vu_msg *m,
-		     struct vu_reply *r, char *why, size_t whylen);
+int vu_set_vring_err(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		     char *why, size_t whylen);
 int vu_set_vring_enable(struct vu_backend *b, struct vu_msg *m,
 			struct vu_reply *r, char *why, size_t whylen);
 int vu_vrings_new(struct vu_backend *b);
@@ -474,8 +474,8 @@ void vu_inflight_on_publish(void *ctx, uint16_t used_idx, bool used_wrap);
 size_t vu_inflight_queue_size(bool packed, uint16_t queue_size);
 
 /* dirty_log.c */
-int vu_set_log_base(struct vu_backend *b, struct vu_msg *m,
-		    struct vu_reply *r, char *why, size_t whylen);
+int vu_set_log_base(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
+		    char *why, size_t whylen);
 void vu_log_unmap(struct vu_backend *b);
 bool vu_log_active(const struct vu_backend *b);
 void vu_log_write(void *ctx, uint64_t gpa, uint64_t len);

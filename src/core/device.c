@@ -4,6 +4,7 @@
  * daemon or clear a status bit other than by reset. */
 #include <errno.h>
 #include <linux/virtio_config.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,9 +38,21 @@ struct vd_dev {
 	 * reset, so a driver's before/after comparison stays valid. */
 	atomic_uint config_generation;
 
-	/* control thread */
-	struct vd_ratelimit config_rl; /* driver config accesses */
+	/* control thread: refused driver accesses (config, status,
+	 * features). A driver can repeat them as fast as it can trap, so
+	 * every such line goes through this limit. */
+	struct vd_ratelimit driver_rl;
+
+	/* NEEDS_RESET lines, from any thread: a driver that breaks a queue,
+	 * resets and breaks it again must not flood the host's log. */
+	pthread_mutex_t broken_lock;
+	struct vd_ratelimit broken_rl;
 };
+
+/* A refused or odd driver access, rate-limited (control thread). */
+#define driver_warn(dev, ...)                                                  \
+	vd_log_ratelimited(&(dev)->driver_rl, VD_LOG_WARN, (dev)->who,         \
+			   __VA_ARGS__)
 
 struct vd_dev *vd_dev_new(struct vd_model *model, struct vd_mem *mem,
 			  const struct vd_dev_shim_ops *shim_ops, void *shim,
@@ -61,9 +74,15 @@ struct vd_dev *vd_dev_new(struct vd_model *model, struct vd_mem *mem,
 	if (!who)
 		who = model->type_name ? model->type_name : "dev";
 	snprintf(dev->who, sizeof(dev->who), "%s", who);
-	dev->config_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
+	dev->driver_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
+	dev->broken_rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
+	if (pthread_mutex_init(&dev->broken_lock, NULL) != 0) {
+		free(dev);
+		return NULL;
+	}
 	dev->queues = vd_queues_new(dev, model->num_queues);
 	if (!dev->queues) {
+		pthread_mutex_destroy(&dev->broken_lock);
 		free(dev);
 		return NULL;
 	}
@@ -85,6 +104,7 @@ void vd_dev_free(struct vd_dev *dev)
 	vd_queues_free(dev->queues, dev->model->num_queues);
 	if (dev->model->ops->destroy)
 		dev->model->ops->destroy(dev->model);
+	pthread_mutex_destroy(&dev->broken_lock);
 	free(dev);
 }
 
@@ -152,17 +172,17 @@ static bool features_acceptable(struct vd_dev *dev)
 	uint64_t extra = drv & ~dev->model->features;
 
 	if (extra) {
-		vd_warn(dev->who,
-			"FEATURES_OK refused: driver features 0x%llx include "
-			"unoffered 0x%llx",
-			(unsigned long long)drv, (unsigned long long)extra);
+		driver_warn(dev,
+			    "FEATURES_OK refused: driver features 0x%llx "
+			    "include unoffered 0x%llx",
+			    (unsigned long long)drv, (unsigned long long)extra);
 		return false;
 	}
 	if (!(drv & (1ull << VIRTIO_F_VERSION_1))) {
-		vd_warn(dev->who,
-			"FEATURES_OK refused: driver features 0x%llx lack "
-			"VERSION_1",
-			(unsigned long long)drv);
+		driver_warn(dev,
+			    "FEATURES_OK refused: driver features 0x%llx lack "
+			    "VERSION_1",
+			    (unsigned long long)drv);
 		return false;
 	}
 	return true;
@@ -183,30 +203,29 @@ int vd_dev_set_status(struct vd_dev *dev, uint8_t status)
 			   (old & VIRTIO_CONFIG_S_NEEDS_RESET));
 	/* virtio 1.2 §2.1.1: the driver MUST NOT clear a status bit. */
 	if (old & ~status) {
-		vd_warn(dev->who,
-			"status 0x%02x -> 0x%02x clears bits; refused "
-			"(only a write of 0 resets)",
-			old, status);
+		driver_warn(dev,
+			    "status 0x%02x -> 0x%02x clears bits; refused "
+			    "(only a write of 0 resets)",
+			    old, status);
 		return -EINVAL;
 	}
 	add = status & ~old;
 	if (add & ~STATUS_KNOWN) {
-		vd_warn(dev->who, "status bits 0x%02x are reserved; ignored",
-			add & ~STATUS_KNOWN);
+		driver_warn(dev, "status bits 0x%02x are reserved; ignored",
+			    add & ~STATUS_KNOWN);
 		refused |= add & ~STATUS_KNOWN;
 	}
 	/* §3.1.1: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK in this order;
 	 * a refused bit stays clear so the driver reads back its failure. */
 	if ((add & VIRTIO_CONFIG_S_DRIVER) &&
 	    !(status & VIRTIO_CONFIG_S_ACKNOWLEDGE)) {
-		vd_warn(dev->who, "DRIVER without ACKNOWLEDGE; refused");
+		driver_warn(dev, "DRIVER without ACKNOWLEDGE; refused");
 		refused |= VIRTIO_CONFIG_S_DRIVER;
 	}
 	if (add & VIRTIO_CONFIG_S_FEATURES_OK) {
 		if (!(status & VIRTIO_CONFIG_S_DRIVER) ||
 		    (refused & VIRTIO_CONFIG_S_DRIVER)) {
-			vd_warn(dev->who, "FEATURES_OK without DRIVER; "
-					  "refused");
+			driver_warn(dev, "FEATURES_OK without DRIVER; refused");
 			refused |= VIRTIO_CONFIG_S_FEATURES_OK;
 		} else if (!features_acceptable(dev)) {
 			refused |= VIRTIO_CONFIG_S_FEATURES_OK;
@@ -215,7 +234,7 @@ int vd_dev_set_status(struct vd_dev *dev, uint8_t status)
 	if ((add & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	    (!(status & VIRTIO_CONFIG_S_FEATURES_OK) ||
 	     (refused & VIRTIO_CONFIG_S_FEATURES_OK))) {
-		vd_warn(dev->who, "DRIVER_OK without FEATURES_OK; refused");
+		driver_warn(dev, "DRIVER_OK without FEATURES_OK; refused");
 		refused |= VIRTIO_CONFIG_S_DRIVER_OK;
 	}
 	add &= (uint8_t)~refused;
@@ -228,7 +247,7 @@ int vd_dev_set_status(struct vd_dev *dev, uint8_t status)
 	/* fetch_or: a queue thread may set NEEDS_RESET meanwhile. */
 	atomic_fetch_or(&dev->status, add);
 	if (add & VIRTIO_CONFIG_S_FAILED)
-		vd_warn(dev->who, "driver set FAILED");
+		driver_warn(dev, "driver set FAILED");
 	return refused ? -EINVAL : 0;
 }
 
@@ -248,7 +267,10 @@ void vd_dev_needs_reset(struct vd_dev *dev, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	vd_err(dev->who, "device needs reset: %s", reason);
+	pthread_mutex_lock(&dev->broken_lock);
+	vd_log_ratelimited(&dev->broken_rl, VD_LOG_ERR, dev->who,
+			   "device needs reset: %s", reason);
+	pthread_mutex_unlock(&dev->broken_lock);
 	/* §2.1.2: a config change notification tells the driver. */
 	notify_config(dev);
 }
@@ -263,8 +285,8 @@ uint64_t vd_dev_device_features(const struct vd_dev *dev)
 int vd_dev_set_driver_features(struct vd_dev *dev, uint64_t features)
 {
 	if (atomic_load(&dev->status) & VIRTIO_CONFIG_S_FEATURES_OK) {
-		vd_warn(dev->who, "driver features written after FEATURES_OK; "
-				  "ignored");
+		driver_warn(dev, "driver features written after FEATURES_OK; "
+				 "ignored");
 		return -EBUSY;
 	}
 	atomic_store(&dev->driver_features, features);
@@ -281,10 +303,10 @@ int vd_dev_negotiate(struct vd_dev *dev, uint64_t features)
 	uint64_t extra = features & ~dev->model->features;
 
 	if (extra) {
-		vd_warn(dev->who,
-			"features 0x%llx include unoffered 0x%llx; refused",
-			(unsigned long long)features,
-			(unsigned long long)extra);
+		driver_warn(dev,
+			    "features 0x%llx include unoffered 0x%llx; refused",
+			    (unsigned long long)features,
+			    (unsigned long long)extra);
 		return -EINVAL;
 	}
 	atomic_store(&dev->driver_features, features);
@@ -301,10 +323,10 @@ static int config_check(struct vd_dev *dev, const char *what, uint32_t off,
 	/* 64-bit sum: off + len cannot wrap. */
 	if ((uint64_t)off + len <= dev->model->config_size)
 		return 0;
-	vd_log_ratelimited(&dev->config_rl, VD_LOG_WARN, dev->who,
-			   "config %s at %u+%u outside config space (%u "
-			   "bytes); refused",
-			   what, off, len, dev->model->config_size);
+	driver_warn(dev,
+		    "config %s at %u+%u outside config space (%u bytes); "
+		    "refused",
+		    what, off, len, dev->model->config_size);
 	return -EINVAL;
 }
 
@@ -329,10 +351,10 @@ int vd_dev_config_write(struct vd_dev *dev, uint32_t off, const void *buf,
 		    ? dev->model->ops->set_config(dev->model, off, buf, len)
 		    : -EPERM;
 	if (r == -EPERM)
-		vd_log_ratelimited(&dev->config_rl, VD_LOG_WARN, dev->who,
-				   "config write at %u+%u to a read-only "
-				   "field; ignored",
-				   off, len);
+		driver_warn(dev,
+			    "config write at %u+%u to a read-only field; "
+			    "ignored",
+			    off, len);
 	return r;
 }
 

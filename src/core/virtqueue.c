@@ -2,6 +2,7 @@
  * chain building with its validation, requeue and error reporting. Nothing
  * here allocates or makes a system call after vd_vq_new. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,13 @@
 /* Upper bound for max_iov, the kernel's IOV_MAX (so an element can go to
  * preadv/pwritev in one call). */
 #define VQ_MAX_IOV 1024
+
+/* Broken-queue lines of every queue in the process: a driver can break a
+ * queue, reset the device and break the next one as fast as it can trap,
+ * and must not flood the host's log that way. Taken only when a queue
+ * breaks, never on a healthy pop or push. */
+static pthread_mutex_t break_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vd_ratelimit break_log_rl = VD_RATELIMIT_INIT;
 
 static const char *const error_str[] = {
 	[VD_VQ_OK] = "ok",
@@ -170,7 +178,10 @@ void vq_break(struct vd_vq *vq, enum vd_vq_error err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	vd_err(vq->who, "%s, queue disabled", reason);
+	pthread_mutex_lock(&break_log_lock);
+	vd_log_ratelimited(&break_log_rl, VD_LOG_ERR, vq->who,
+			   "%s, queue disabled", reason);
+	pthread_mutex_unlock(&break_log_lock);
 	if (vq->hooks.on_broken)
 		vq->hooks.on_broken(vq->hooks.ctx, vq, err, reason);
 }
@@ -272,6 +283,34 @@ void vq_log(struct vd_vq *vq, uint64_t gpa, uint64_t len)
 
 /* ------------------------------------------------------------ chains */
 
+/* What a failed vd_mem_translate means for the queue. */
+static enum vd_vq_error translate_error(int rc)
+{
+	return rc == -EOVERFLOW ? VD_VQ_ERR_ADDR_WRAP
+	       : rc == -ENOBUFS ? VD_VQ_ERR_IOV_BUDGET
+				: VD_VQ_ERR_ADDR;
+}
+
+int vq_indirect_check(struct vd_vq *vq, uint16_t flags, unsigned idx,
+		      bool in_list)
+{
+	if (!vq->cfg.indirect) {
+		vq_break(vq, VD_VQ_ERR_INDIRECT_FEATURE,
+			 "desc %u is indirect but VIRTIO_F_INDIRECT_DESC is "
+			 "off",
+			 idx);
+		return -1;
+	}
+	/* §2.7.5.3.1: INDIRECT and NEXT never together. §2.8.19: a packed
+	 * indirect descriptor is a list of its own, never inside one. */
+	if ((flags & VRING_DESC_F_NEXT) || in_list) {
+		vq_break(vq, VD_VQ_ERR_INDIRECT_SIZE, "desc %u: INDIRECT %s",
+			 idx, in_list ? "inside a NEXT list" : "with NEXT");
+		return -1;
+	}
+	return 0;
+}
+
 void vq_chain_init(struct vq_chain *c, struct vd_vq *vq, struct vq_elem *qe)
 {
 	c->vq = vq;
@@ -305,9 +344,7 @@ int vq_chain_add(struct vq_chain *c, uint64_t addr, uint32_t len, bool write,
 			      write ? VD_MEM_WRITE : VD_MEM_READ, e->read_iov,
 			      vq->max_iov, &c->n_iov);
 	if (rc) {
-		enum vd_vq_error err = rc == -EOVERFLOW ? VD_VQ_ERR_ADDR_WRAP
-				       : rc == -ENOBUFS ? VD_VQ_ERR_IOV_BUDGET
-							: VD_VQ_ERR_ADDR;
+		enum vd_vq_error err = translate_error(rc);
 
 		vq_break(vq, err, "%s %u: addr 0x%llx len %u: %s", where, idx,
 			 (unsigned long long)addr, len, vd_vq_error_str(err));
@@ -353,8 +390,8 @@ int vq_table_map(struct vd_vq *vq, struct vq_table *t, uint64_t addr,
 	rc = vd_mem_translate(vq->mem, addr, len, VD_MEM_READ, t->iov,
 			      VQ_TABLE_IOV, &t->n);
 	if (rc) {
-		enum vd_vq_error err =
-			rc == -EOVERFLOW ? VD_VQ_ERR_ADDR_WRAP : VD_VQ_ERR_ADDR;
+		/* More than VQ_TABLE_IOV pieces is IOV_BUDGET. */
+		enum vd_vq_error err = translate_error(rc);
 
 		vq_break(vq, err, "desc %u: indirect table 0x%llx len %u: %s",
 			 desc_idx, (unsigned long long)addr, len,

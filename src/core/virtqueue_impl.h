@@ -111,6 +111,11 @@ struct vq_elem *vq_elem_check_push(struct vd_vq *vq, struct vd_vq_elem *e);
 void vq_elem_pushed(struct vd_vq *vq, struct vq_elem *qe, uint32_t written);
 
 void vq_chain_init(struct vq_chain *c, struct vd_vq *vq, struct vq_elem *qe);
+/* A ring descriptor with INDIRECT set: the feature must be negotiated and
+ * the descriptor must stand alone (no NEXT; packed: not inside a list,
+ * in_list). 0, or -1 with the queue broken. */
+int vq_indirect_check(struct vd_vq *vq, uint16_t flags, unsigned idx,
+		      bool in_list);
 /* Appends one descriptor's buffer; checks order, total length, address and
  * iovec budget. 0, or -1 with the queue broken. `where` names the
  * descriptor in the reason ("desc 5", "indirect desc 3"). */

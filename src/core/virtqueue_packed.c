@@ -94,21 +94,8 @@ static unsigned walk_chain(struct vd_vq *vq, struct vq_elem *qe, uint16_t pos,
 		flags = n == 1 ? head_flags : le16toh(d.flags);
 		*id = le16toh(d.id);
 		if (flags & VRING_DESC_F_INDIRECT) {
-			if (!vq->cfg.indirect) {
-				vq_break(vq, VD_VQ_ERR_INDIRECT_FEATURE,
-					 "desc %u is indirect but "
-					 "VIRTIO_F_INDIRECT_DESC is off",
-					 i);
-				return 0;
-			}
-			/* §2.8.19: an indirect descriptor is a list of its
-			 * own, never linked by NEXT. */
-			if (n > 1 || (flags & VRING_DESC_F_NEXT)) {
-				vq_break(vq, VD_VQ_ERR_INDIRECT_SIZE,
-					 "desc %u: INDIRECT in a NEXT list", i);
-				return 0;
-			}
-			if (walk_table(vq, &c, le64toh(d.addr), le32toh(d.len),
+			if (vq_indirect_check(vq, flags, i, n > 1) ||
+			    walk_table(vq, &c, le64toh(d.addr), le32toh(d.len),
 				       i))
 				return 0;
 			break;

@@ -147,21 +147,9 @@ static unsigned walk_chain(struct vd_vq *vq, struct vq_elem *qe, uint16_t head)
 		vq_copy_once(&d, &vq->desc[i], sizeof(d));
 		flags = le16toh(d.flags);
 		if (flags & VRING_DESC_F_INDIRECT) {
-			if (!vq->cfg.indirect) {
-				vq_break(vq, VD_VQ_ERR_INDIRECT_FEATURE,
-					 "desc %u is indirect but "
-					 "VIRTIO_F_INDIRECT_DESC is off",
-					 i);
-				return 0;
-			}
-			/* §2.7.5.3.1: INDIRECT and NEXT never together. */
-			if (flags & VRING_DESC_F_NEXT) {
-				vq_break(vq, VD_VQ_ERR_INDIRECT_SIZE,
-					 "desc %u has both INDIRECT and NEXT",
-					 i);
-				return 0;
-			}
-			if (walk_table(vq, &c, le64toh(d.addr), le32toh(d.len),
+			/* Direct descriptors before it are allowed. */
+			if (vq_indirect_check(vq, flags, i, false) ||
+			    walk_table(vq, &c, le64toh(d.addr), le32toh(d.len),
 				       i))
 				return 0;
 			break;

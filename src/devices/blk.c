@@ -210,16 +210,15 @@ static int blk_set_config(void *model, uint32_t off, const void *buf,
 	v = *(const uint8_t *)buf;
 	if (v > 1)
 		return -EINVAL;
-	if (!v && atomic_load(&d->writeback)) {
-		/* Writes completed in writeback mode become durable now, so
-		 * "writethrough" holds for everything completed before. */
-		if (!d->be.readonly && fdatasync(d->be.fd) < 0)
-			vd_err(d->who,
-			       "fdatasync on switching to writethrough: %s",
-			       strerror(errno));
-	}
-	atomic_store(&d->writeback, v != 0);
-	vd_info(d->who, "cache mode %s", v ? "writeback" : "writethrough");
+	/* Writeback to writethrough: the mode goes first, so every write
+	 * issued from now on carries RWF_DSYNC and every write in flight
+	 * syncs before it completes (blk_io.c after_data); then the writes
+	 * completed in writeback mode become durable. */
+	if (atomic_exchange(&d->writeback, v != 0) && !v && !d->be.readonly &&
+	    fdatasync(d->be.fd) < 0)
+		vd_err(d->who, "fdatasync on switching to writethrough: %s",
+		       strerror(errno));
+	vd_debug(d->who, "cache mode %s", v ? "writeback" : "writethrough");
 	return 0;
 }
 

@@ -129,7 +129,14 @@ struct blk_req {
 	uint8_t st;	 /* VIRTIO_BLK_S_* to write at completion */
 	uint32_t written;
 	enum blk_phase phase;
-	bool sync_after; /* writethrough: fdatasync before completing */
+	/* Durability (§5.2.6.3: with WCE=0 a write is durable when it
+	 * completes). `unsynced`: data changed by an operation without
+	 * RWF_DSYNC; `wt_start`: writethrough when the request started. Such
+	 * a request gets an fdatasync before it completes if it started in,
+	 * or completes in, writethrough mode: the driver may switch the cache
+	 * mode while the write is in flight. */
+	bool unsynced;
+	bool wt_start;
 
 	/* IN/OUT: a copy of the data iovecs, advanced as bytes complete. */
 	struct iovec *iov;

@@ -99,6 +99,8 @@ static int issue_rw(struct blk_queue *bq, struct blk_req *r)
 	io->off = r->off;
 	/* WCE=0: the write is durable when it completes (§5.2.6.3). */
 	io->rw_flags = write && blk_writethrough(bq->dev) ? RWF_DSYNC : 0;
+	if (write && !io->rw_flags)
+		r->unsynced = true;
 	if (r->bounced) {
 		if (!r->bounce && !bounce_get(bq, r))
 			return BLK_WAIT;
@@ -140,6 +142,8 @@ static int issue_seg(struct blk_queue *bq, struct blk_req *r)
 	io->off = s->off;
 	io->len = s->len;
 	io->rw_flags = 0;
+	/* Punching, zeroing and discarding are never synchronous. */
+	r->unsynced = true;
 	if (r->type == VIRTIO_BLK_T_DISCARD) {
 		/* Discard is a hint (§5.2.6.2 "MAY deallocate"): a store that
 		 * cannot deallocate completes it with nothing done. */
@@ -200,6 +204,22 @@ static void fail(struct blk_queue *bq, struct blk_req *r, int err)
 	r->phase = BLK_PH_DONE;
 }
 
+/* After the data phase: does the request need an fdatasync before it
+ * completes? Yes if it changed data without RWF_DSYNC and it started in
+ * writethrough mode, or the driver switched to writethrough meanwhile: a
+ * write issued before WCE went to 0 and completing after it is otherwise
+ * reported as done while still in the page cache. seq_cst pairs with
+ * blk_set_config, which stores the mode before its own fdatasync: either
+ * we see writethrough here, or that fdatasync starts after our write's
+ * data reached the kernel. */
+static enum blk_phase after_data(struct blk_queue *bq, const struct blk_req *r)
+{
+	bool wt = !atomic_load_explicit(&bq->dev->writeback,
+					memory_order_seq_cst);
+
+	return r->unsynced && (r->wt_start || wt) ? BLK_PH_FLUSH : BLK_PH_DONE;
+}
+
 /* Issue the request's next operation, or complete it. Every pass either
  * returns or moves to a later segment or phase, hence the bound. */
 static void step(struct blk_queue *bq, struct blk_req *r)
@@ -210,15 +230,14 @@ static void step(struct blk_queue *bq, struct blk_req *r)
 		switch (r->phase) {
 		case BLK_PH_RW:
 			if (!r->left) {
-				r->phase = BLK_PH_DONE;
+				r->phase = after_data(bq, r);
 				continue;
 			}
 			ret = issue_rw(bq, r);
 			break;
 		case BLK_PH_SEG:
 			if (r->cur_seg == r->n_seg) {
-				r->phase = r->sync_after ? BLK_PH_FLUSH
-							 : BLK_PH_DONE;
+				r->phase = after_data(bq, r);
 				continue;
 			}
 			ret = issue_seg(bq, r);
@@ -251,12 +270,9 @@ void blk_req_run(struct blk_queue *bq, struct blk_req *r)
 	if (r->phase == BLK_PH_RW)
 		r->bounced =
 			d->be.direct && !dio_aligned(&d->be, r->iov, r->n_iov);
-	if (r->phase == BLK_PH_SEG) {
-		/* Zeroing and punching change data: durable before the
-		 * completion in writethrough mode. */
-		r->sync_after = blk_writethrough(d);
+	r->wt_start = blk_writethrough(d);
+	if (r->phase == BLK_PH_SEG)
 		r->zstep = first_zstep(d, &r->segs[0]);
-	}
 	r->bounce = NULL;
 	step(bq, r);
 }

@@ -213,7 +213,7 @@ int blk_req_parse(struct blk_queue *bq, struct blk_req *r, struct vd_vq_elem *e,
 	r->elem = e;
 	r->st = VIRTIO_BLK_S_OK;
 	r->phase = BLK_PH_DONE;
-	r->sync_after = false;
+	r->unsynced = false;
 	r->n_iov = 0;
 	r->iov_idx = 0;
 	r->left = 0;

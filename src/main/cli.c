@@ -37,7 +37,8 @@ struct opt {
 static const struct opt vhost_user_opts[] = {
 	{OPT_SOCKET_PATH, "socket-path", "PATH",
 	 "listen on this unix socket (a stale socket there is replaced)"},
-	{OPT_FD, "fd", "N", "serve the listening unix socket inherited as fd N"},
+	{OPT_FD, "fd", "N",
+	 "serve the listening unix socket inherited as fd N"},
 };
 
 static const struct opt xen_opts[] = {
@@ -50,7 +51,7 @@ static const struct opt xen_opts[] = {
 	{OPT_GRANT, "grant", NULL,
 	 "the guest uses grant-based DMA (grant references on the rings)"},
 	{OPT_MAP_CACHE_SIZE, "map-cache-size", "MiB",
-	 "foreign mapping cache size (default 64)"},
+	 "foreign mapping cache size (default 64; 0 maps per request)"},
 };
 
 static const struct opt common_opts[] = {
@@ -109,8 +110,7 @@ find_dev_opt(const struct vd_device_type *type, const char *name, size_t len)
 
 static bool any_type_has(const char *name, size_t len)
 {
-	for (const struct vd_device_type *const *t = vd_device_types(); *t;
-	     t++)
+	for (const struct vd_device_type *const *t = vd_device_types(); *t; t++)
 		if (find_dev_opt(*t, name, len))
 			return true;
 	return false;
@@ -207,7 +207,8 @@ static int apply(struct cli *c, const struct opt *o, const char *v,
 		break;
 	case OPT_MAP_CACHE_SIZE:
 		r = parse_num(o->name, v, UINT32_MAX - 1, &n, err, errlen);
-		c->xen.map_cache_size = (unsigned)n;
+		/* 0 means no cache, as map-cache-size=0 in a config file. */
+		c->xen.map_cache_size = n ? (unsigned)n : VD_XEN_MAP_CACHE_NONE;
 		break;
 	case OPT_CONFIG:
 		if (!*v)
@@ -216,10 +217,11 @@ static int apply(struct cli *c, const struct opt *o, const char *v,
 		break;
 	case OPT_LOG_LEVEL:
 		if (vd_log_level_parse(v, &c->log_level) < 0)
-			return bad(err, errlen,
-				   "--log-level %s: expected err, warn, info or "
-				   "debug",
-				   v);
+			return bad(
+				err, errlen,
+				"--log-level %s: expected err, warn, info or "
+				"debug",
+				v);
 		break;
 	case OPT_SYSLOG:
 		c->syslog = true;
@@ -344,19 +346,22 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 
 	if (c->config_path) {
 		if (c->type || c->socket_path || c->fd >= 0 || xen_set)
-			return bad(err, errlen,
-				   "--config %s: the file describes the devices; "
-				   "no device type or other placement options",
-				   c->config_path);
+			return bad(
+				err, errlen,
+				"--config %s: the file describes the devices; "
+				"no device type or other placement options",
+				c->config_path);
 		c->mode = CLI_CONFIG_FILE;
 		return 0;
 	}
 	if (!c->type)
-		return bad(err, errlen, "no device type given (virtiod TYPE ...; "
-					"see --help)");
+		return bad(err, errlen,
+			   "no device type given (virtiod TYPE ...; "
+			   "see --help)");
 	if (c->socket_path && c->fd >= 0)
-		return bad(err, errlen, "--socket-path and --fd exclude each "
-					"other");
+		return bad(err, errlen,
+			   "--socket-path and --fd exclude each "
+			   "other");
 	if (xen_set) {
 		if (c->socket_path || c->fd >= 0)
 			return bad(err, errlen,
@@ -365,7 +370,8 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 		if (!domid_set)
 			return bad(err, errlen, "Xen options need --xen-domid");
 		if (!c->xen.mmio_base)
-			return bad(err, errlen, "--xen-domid needs --mmio-base");
+			return bad(err, errlen,
+				   "--xen-domid needs --mmio-base");
 		if (!c->xen.irq)
 			return bad(err, errlen, "--xen-domid needs --irq");
 		c->mode = CLI_XEN;

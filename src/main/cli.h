@@ -26,7 +26,7 @@ enum cli_mode {
 struct cli {
 	enum cli_mode mode;
 	const struct vd_device_type *type; /* CLI_CAPABILITIES/VHOST_USER/XEN */
-	void *opts;                        /* type->opts_new() */
+	void *opts;			   /* type->opts_new() */
 	const char *socket_path;
 	int fd; /* --fd, or -1 */
 	struct vd_xen_config xen;

@@ -1,7 +1,6 @@
-/* virtiod's entry point: parses the command line, sets up logging and
- * signals, creates the device and hands it to a shim. The only place that
- * ends the process; it never daemonizes (vhost-user.rst, "Backend program
- * conventions"). */
+/* virtiod's entry point: command line, logging, signals, the device handed
+ * to a shim. The only place that ends the process; it never daemonizes
+ * (vhost-user.rst, "Backend program conventions"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -68,8 +67,7 @@ static int serve_device(struct cli *c)
 	}
 	r = c->type->create(c->opts, &model, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "virtiod: %s\n",
-			*err ? err : strerror(-r));
+		fprintf(stderr, "virtiod: %s\n", *err ? err : strerror(-r));
 		/* -EINVAL: an option the device refused (a usage error). */
 		return r == -EINVAL ? 2 : 1;
 	}

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "test_blk_env.h"
 #include "virtiod/log.h"
 
@@ -605,6 +606,28 @@ static void wce_needs_config_wce_and_flush_means_writeback(void **state)
 	assert_int_equal(ENV_CFG(&env, wce), 0);
 }
 
+/* The driver can write the WCE byte as often as it likes: the host's log
+ * must not get a line per write. */
+static void wce_writes_do_not_flood_the_log(void **state)
+{
+	uint32_t wce = offsetof(struct virtio_blk_config, wce);
+	const char *log;
+
+	(void)state;
+	open_default(VD_VQ_SPLIT);
+	vd_log_set_level(VD_LOG_INFO);
+	lc_begin();
+	for (int i = 0; i < 200; i++) {
+		uint8_t v = (uint8_t)(i & 1);
+
+		assert_int_equal(vd_dev_config_write(env.dev, wce, &v, 1), 0);
+	}
+	log = lc_end();
+	vd_log_set_level(VD_LOG_ERR);
+	assert_true(lc_count(log, "blk") <= 20);
+	assert_int_equal(ENV_CFG(&env, wce), 1);
+}
+
 /* -------------------------------------------------------------- options */
 
 static void option_errors_name_option_and_value(void **state)
@@ -716,6 +739,8 @@ int main(void)
 		cmocka_unit_test_teardown(
 			wce_needs_config_wce_and_flush_means_writeback,
 			teardown),
+		cmocka_unit_test_teardown(wce_writes_do_not_flood_the_log,
+					  teardown),
 		cmocka_unit_test(option_errors_name_option_and_value),
 	};
 

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "virtiod/device.h"
 #include "virtiod/log.h"
 
@@ -454,6 +455,52 @@ static void model_without_queue_kick_or_queues_is_rejected(void **state)
 	assert_null(vd_dev_new(&m, fx->mem, &shim_ops, NULL, "x"));
 }
 
+/* ------------------------------------------------------ log flooding */
+
+/* Under Xen each status write is one trapped MMIO access: a driver can
+ * repeat a refused one as fast as it traps. The first refusals are logged
+ * with their reason, the rest only counted. */
+static void refused_status_writes_are_rate_limited_in_the_log(void **state)
+{
+	struct fixture *fx = *state;
+	const char *log;
+
+	vd_log_set_level(VD_LOG_WARN);
+	lc_begin();
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(vd_dev_set_status(fx->dev, DRV), -EINVAL);
+		assert_int_equal(vd_dev_set_status(fx->dev, ACK | 0x40), 0);
+		assert_int_equal(vd_dev_set_status(fx->dev, 0), 0);
+	}
+	log = lc_end();
+	vd_log_set_level(VD_LOG_ERR);
+	assert_true(lc_count(log, "DRIVER without ACKNOWLEDGE; refused") >= 1);
+	/* Without the limit: 2000 lines. */
+	assert_true(lc_count(log, "fake0") <= 20);
+	assert_int_equal(vd_dev_status(fx->dev), 0);
+}
+
+/* Break, reset, break again: the driver is told every time, the log gets
+ * the first few reasons. */
+static void
+needs_reset_after_every_reset_is_rate_limited_in_the_log(void **state)
+{
+	struct fixture *fx = *state;
+	const char *log;
+
+	lc_begin();
+	for (int i = 0; i < 500; i++) {
+		vd_dev_needs_reset(fx->dev, "q0: chain loop at desc %d", i);
+		assert_true(vd_dev_status(fx->dev) & NRS);
+		assert_int_equal(vd_dev_set_status(fx->dev, 0), 0);
+	}
+	log = lc_end();
+	assert_int_equal(fx->shim.notify_config, 500);
+	assert_true(lc_count(log, "device needs reset: q0: chain loop at "
+				  "desc 0") == 1);
+	assert_true(lc_count(log, "device needs reset") <= 20);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -479,6 +526,8 @@ int main(void)
 		T(config_changed_bumps_generation_and_notifies),
 		T(device_owns_one_queue_per_model_queue),
 		T(model_without_queue_kick_or_queues_is_rejected),
+		T(refused_status_writes_are_rate_limited_in_the_log),
+		T(needs_reset_after_every_reset_is_rate_limited_in_the_log),
 	};
 
 	/* Refusals are logged; keep the test output to the results. */

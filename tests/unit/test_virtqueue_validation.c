@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "vq_harness.h"
 
 static enum vd_vq_layout split_layout = VD_VQ_SPLIT;
@@ -600,6 +601,34 @@ static void new_rejects_bad_config(void **state)
 	vqh_fini(&h);
 }
 
+/* A driver that breaks a queue, resets the device and breaks the next one
+ * as fast as it can: every break still reaches on_broken (the device goes
+ * NEEDS_RESET), but the host's log gets the first few lines, not one per
+ * break. */
+static void repeated_breaks_are_rate_limited_in_the_log(void **state)
+{
+	struct vqh h;
+	const char *log;
+
+	vqh_init(&h, LAYOUT(state), 16, false, false);
+	one_desc(&h, 0, 16, 0); /* outside guest memory */
+	lc_begin();
+	for (unsigned i = 0; i < 200; i++) {
+		struct vd_vq_elem *e;
+
+		vqh_start(&h);
+		assert_int_equal(vd_vq_pop(h.vq, &e), 0);
+		assert_true(vd_vq_broken(h.vq));
+		vd_vq_free(h.vq);
+		h.vq = NULL;
+	}
+	log = lc_end();
+	assert_int_equal(h.broken_calls, 200);
+	/* At most two 5-second windows' bursts; without the limit, 200. */
+	assert_true(lc_count(log, "queue disabled") <= 20);
+	vqh_fini(&h);
+}
+
 #define VALIDATION_TESTS(S)                                                    \
 	cmocka_unit_test_prestate(desc_outside_memory_marks_broken, S),        \
 		cmocka_unit_test_prestate(desc_addr_wrap_marks_broken, S),     \
@@ -639,7 +668,9 @@ static void new_rejects_bad_config(void **state)
 		cmocka_unit_test_prestate(                                     \
 			dirty_log_covers_written_bytes_and_used_entry, S),     \
 		cmocka_unit_test_prestate(hooks_see_pop_push_and_publish, S),  \
-		cmocka_unit_test_prestate(new_rejects_bad_config, S)
+		cmocka_unit_test_prestate(new_rejects_bad_config, S),          \
+		cmocka_unit_test_prestate(                                     \
+			repeated_breaks_are_rate_limited_in_the_log, S)
 
 int main(void)
 {

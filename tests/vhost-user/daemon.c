@@ -63,9 +63,9 @@ static bool socket_ready(const char *path)
 
 void daemon_startv(struct daemon *d, const char *const *extra)
 {
-	const char *argv[32] = {virtiod_path(), "blk",        "--socket-path",
-				d->sock,        "--disk",     d->img,
-				"--log-level",  "debug"};
+	const char *argv[32] = {virtiod_path(), "blk",	  "--socket-path",
+				d->sock,	"--disk", d->img,
+				"--log-level",	"debug"};
 	unsigned n = 8;
 	int logfd;
 
@@ -137,7 +137,8 @@ int daemon_stop(struct daemon *d)
 	for (int i = 0; i < 500; i++) {
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
 			d->pid = -1;
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 128 + WTERMSIG(st);
 		}
 		nap_ms(10);
 	}
@@ -171,6 +172,21 @@ int daemon_fd_count(const struct daemon *d)
 			n++;
 	closedir(dir);
 	return n;
+}
+
+int daemon_idle_fd_count(const struct daemon *d)
+{
+	int last = -1, same = 0;
+
+	/* The probe connection of daemon_start may still be closing. */
+	for (int i = 0; i < 300 && same < 5; i++) {
+		int n = daemon_fd_count(d);
+
+		same = n == last ? same + 1 : 0;
+		last = n;
+		nap_ms(10);
+	}
+	return last;
 }
 
 int daemon_wait_fd_count(const struct daemon *d, int want)

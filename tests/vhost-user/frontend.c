@@ -1,7 +1,6 @@
 /* The test frontend: vhost-user messages with SCM_RIGHTS, memfd guest
- * memory, split and packed rings written the way a virtio driver writes
- * them, and virtio-blk requests. Independent of the daemon's code, so the
- * tests check the daemon against the specs, not against itself. */
+ * memory, split and packed rings written as a virtio driver writes them,
+ * virtio-blk requests. Shares no code with the daemon it checks. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +97,8 @@ static int recv_all(int fd, void *buf, size_t len, int *rfd)
 			return -ECONNRESET;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
 		     c = CMSG_NXTHDR(&mh, c)) {
-			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			int k = (int)((c->cmsg_len - CMSG_LEN(0)) /
+				      sizeof(int));
 
 			for (int i = 0; i < k; i++) {
 				int x;
@@ -182,9 +182,8 @@ void fe_set_u64(struct fe *f, uint32_t req, uint64_t v)
 	if (f->protocol & (1ull << PF_REPLY_ACK))
 		assert_int_equal(fe_acked(f, req, &v, sizeof(v), NULL, 0), 0);
 	else
-		assert_int_equal(fe_send(f, req, F_VERSION, &v, sizeof(v),
-					 NULL, 0),
-				 0);
+		assert_int_equal(
+			fe_send(f, req, F_VERSION, &v, sizeof(v), NULL, 0), 0);
 }
 
 void fe_handshake(struct fe *f)
@@ -209,7 +208,8 @@ uint64_t blk_features(bool packed)
 {
 	return (1ull << VIRTIO_F_VERSION_1) |
 	       (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
-	       (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_BLK_F_FLUSH) |
+	       (1ull << VIRTIO_RING_F_EVENT_IDX) |
+	       (1ull << VIRTIO_BLK_F_FLUSH) |
 	       (1ull << VIRTIO_BLK_F_CONFIG_WCE) | (1ull << VIRTIO_BLK_F_MQ) |
 	       (packed ? 1ull << VIRTIO_F_RING_PACKED : 0);
 }
@@ -339,8 +339,8 @@ void fe_setup_ring(struct fe *f, struct ring *r, uint32_t base, bool log,
 	assert_int_equal(fe_acked(f, REQ_SET_VRING_NUM, st, 8, NULL, 0), 0);
 	st[1] = base;
 	assert_int_equal(fe_acked(f, REQ_SET_VRING_BASE, st, 8, NULL, 0), 0);
-	assert_int_equal(fe_acked(f, REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0),
-			 0);
+	assert_int_equal(
+		fe_acked(f, REQ_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	assert_int_equal(fe_acked(f, REQ_SET_VRING_KICK, &idx, 8, &r->kick, 1),
 			 0);
 	assert_int_equal(fe_acked(f, REQ_SET_VRING_CALL, &idx, 8, &r->call, 1),
@@ -362,8 +362,9 @@ static int split_add(struct ring *r, const struct buf *bufs, unsigned n)
 	for (unsigned k = 0; k < n; k++) {
 		desc[i].addr = htole64(bufs[k].gpa);
 		desc[i].len = htole32(bufs[k].len);
-		desc[i].flags = htole16((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
-					(k + 1 < n ? VRING_DESC_F_NEXT : 0));
+		desc[i].flags =
+			htole16((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
+				(k + 1 < n ? VRING_DESC_F_NEXT : 0));
 		if (k + 1 < n)
 			i = le16toh(desc[i].next);
 	}
@@ -388,8 +389,9 @@ static int packed_add(struct ring *r, const struct buf *bufs, unsigned n)
 	r->next_id = (uint16_t)((id + 1) % r->num);
 	for (unsigned k = 0; k < n; k++) {
 		uint16_t pos = r->avail_pos;
-		uint16_t fl = (uint16_t)((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
-					 (k + 1 < n ? VRING_DESC_F_NEXT : 0));
+		uint16_t fl =
+			(uint16_t)((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
+				   (k + 1 < n ? VRING_DESC_F_NEXT : 0));
 
 		fl |= r->avail_wrap ? 1u << VRING_PACKED_DESC_F_AVAIL
 				    : 1u << VRING_PACKED_DESC_F_USED;
@@ -458,8 +460,8 @@ static bool split_used(struct ring *r, uint16_t *token, uint32_t *len)
 static bool packed_used(struct ring *r, uint16_t *token, uint32_t *len)
 {
 	struct vring_packed_desc *desc = r->desc;
-	uint16_t fl = le16toh(__atomic_load_n(&desc[r->used_pos].flags,
-					      __ATOMIC_ACQUIRE));
+	uint16_t fl = le16toh(
+		__atomic_load_n(&desc[r->used_pos].flags, __ATOMIC_ACQUIRE));
 	bool avail = fl & (1u << VRING_PACKED_DESC_F_AVAIL);
 	bool used = fl & (1u << VRING_PACKED_DESC_F_USED);
 	uint16_t id;
@@ -486,8 +488,8 @@ bool ring_peek_used(const struct ring *r)
 
 	if (!r->packed)
 		return ring_used_idx(r) != r->last_used;
-	fl = le16toh(__atomic_load_n(&desc[r->used_pos].flags,
-				     __ATOMIC_ACQUIRE));
+	fl = le16toh(
+		__atomic_load_n(&desc[r->used_pos].flags, __ATOMIC_ACQUIRE));
 	return !!(fl & (1u << VRING_PACKED_DESC_F_AVAIL)) == r->used_wrap &&
 	       !!(fl & (1u << VRING_PACKED_DESC_F_USED)) == r->used_wrap;
 }
@@ -557,7 +559,8 @@ uint8_t blk_wait(struct ring *r, struct blk_req *q)
 	uint16_t token;
 	uint32_t len;
 	uint8_t st;
-	bool reads = q->type == VIRTIO_BLK_T_IN || q->type == VIRTIO_BLK_T_GET_ID;
+	bool reads =
+		q->type == VIRTIO_BLK_T_IN || q->type == VIRTIO_BLK_T_GET_ID;
 
 	assert_true(ring_get_used(r, &token, &len, TIMEOUT_MS));
 	assert_int_equal(token, q->token);
@@ -635,8 +638,8 @@ void env_open(struct env *e, unsigned nq, bool packed, uint16_t num)
 	fe_set_mem_table(&e->f, mems, 1);
 	for (unsigned i = 0; i < nq; i++) {
 		ring_init(&e->r[i], &e->m, i, num, packed);
-		fe_setup_ring(&e->f, &e->r[i],
-			      packed ? 0x80008000u : 0, false, true);
+		fe_setup_ring(&e->f, &e->r[i], packed ? 0x80008000u : 0, false,
+			      true);
 	}
 }
 

@@ -11,8 +11,9 @@ int main(void)
 	int failed = 0;
 
 	if (access(virtiod_path(), X_OK) != 0) {
-		fprintf(stderr, "vu-test: %s is not an executable daemon "
-				"(set VIRTIOD)\n",
+		fprintf(stderr,
+			"vu-test: %s is not an executable daemon "
+			"(set VIRTIOD)\n",
 			virtiod_path());
 		return 1;
 	}
@@ -22,5 +23,6 @@ int main(void)
 	failed += run_protocol_tests();
 	failed += run_inflight_tests();
 	failed += run_validation_tests();
+	failed += run_validation_mem_tests();
 	return failed ? 1 : 0;
 }

@@ -36,12 +36,29 @@ static int run(const char *first, ...)
 static void help_mentions_every_option(void **state)
 {
 	static const char *const opts[] = {
-		"--socket-path", "--fd", "--disk", "--readonly", "--direct",
-		"--num-queues", "--queue-size", "--serial", "--io-engine",
-		"--logical-block-size", "--print-capabilities", "--log-level",
-		"--syslog", "--help", "--version", "--xen-domid", "--mmio-base",
-		"--mmio-size", "--irq", "--grant", "--map-cache-size",
-		"--config", "xen-watch",
+		"--socket-path",
+		"--fd",
+		"--disk",
+		"--readonly",
+		"--direct",
+		"--num-queues",
+		"--queue-size",
+		"--serial",
+		"--io-engine",
+		"--logical-block-size",
+		"--print-capabilities",
+		"--log-level",
+		"--syslog",
+		"--help",
+		"--version",
+		"--xen-domid",
+		"--mmio-base",
+		"--mmio-size",
+		"--irq",
+		"--grant",
+		"--map-cache-size",
+		"--config",
+		"xen-watch",
 	};
 
 	(void)state;
@@ -66,7 +83,8 @@ static void version_prints_the_version(void **state)
 static void print_capabilities_follows_the_conventions(void **state)
 {
 	static const char *const feats[] = {"read-only", "blk-file"};
-	static const char head[] = "{\n  \"type\": \"block\",\n  \"features\": [";
+	static const char head[] =
+		"{\n  \"type\": \"block\",\n  \"features\": [";
 	char help[sizeof(out)], caps[sizeof(out)];
 	size_t len;
 
@@ -88,8 +106,8 @@ static void print_capabilities_follows_the_conventions(void **state)
 				 strstr(caps, q) != NULL);
 	}
 	/* "Other options and arguments should be ignored" */
-	assert_int_equal(RUN("blk", "--print-capabilities", "--bogus",
-			     "--disk", "/nonexistent"),
+	assert_int_equal(RUN("blk", "--print-capabilities", "--bogus", "--disk",
+			     "/nonexistent"),
 			 0);
 	assert_string_equal(out, caps);
 	assert_string_equal(err, "");
@@ -125,7 +143,8 @@ static void bad_device_option_values_are_usage_errors(void **state)
 	expect_usage_error(RUN("blk", "--socket-path", "/tmp/x", "--disk",
 			       "/tmp/x.img", "--num-queues=0"),
 			   "--num-queues 0");
-	expect_usage_error(RUN("blk", "--queue-size", "100"), "--queue-size 100");
+	expect_usage_error(RUN("blk", "--queue-size", "100"),
+			   "--queue-size 100");
 	expect_usage_error(RUN("blk", "--io-engine", "aio"), "--io-engine aio");
 	expect_usage_error(RUN("blk", "--fd", "-3"), "--fd -3: not a number");
 	expect_usage_error(RUN("blk", "--log-level", "loud"),

@@ -1,7 +1,6 @@
 /* INFLIGHT_SHMFD: requests in flight when the daemon dies are resubmitted
- * by its successor, none lost and none completed twice. Killed daemons for
- * the real thing; hand-made regions (vhost-user.rst "Inflight I/O
- * tracking" layouts) for the corner cases a kill hits only by chance. */
+ * by its successor, none lost, none completed twice. Killed daemons, and
+ * hand-made regions for the cases a kill hits only by chance. */
 #include <endian.h>
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
@@ -43,7 +42,7 @@ struct t_packed {
 };
 
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
-#define P_USED (1u << VRING_PACKED_DESC_F_USED)
+#define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
 static int setup(void **state)
 {
@@ -79,7 +78,8 @@ static int inflight_get(struct fe *f, uint16_t nq, uint16_t qs, size_t *size)
 			 sizeof(in));
 	assert_true(fd >= 0);
 	assert_int_equal(in.num_queues, nq);
-	assert_int_equal(in.queue_size, qs);
+	/* Room for at least the queue size asked for. */
+	assert_true(in.queue_size >= qs);
 	assert_int_equal(in.mmap_offset, 0);
 	*size = in.mmap_size;
 	return fd;
@@ -90,9 +90,8 @@ static void inflight_set(struct fe *f, int fd, size_t size, uint16_t nq,
 {
 	struct wire_inflight in = {size, 0, nq, qs};
 
-	assert_int_equal(fe_acked(f, REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd,
-				  1),
-			 0);
+	assert_int_equal(
+		fe_acked(f, REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1), 0);
 }
 
 /* What QEMU does on (re)connect before the rings: handshake, features,
@@ -109,18 +108,27 @@ static void connect_device(struct env *e, bool packed, int ifd, size_t isize,
 	fe_set_mem_table(&e->f, mems, 1);
 }
 
-static unsigned count_inflight(const void *region, bool packed, uint16_t qs)
+/* Heads marked in flight in a one-queue region of `size` bytes. */
+static unsigned count_inflight(const void *region, bool packed, size_t size)
 {
-	unsigned n = 0;
+	size_t n = packed ? (size - sizeof(struct t_packed)) /
+				    sizeof(struct t_packed_desc)
+			  : (size - sizeof(struct t_split)) /
+				    sizeof(struct t_split_desc);
+	unsigned c = 0;
 
-	for (uint16_t i = 0; i < qs; i++)
-		n += packed ? ((const struct t_packed *)region)->desc[i].inflight
-			    : ((const struct t_split *)region)->desc[i].inflight;
-	return n;
+	for (size_t i = 0; i < n; i++)
+		c += packed ? ((const struct t_packed *)region)
+				      ->desc[i]
+				      .inflight
+			    : ((const struct t_split *)region)
+				      ->desc[i]
+				      .inflight;
+	return c;
 }
 
 #define KILL_REQS 60
-#define KILL_LEN (256u << 10)
+#define KILL_LEN  (256u << 10)
 
 /* One attempt: KILL_REQS writes, SIGKILL as soon as the first completes,
  * a new daemon on the same image and region; every request must complete
@@ -129,6 +137,9 @@ static unsigned count_inflight(const void *region, bool packed, uint16_t qs)
 static unsigned kill_attempt(struct env *e, bool packed)
 {
 	const uint16_t qs = 256;
+	/* Split asks for less than the ring, as QEMU 7.2 does over
+	 * virtio-mmio (its queue-size 128, the driver's ring 1024). */
+	const uint16_t asked = packed ? qs : 128;
 	struct ring *r = &e->r[0];
 	int seen[KILL_REQS] = {0}, tokens[KILL_REQS];
 	unsigned in_flight, done = 0;
@@ -141,10 +152,10 @@ static unsigned kill_attempt(struct env *e, bool packed)
 	fe_connect(&e->f, e->d.sock);
 	fe_handshake(&e->f);
 	fe_set_features(&e->f, blk_features(packed));
-	ifd = inflight_get(&e->f, 1, qs, &isize);
+	ifd = inflight_get(&e->f, 1, asked, &isize);
 	region = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
 	assert_true(region != MAP_FAILED);
-	inflight_set(&e->f, ifd, isize, 1, qs);
+	inflight_set(&e->f, ifd, isize, 1, asked);
 	gmem_new(&e->m, 64u << 20, 0x100000000ull);
 	{
 		struct gmem *mems[1] = {&e->m};
@@ -159,8 +170,8 @@ static unsigned kill_attempt(struct env *e, bool packed)
 		uint64_t d = gmem_alloc(&e->m, KILL_LEN, 4096);
 
 		fill_pattern(gmem_hva(&e->m, d), KILL_LEN, 1000 + i);
-		blk_submit(r, &q, VIRTIO_BLK_T_OUT, (uint64_t)i * (KILL_LEN / SECTOR),
-			   d, KILL_LEN);
+		blk_submit(r, &q, VIRTIO_BLK_T_OUT,
+			   (uint64_t)i * (KILL_LEN / SECTOR), d, KILL_LEN);
 		tokens[i] = q.token;
 	}
 	ring_kick(r);
@@ -168,14 +179,14 @@ static unsigned kill_attempt(struct env *e, bool packed)
 		;
 	daemon_kill(&e->d);
 	fe_close(&e->f);
-	in_flight = count_inflight(region, packed, qs);
+	in_flight = count_inflight(region, packed, isize);
 
 	/* The successor, as QEMU's reconnect brings it: its SET_VRING_BASE
 	 * is the used index (split) or a stale value (packed). */
 	daemon_start(&e->d, NULL);
-	connect_device(e, packed, ifd, isize, qs);
-	fe_setup_ring(&e->f, r,
-		      packed ? 0x80008000u : ring_used_idx(r), false, true);
+	connect_device(e, packed, ifd, isize, asked);
+	fe_setup_ring(&e->f, r, packed ? 0x80008000u : ring_used_idx(r), false,
+		      true);
 	ring_kick(r);
 	while (done < KILL_REQS) {
 		uint16_t token;
@@ -184,8 +195,8 @@ static unsigned kill_attempt(struct env *e, bool packed)
 
 		if (!ring_get_used(r, &token, &len, 10000)) {
 			daemon_dump_log(&e->d);
-			fail_msg("%u of %u requests completed (lost ones)", done,
-				 KILL_REQS);
+			fail_msg("%u of %u requests completed (lost ones)",
+				 done, KILL_REQS);
 		}
 		for (i = 0; i < KILL_REQS && tokens[i] != token; i++)
 			;
@@ -205,7 +216,7 @@ static unsigned kill_attempt(struct env *e, bool packed)
 				       KILL_LEN, 1000 + i))
 			fail_msg("request %u's data is not in the image", i);
 	/* Nothing is left in flight once all completed. */
-	assert_int_equal(count_inflight(region, packed, qs), 0);
+	assert_int_equal(count_inflight(region, packed, isize), 0);
 	munmap(region, isize);
 	close(ifd);
 	env_close(e);
@@ -239,6 +250,39 @@ static void packed_requests_survive_sigkill(void **state)
 	killed_daemon(state, true);
 }
 
+/* For hand-made regions: a daemon hands out its region and goes; the test
+ * maps it to write what a dead daemon left. Guest memory, an unstarted ring
+ * of 64 and two 4 KiB writes, A to sector 0 and B to sector 64 (packed:
+ * slots 0-2 and 3-5), made available. Returns the mapped region. */
+static void *crafted_start(struct env *e, bool packed, int *ifd, size_t *isize,
+			   struct blk_req *a, struct blk_req *b, uint32_t seed)
+{
+	struct ring *r = &e->r[0];
+	uint64_t da, dbuf;
+	void *region;
+
+	daemon_prepare(&e->d, 16);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(packed));
+	*ifd = inflight_get(&e->f, 1, 64, isize);
+	fe_close(&e->f);
+	region =
+		mmap(NULL, *isize, PROT_READ | PROT_WRITE, MAP_SHARED, *ifd, 0);
+	assert_true(region != MAP_FAILED);
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, packed);
+	da = gmem_alloc(&e->m, 4096, 4096);
+	dbuf = gmem_alloc(&e->m, 4096, 4096);
+	fill_pattern(gmem_hva(&e->m, da), 4096, seed);
+	fill_pattern(gmem_hva(&e->m, dbuf), 4096, seed + 1);
+	blk_submit(r, a, VIRTIO_BLK_T_OUT, 0, da, 4096);
+	blk_submit(r, b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096);
+	return region;
+}
+
 /* A batch that reached the used ring before the crash, with its entries
  * still marked: the spec's "used_idx does not match" case. A (published)
  * must not run again; B (in flight) must. */
@@ -249,32 +293,13 @@ static void split_published_batch_is_not_resubmitted(void **state)
 	struct vring_used *used;
 	struct blk_req a, b;
 	struct t_split *s;
-	uint64_t da, dbuf;
 	uint16_t token;
 	uint32_t len;
 	size_t isize;
 	uint8_t zero[4096] = {0}, got[4096];
 	int ifd, fd;
 
-	daemon_prepare(&e->d, 16);
-	daemon_start(&e->d, NULL);
-	fe_connect(&e->f, e->d.sock);
-	fe_handshake(&e->f);
-	fe_set_features(&e->f, blk_features(false));
-	ifd = inflight_get(&e->f, 1, 64, &isize);
-	fe_close(&e->f);
-	s = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
-	assert_true(s != MAP_FAILED);
-
-	gmem_new(&e->m, 16u << 20, 0x100000000ull);
-	e->nq = 1;
-	ring_init(r, &e->m, 0, 64, false);
-	da = gmem_alloc(&e->m, 4096, 4096);
-	dbuf = gmem_alloc(&e->m, 4096, 4096);
-	fill_pattern(gmem_hva(&e->m, da), 4096, 31);
-	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 32);
-	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);
-	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096);
+	s = crafted_start(e, false, &ifd, &isize, &a, &b, 31);
 	/* The dead daemon's work: A completed and published... */
 	used = r->used;
 	used->ring[0].id = htole32((uint32_t)a.token);
@@ -320,33 +345,15 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	struct vring_packed_desc *ring, copy[3];
 	struct blk_req a, b;
 	struct t_packed *p;
-	uint64_t da, dbuf;
+	uint64_t dbuf;
 	uint16_t token;
 	uint32_t len;
 	size_t isize;
 	int ifd, fd;
-	uint8_t buf[4096];
 
-	daemon_prepare(&e->d, 16);
-	daemon_start(&e->d, NULL);
-	fe_connect(&e->f, e->d.sock);
-	fe_handshake(&e->f);
-	fe_set_features(&e->f, blk_features(true));
-	ifd = inflight_get(&e->f, 1, 64, &isize);
-	fe_close(&e->f);
-	p = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
-	assert_true(p != MAP_FAILED);
-
-	gmem_new(&e->m, 16u << 20, 0x100000000ull);
-	e->nq = 1;
-	ring_init(r, &e->m, 0, 64, true);
+	p = crafted_start(e, true, &ifd, &isize, &a, &b, 41);
 	ring = r->desc;
-	da = gmem_alloc(&e->m, 4096, 4096);
-	dbuf = gmem_alloc(&e->m, 4096, 4096);
-	fill_pattern(gmem_hva(&e->m, da), 4096, 41);
-	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 42);
-	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);  /* slots 0-2 */
-	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096); /* slots 3-5 */
+	dbuf = b.data_gpa;
 	memcpy(copy, ring, sizeof(copy));
 	/* The dead daemon ran B: its data is in the image, its used element
 	 * sits in slot 0 (over A's head), the driver took it and reused
@@ -393,9 +400,6 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	assert_false(ring_get_used(r, &token, &len, 300));
 	assert_true(image_has_pattern(&e->d, 0, 4096, 41));
 	assert_true(image_has_pattern(&e->d, 64, 4096, 42)); /* B not rerun */
-	fd = open(e->d.img, O_RDONLY);
-	assert_int_equal(pread(fd, buf, sizeof(buf), 64 * SECTOR), 4096);
-	close(fd);
 	assert_true(daemon_log_has(&e->d, "resubmitting 1 requests", NULL));
 	munmap(p, isize);
 	close(ifd);
@@ -412,32 +416,15 @@ static void packed_interrupted_publish(struct env *e, bool published)
 	struct vring_packed_desc *ring;
 	struct blk_req a, b;
 	struct t_packed *p;
-	uint64_t da, dbuf;
+	uint64_t da;
 	uint16_t token;
 	uint32_t len;
 	size_t isize;
 	int ifd, fd;
 
-	daemon_prepare(&e->d, 16);
-	daemon_start(&e->d, NULL);
-	fe_connect(&e->f, e->d.sock);
-	fe_handshake(&e->f);
-	fe_set_features(&e->f, blk_features(true));
-	ifd = inflight_get(&e->f, 1, 64, &isize);
-	fe_close(&e->f);
-	p = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
-	assert_true(p != MAP_FAILED);
-
-	gmem_new(&e->m, 16u << 20, 0x100000000ull);
-	e->nq = 1;
-	ring_init(r, &e->m, 0, 64, true);
+	p = crafted_start(e, true, &ifd, &isize, &a, &b, 51);
 	ring = r->desc;
-	da = gmem_alloc(&e->m, 4096, 4096);
-	dbuf = gmem_alloc(&e->m, 4096, 4096);
-	fill_pattern(gmem_hva(&e->m, da), 4096, 51);
-	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 52);
-	blk_submit(r, &a, VIRTIO_BLK_T_OUT, 0, da, 4096);    /* slots 0-2 */
-	blk_submit(r, &b, VIRTIO_BLK_T_OUT, 64, dbuf, 4096); /* slots 3-5 */
+	da = a.data_gpa;
 	memset(p->desc, 0, 64 * sizeof(p->desc[0]));
 	for (uint16_t i = 0; i < 64; i++) {
 		p->desc[i].next = (uint16_t)(i + 1);
@@ -448,8 +435,11 @@ static void packed_interrupted_publish(struct env *e, bool published)
 			p->desc[i].flags = le16toh(ring[i].flags);
 		}
 	}
-	p->desc[0] = (struct t_packed_desc){.inflight = 1, .next = 1,
-					    .last = 2, .num = 3, .counter = 1,
+	p->desc[0] = (struct t_packed_desc){.inflight = 1,
+					    .next = 1,
+					    .last = 2,
+					    .num = 3,
+					    .counter = 1,
 					    .id = p->desc[0].id,
 					    .flags = p->desc[0].flags,
 					    .len = p->desc[0].len,

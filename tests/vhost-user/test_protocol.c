@@ -68,10 +68,11 @@ static void handshake_offers_features_and_limits(void **state)
 	fe_set_features(&e->f, blk_features(false));
 	/* A ring never started reports the base it was given. */
 	st[1] = 77;
-	assert_int_equal(fe_acked(&e->f, REQ_SET_VRING_BASE, st, 8, NULL, 0), 0);
-	assert_int_equal(fe_send(&e->f, REQ_GET_VRING_BASE, F_VERSION, st, 8,
-				 NULL, 0),
+	assert_int_equal(fe_acked(&e->f, REQ_SET_VRING_BASE, st, 8, NULL, 0),
 			 0);
+	assert_int_equal(
+		fe_send(&e->f, REQ_GET_VRING_BASE, F_VERSION, st, 8, NULL, 0),
+		0);
 	assert_int_equal(fe_recv(&e->f, &h, st, sizeof(st), NULL, 5000), 8);
 	assert_int_equal(st[0], 1);
 	assert_int_equal(st[1], 77);
@@ -117,9 +118,9 @@ static void blk_io(struct env *e, bool packed)
 	assert_true(strlen(serial) > 0);
 	/* A read past the end of the disk fails, the device goes on. */
 	data = gmem_alloc(&e->m, 4096, 4096);
-	assert_int_equal(blk_do(r, VIRTIO_BLK_T_IN, e->d.img_size / SECTOR,
-				data, 4096),
-			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		blk_do(r, VIRTIO_BLK_T_IN, e->d.img_size / SECTOR, data, 4096),
+		VIRTIO_BLK_S_IOERR);
 	/* Many requests in flight, one kick, completions in any order. */
 	for (unsigned i = 0; i < 32; i++) {
 		uint64_t d = gmem_alloc(&e->m, 4096, 4096);
@@ -143,8 +144,8 @@ static void blk_io(struct env *e, bool packed)
 				 VIRTIO_BLK_S_OK);
 	}
 	for (unsigned i = 0; i < 32; i++)
-		assert_true(image_has_pattern(&e->d, 1024 + 8 * i, 4096,
-					      100 + i));
+		assert_true(
+			image_has_pattern(&e->d, 1024 + 8 * i, 4096, 100 + i));
 	io_roundtrip(e, r, 4096, 2); /* across the ring's index wrap */
 	for (unsigned i = 0; i < 40; i++)
 		assert_int_equal(blk_do(r, VIRTIO_BLK_T_FLUSH, 0, 0, 0),
@@ -183,9 +184,9 @@ static int get_config(struct fe *f, uint32_t off, uint32_t size, void *out)
 	struct wire_hdr h;
 	int n;
 
-	assert_int_equal(fe_send(f, REQ_GET_CONFIG, F_VERSION, &c, 12 + size,
-				 NULL, 0),
-			 0);
+	assert_int_equal(
+		fe_send(f, REQ_GET_CONFIG, F_VERSION, &c, 12 + size, NULL, 0),
+		0);
 	n = fe_recv(f, &h, &c, sizeof(c), NULL, 5000);
 	assert_true(n >= 0);
 	assert_int_equal(h.request, REQ_GET_CONFIG);
@@ -223,16 +224,16 @@ static void config_space_reads_and_writes(void **state)
 	assert_int_equal(le32toh(c.blk_size), 512);
 	assert_int_equal(c.wce, 1);
 	/* CONFIG_WCE: the driver may switch to writethrough and back. */
-	assert_int_equal(set_config(&e->f, offsetof(struct virtio_blk_config,
-						    wce),
-				    &v, 1),
+	assert_int_equal(set_config(&e->f,
+				    offsetof(struct virtio_blk_config, wce), &v,
+				    1),
 			 0);
 	assert_int_equal(get_config(&e->f, 0, sizeof(c), &c), 12 + sizeof(c));
 	assert_int_equal(c.wce, 0);
 	v = 1;
-	assert_int_equal(set_config(&e->f, offsetof(struct virtio_blk_config,
-						    wce),
-				    &v, 1),
+	assert_int_equal(set_config(&e->f,
+				    offsetof(struct virtio_blk_config, wce), &v,
+				    1),
 			 0);
 	/* A read-only field: refused with an error reply, connection kept. */
 	assert_int_not_equal(set_config(&e->f, 0, &cap, 8), 0);
@@ -286,9 +287,8 @@ static void add_region(struct fe *f, struct gmem *m)
 		struct wire_region r;
 	} msg = {0, gmem_region(m)};
 
-	assert_int_equal(fe_acked(f, REQ_ADD_MEM_REG, &msg, sizeof(msg),
-				  &m->fd, 1),
-			 0);
+	assert_int_equal(
+		fe_acked(f, REQ_ADD_MEM_REG, &msg, sizeof(msg), &m->fd, 1), 0);
 }
 
 static uint64_t rem_region(struct fe *f, struct gmem *m, bool with_fd)
@@ -375,9 +375,9 @@ static uint8_t *log_setup(struct fe *f, size_t covered, int *fd, size_t *len)
 	l.size = *len;
 	l.offset = 0;
 	/* "SET_LOG_BASE (if LOG_SHMFD)" is answered. */
-	assert_int_equal(fe_send(f, REQ_SET_LOG_BASE, F_VERSION, &l, sizeof(l),
-				 fd, 1),
-			 0);
+	assert_int_equal(
+		fe_send(f, REQ_SET_LOG_BASE, F_VERSION, &l, sizeof(l), fd, 1),
+		0);
 	assert_true(fe_recv(f, &h, &v, sizeof(v), NULL, 5000) >= 0);
 	assert_int_equal(h.request, REQ_SET_LOG_BASE);
 	return bits;
@@ -400,10 +400,30 @@ static void check_log(const uint8_t *bits, size_t len, const uint64_t *want,
 	}
 }
 
+/* A device with memory at gpa 0 (so the bitmap stays small), a dirty log,
+ * LOG_ALL and one ring with VHOST_VRING_F_LOG. */
+static uint8_t *logged_env(struct env *e, bool packed, uint16_t num, int *fd,
+			   size_t *len)
+{
+	struct gmem *mems[1] = {&e->m};
+	uint8_t *bits;
+
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	gmem_new(&e->m, 8u << 20, 0);
+	fe_set_mem_table(&e->f, mems, 1);
+	bits = log_setup(&e->f, e->m.size, fd, len);
+	fe_set_features(&e->f, blk_features(packed) | 1ull << VHOST_F_LOG_ALL);
+	e->nq = 1;
+	ring_init(&e->r[0], &e->m, 0, num, packed);
+	fe_setup_ring(&e->f, &e->r[0], packed ? 0x80008000u : 0, true, true);
+	return bits;
+}
+
 static void dirty_log_marks_exactly_the_written_pages(void **state)
 {
 	struct env *e = *state;
-	struct gmem *mems[1] = {&e->m};
 	struct ring *r = &e->r[0];
 	struct blk_req q;
 	uint64_t data, hdr, status, data2;
@@ -411,17 +431,7 @@ static void dirty_log_marks_exactly_the_written_pages(void **state)
 	uint8_t *bits;
 	int fd;
 
-	daemon_start(&e->d, NULL);
-	fe_connect(&e->f, e->d.sock);
-	fe_handshake(&e->f);
-	/* Guest memory low, so the bitmap stays small. */
-	gmem_new(&e->m, 8u << 20, 0);
-	fe_set_mem_table(&e->f, mems, 1);
-	bits = log_setup(&e->f, e->m.size, &fd, &len);
-	fe_set_features(&e->f, blk_features(false) | 1ull << VHOST_F_LOG_ALL);
-	e->nq = 1;
-	ring_init(r, &e->m, 0, 128, false);
-	fe_setup_ring(&e->f, r, 0, true, true);
+	bits = logged_env(e, false, 128, &fd, &len);
 	data = gmem_alloc(&e->m, 8192, 4096);
 	hdr = gmem_alloc(&e->m, 16, 4096);
 	status = gmem_alloc(&e->m, 1, 4096);
@@ -462,7 +472,6 @@ static void dirty_log_marks_exactly_the_written_pages(void **state)
 static void dirty_log_packed_ring(void **state)
 {
 	struct env *e = *state;
-	struct gmem *mems[1] = {&e->m};
 	struct ring *r = &e->r[0];
 	struct blk_req q;
 	uint64_t data, hdr, status;
@@ -470,16 +479,7 @@ static void dirty_log_packed_ring(void **state)
 	uint8_t *bits;
 	int fd;
 
-	daemon_start(&e->d, NULL);
-	fe_connect(&e->f, e->d.sock);
-	fe_handshake(&e->f);
-	gmem_new(&e->m, 8u << 20, 0);
-	fe_set_mem_table(&e->f, mems, 1);
-	bits = log_setup(&e->f, e->m.size, &fd, &len);
-	fe_set_features(&e->f, blk_features(true) | 1ull << VHOST_F_LOG_ALL);
-	e->nq = 1;
-	ring_init(r, &e->m, 0, 64, true);
-	fe_setup_ring(&e->f, r, 0x80008000u, true, true);
+	bits = logged_env(e, true, 64, &fd, &len);
 	data = gmem_alloc(&e->m, 8192, 4096);
 	hdr = gmem_alloc(&e->m, 16, 4096);
 	status = gmem_alloc(&e->m, 1, 4096);
@@ -512,9 +512,8 @@ static uint32_t get_vring_base(struct fe *f, uint32_t index)
 	uint32_t st[2] = {index, 0};
 	struct wire_hdr h;
 
-	assert_int_equal(fe_send(f, REQ_GET_VRING_BASE, F_VERSION, st, 8, NULL,
-				 0),
-			 0);
+	assert_int_equal(
+		fe_send(f, REQ_GET_VRING_BASE, F_VERSION, st, 8, NULL, 0), 0);
 	assert_int_equal(fe_recv(f, &h, st, sizeof(st), NULL, 5000), 8);
 	assert_int_equal(h.request, REQ_GET_VRING_BASE);
 	assert_int_equal(st[0], index);
@@ -588,6 +587,56 @@ static void vring_enable_pauses_and_resumes(void **state)
 	assert_int_equal(blk_wait(r, &q), VIRTIO_BLK_S_OK);
 }
 
+/* QEMU swaps call fds of running rings (interrupt masking) and may send
+ * a new kick fd: both take effect without a lost request. */
+static void event_fds_replaced_while_running(void **state)
+{
+	struct env *e = *state;
+	struct ring *r = &e->r[0];
+	int call2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int kick2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint64_t idx = 0, v;
+	struct pollfd p;
+
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	/* No EVENT_IDX: every completion notifies. */
+	fe_set_features(&e->f, blk_features(false) &
+				       ~(1ull << VIRTIO_RING_F_EVENT_IDX));
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	{
+		struct gmem *mems[1] = {&e->m};
+
+		fe_set_mem_table(&e->f, mems, 1);
+	}
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, false);
+	fe_setup_ring(&e->f, r, 0, false, true);
+	io_roundtrip(e, r, 0, 14);
+	assert_int_equal(
+		fe_acked(&e->f, REQ_SET_VRING_CALL, &idx, 8, &call2, 1), 0);
+	assert_int_equal(
+		fe_acked(&e->f, REQ_SET_VRING_KICK, &idx, 8, &kick2, 1), 0);
+	while (read(r->call, &v, 8) == 8)
+		;
+	/* Kick through the new fd; the interrupt comes on the new call. */
+	close(r->kick);
+	r->kick = kick2;
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_FLUSH, 0, 0, 0),
+			 VIRTIO_BLK_S_OK);
+	p = (struct pollfd){call2, POLLIN, 0};
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(read(r->call, &v, 8), -1);
+	/* And with no call fd at all the ring still works (polled). */
+	idx |= 1u << 8;
+	assert_int_equal(fe_acked(&e->f, REQ_SET_VRING_CALL, &idx, 8, NULL, 0),
+			 0);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_FLUSH, 0, 0, 0),
+			 VIRTIO_BLK_S_OK);
+	close(call2);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void reconnect_resets_the_device(void **state)
@@ -597,7 +646,7 @@ static void reconnect_resets_the_device(void **state)
 	int idle;
 
 	daemon_start(&e->d, NULL);
-	idle = daemon_fd_count(&e->d);
+	idle = daemon_idle_fd_count(&e->d);
 	env_open(e, 1, false, 64);
 	assert_int_equal(fe_acked(&e->f, REQ_SET_STATUS, &s, 8, NULL, 0), 0);
 	io_roundtrip(e, &e->r[0], 0, 11);
@@ -610,7 +659,8 @@ static void reconnect_resets_the_device(void **state)
 	assert_int_equal(fe_get_u64(&e->f, REQ_GET_STATUS), 0);
 	io_roundtrip(e, &e->r[0], 0, 12);
 	/* RESET_DEVICE: rings stop and must be set up again. */
-	assert_int_equal(fe_acked(&e->f, REQ_RESET_DEVICE, NULL, 0, NULL, 0), 0);
+	assert_int_equal(fe_acked(&e->f, REQ_RESET_DEVICE, NULL, 0, NULL, 0),
+			 0);
 	fe_set_features(&e->f, blk_features(false));
 	ring_free(&e->r[0]);
 	ring_init(&e->r[0], &e->m, 0, 64, false);
@@ -662,9 +712,8 @@ static void broken_ring_signals_error_and_config_change(void **state)
 	env_open(e, 1, false, 64);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp),
 			 0);
-	assert_int_equal(fe_acked(&e->f, REQ_SET_BACKEND_REQ_FD, NULL, 0,
-				  &sp[1], 1),
-			 0);
+	assert_int_equal(
+		fe_acked(&e->f, REQ_SET_BACKEND_REQ_FD, NULL, 0, &sp[1], 1), 0);
 	close(sp[1]);
 	assert_int_equal(fe_acked(&e->f, REQ_SET_VRING_ERR, &idx, 8, &err, 1),
 			 0);
@@ -700,6 +749,7 @@ int run_protocol_tests(void)
 		T(get_vring_base_split),
 		T(get_vring_base_packed),
 		T(vring_enable_pauses_and_resumes),
+		T(event_fds_replaced_while_running),
 		T(reconnect_resets_the_device),
 		T(sigterm_stops_promptly_after_inflight_io),
 		T(broken_ring_signals_error_and_config_change),

@@ -1,7 +1,6 @@
 /* A vhost-user frontend for testing virtiod through its socket: messages,
- * memfd guest memory, split and packed rings it builds itself, virtio-blk
- * requests, and a daemon it starts, kills and inspects. It links nothing of
- * the daemon: it is an independent implementation of the frontend side. */
+ * memfd guest memory, rings it builds itself, blk requests, and the daemon
+ * process. Links nothing of the daemon: an independent frontend. */
 #ifndef VIRTIOD_TESTS_VU_TEST_H
 #define VIRTIOD_TESTS_VU_TEST_H
 
@@ -48,20 +47,20 @@ enum {
 	REQ_GET_STATUS = 40,
 };
 
-#define F_VERSION 0x1u
-#define F_REPLY (1u << 2)
+#define F_VERSION    0x1u
+#define F_REPLY	     (1u << 2)
 #define F_NEED_REPLY (1u << 3)
 
-#define PF_MQ 0
-#define PF_LOG_SHMFD 1
-#define PF_REPLY_ACK 3
-#define PF_BACKEND_REQ 5
-#define PF_CONFIG 9
-#define PF_INFLIGHT_SHMFD 12
-#define PF_RESET_DEVICE 13
+#define PF_MQ		       0
+#define PF_LOG_SHMFD	       1
+#define PF_REPLY_ACK	       3
+#define PF_BACKEND_REQ	       5
+#define PF_CONFIG	       9
+#define PF_INFLIGHT_SHMFD      12
+#define PF_RESET_DEVICE	       13
 #define PF_CONFIGURE_MEM_SLOTS 15
-#define PF_STATUS 16
-#define PROTOCOL_FEATURES_BIT 30
+#define PF_STATUS	       16
+#define PROTOCOL_FEATURES_BIT  30
 
 /* What virtiod must offer (docs/vhost-user.md). */
 #define EXPECTED_PROTOCOL_FEATURES                                             \
@@ -112,6 +111,8 @@ int daemon_stop(struct daemon *d);
 void daemon_kill(struct daemon *d); /* SIGKILL, reaped */
 bool daemon_alive(struct daemon *d);
 int daemon_fd_count(const struct daemon *d);
+/* The daemon's fd count once it stopped changing (no frontend). */
+int daemon_idle_fd_count(const struct daemon *d);
 /* Wait until the daemon has exactly `want` fds open (it may still be
  * closing a connection); returns the last count seen. */
 int daemon_wait_fd_count(const struct daemon *d, int want);
@@ -273,6 +274,7 @@ uint64_t blk_features(bool packed);
 int run_protocol_tests(void);
 int run_inflight_tests(void);
 int run_validation_tests(void);
+int run_validation_mem_tests(void);
 int run_cli_tests(void);
 
 #endif

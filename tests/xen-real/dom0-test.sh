@@ -12,7 +12,9 @@
 #             tear down and exit, the domain must vanish (no leaked mappings),
 #             and Xen must log no error
 #   xenstore  virtiod xen-watch, guest config with a specification=virtio disk:
-#             xl create must see InitWait (state 2) within its 10 s, I/O works
+#             xl create must see InitWait (state 2) within its 10 s, I/O works;
+#             then xl destroy during guest I/O: the device process ends, the
+#             watcher stays
 . /xr/config
 VD=/usr/bin/virtiod
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -188,7 +190,10 @@ xen_errors() {
 	xl dmesg -c >/tmp/xl-dmesg-$CASE.log 2>&1
 	grep -iE 'error|fail|bug|crash|fatal|assert|panic|leak|warn' /tmp/xl-dmesg-$CASE.log |
 		grep -viE 'guest_loglvl|No irq handler' >/tmp/xl-dmesg-$CASE.err
-	sed 's/^/XR-D xl dmesg: /' /tmp/xl-dmesg-$CASE.log | tail -n 40
+	# the Xen log of the case goes to the console, the count to the caller
+	grep -vE '^\(d[0-9]+\) |HVM.* (save|restore):' /tmp/xl-dmesg-$CASE.log |
+		sed 's/^/XR-D xl dmesg: /' | tail -n 40 >&2
+	sed 's/^/XR-D xen error: /' /tmp/xl-dmesg-$CASE.err >&2
 	grep -c . /tmp/xl-dmesg-$CASE.err
 }
 
@@ -348,7 +353,7 @@ case_destroy() {
 case_xenstore() {
 	IMG=/tmp/$CASE.img
 	new_image $IMG
-	make_cfg "$CASE" "xr.case=$CASE xr.full=1 xr.tput=$TPUT_MB" \
+	make_cfg "$CASE" "xr.case=$CASE xr.full=1 xr.tput=$TPUT_MB xr.end=busy" \
 		"disk = [ 'vdev=xvda, format=raw, specification=virtio, target=$IMG' ]"
 	_t=$(up)
 	log "starting: virtiod xen-watch $WATCH_ARGS"
@@ -375,22 +380,37 @@ case_xenstore() {
 	follow "$CASE"
 	xl unpause "$CASE"
 	wait_result "$GUEST_TIMEOUT"
-	if ! wait_gone "$CASE" 120; then
+	if ! wait_line "$CASE" 'busy round 1001 written' 300; then
 		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "guest did not power off (${GRES:-no result})"
+		finish FAIL "guest: ${GRES:-no result}, never got busy"
 		return
 	fi
+	# destroy while the guest writes: the device process must tear down
+	# and end, the watcher must stay for the next guest
+	log "xl destroy $CASE during guest I/O"
+	_t=$(up)
+	xl destroy "$CASE"
+	_drc=$?
+	_end=$(($(cut -d. -f1 /proc/uptime) + VD_EXIT_SECS))
+	while ! grep -qE 'process [0-9]+ ended|killed by' /tmp/vd-$CASE.log &&
+		[ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do sleep 0.2; done
+	_child=$(grep -oE 'process [0-9]+ (ended \([0-9-]+\)|killed by.*)' /tmp/vd-$CASE.log | tail -n 1 |
+		sed 's/process [0-9]* //; s/ /-/g')
+	stage destroy-to-device-process-end "$(since "$_t")"
+	wait_gone "$CASE" 30
 	sleep 2
 	_alive=no
 	kill -0 "$WATCHPID" 2>/dev/null && _alive=yes
 	dump_vd /tmp/vd-$CASE.log 60
 	_z=$(zombies)
+	[ "$_z" = 0 ] || xl list | sed 's/^/XR-D xl list: /'
+	_left=$(xenstore-list /local/domain/0/backend/virtio_disk/$DOMID 2>/dev/null | grep -c .)
 	_xe=$(xen_errors)
 	check_image $IMG
 	_img=$?
-	_det="guest='$GRES' initwait-state=$_state image:$IMGSUM watcher-alive=$_alive zombies=$_z xen_errors=$_xe $(tput)"
-	if [ "$GRES" = "RESULT PASS" ] && [ $_img = 0 ] && [ "$_z" = 0 ] && [ "$_xe" = 0 ] &&
-		[ $_alive = yes ]; then
+	_det="guest='$GRES' initwait-state=$_state image:$IMGSUM xl-destroy-rc=$_drc device-process=${_child:-running} watcher-alive=$_alive backend-nodes-left=$_left zombies=$_z xen_errors=$_xe $(tput)"
+	if [ "$GRES" = "RESULT PASS" ] && [ "$_state" = 2 ] && [ $_img = 0 ] && [ $_drc = 0 ] &&
+		[ "$_child" = "ended-(0)" ] && [ $_alive = yes ] && [ "$_z" = 0 ] && [ "$_xe" = 0 ]; then
 		finish PASS "$_det"
 	else
 		finish FAIL "$_det"
