@@ -27,7 +27,10 @@ fail() {
 	exit 1
 }
 
-on_exit() { vt_cleanup; }
+on_exit() {
+	trap '' PIPE
+	vt_cleanup
+}
 trap on_exit EXIT
 trap 'echo; echo "virtiod demo: interrupted" >&2; exit 130' INT TERM
 

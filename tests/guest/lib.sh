@@ -245,7 +245,7 @@ vt_backend_start() {
 			--readonly) writable=off ro=on ;;
 			--num-queues) nq=$2; shift ;;
 			--num-queues=*) nq=${1#*=} ;;
-			--serial | --log-level) shift ;;
+			--serial | --log-level | --queue-size | --io-engine) shift ;;
 			esac
 			shift
 		done
@@ -254,6 +254,9 @@ vt_backend_start() {
 			--export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$sock,writable=$writable,num-queues=$nq")
 	else
 		cmd=("$VIRTIOD" blk --socket-path "$sock" --disk "$img" "$@")
+		# QEMU's virtio-mmio reports QueueNumMax 1024 whatever the device's
+		# queue-size, and Linux uses the maximum: allow 1024-entry rings
+		[ "$VT_MACHINE" = microvm ] && [[ " $* " != *" --queue-size "* ]] && cmd+=(--queue-size 1024)
 	fi
 	VT_BACKEND_CMD="${cmd[*]}"
 	echo "### $(date +%T.%N) starting: $VT_BACKEND_CMD" >>"$log"

@@ -39,6 +39,7 @@ done
 
 RUNDIR=""
 on_exit() {
+	trap '' PIPE # stdout may be a pipe whose reader is gone: clean up anyway
 	vt_cleanup
 	[ -n "$RUNDIR" ] && rm -rf "$RUNDIR"
 }
