@@ -40,6 +40,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 # bench/core_*.c: one program each, driving the core through the test driver;
 # bench/loadgen/*.c: the vhost-user load generator.
 BENCH_CORE_SRC := $(sort $(wildcard bench/core_*.c))
+# bench/xen_*.c: one program each, driving the Xen shim through the stand-in.
+BENCH_XEN_SRC := $(sort $(wildcard bench/xen_*.c))
 LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
@@ -57,6 +59,7 @@ XEN_TEST_BINS := $(patsubst tests/xen/%.c,$(BUILD)/tests/xen/%,$(XEN_TEST_SRC))
 VU_TEST_BIN := $(if $(VU_TEST_SRC),$(BUILD)/tests/vhost-user/vu-test)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
+BENCH_XEN_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_XEN_SRC))
 LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
 
 .PHONY: all deps check check-unit check-asan check-xen-standin check-vhost-user \
@@ -145,12 +148,24 @@ $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tes
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
 
+# The Xen shim's own objects linked against the stand-in libxen*, as the
+# Xen stand-in tests are; GNU C for Xen's headers.
+$(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
+
+$(BUILD)/tests/obj/bench/xen_%.o: bench/xen_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
+
+$(call obj,$(BUILD)/tests,$(BENCH_XEN_SRC)): ALL_CFLAGS += -std=gnu11
+
 $(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
 
-bench-core: $(BENCH_CORE_BINS)
-	@for b in $(BENCH_CORE_BINS); do $$b || exit 1; done
+bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
+	@for b in $(BENCH_CORE_BINS) $(BENCH_XEN_BINS); do $$b || exit 1; done
 
 bench: deps $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh
@@ -158,9 +173,10 @@ bench: deps $(DAEMON) $(LOADGEN_BIN)
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard tests/fuzz/*.h)
+# The vhost-user shim is linked in too (fuzz_vhost_user drives it).
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(wildcard tests/fuzz/*.h shims/vhost-user/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -o $@ $< $(CORE_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -Ishims/vhost-user -o $@ $< $(CORE_SRC) $(VU_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BINS)
 
@@ -173,7 +189,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(LOADGEN_BIN)
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN)
 
 check-unit: $(UNIT_BINS)
 	scripts/run-tests.sh unit $(UNIT_BINS)

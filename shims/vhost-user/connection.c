@@ -289,9 +289,35 @@ int vu_send_reply(struct vu_backend *b, struct vu_reply *r)
 
 /* ------------------------------------------------------------ shared fds */
 
-int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
-		      size_t whylen, struct stat *st)
+/* A frontend that shrinks a shared file under our mapping makes the next
+ * access there fault (SIGBUS) in whichever thread touches it, and no
+ * check at mapping time can prevent that; F_SEAL_SHRINK does. QEMU's
+ * memory-backend-memfd sets it (seal=on is the default). A memfd that
+ * allows sealing but has no such seal gets it from us: growing stays
+ * possible, and a frontend has no business shrinking memory it shared.
+ * Files that cannot be sealed (tmpfs or hugetlbfs paths, memfds without
+ * MFD_ALLOW_SEALING) remain a risk; see docs/vhost-user.md. Returns true
+ * if the file can no longer shrink. */
+static bool seal_against_shrink(int fd)
 {
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0)
+		return false; /* not a file with seals */
+	if (seals & F_SEAL_SHRINK)
+		return true;
+	if (seals & F_SEAL_SEAL)
+		return false;
+	return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0;
+}
+
+int vu_fd_check_range(struct vu_backend *b, const char *what, int fd,
+		      uint64_t offset, uint64_t size, char *why, size_t whylen,
+		      struct stat *st)
+{
+	/* Sealed before the size is read, so the size checked stays. */
+	bool sealed = seal_against_shrink(fd);
+
 	if (fstat(fd, st) < 0) {
 		snprintf(why, whylen, "fstat: %s", strerror(errno));
 		return -EINVAL;
@@ -311,6 +337,17 @@ int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
 			 (unsigned long long)offset, (unsigned long long)size,
 			 (unsigned long long)st->st_size);
 		return -EINVAL;
+	}
+	/* Once per connection: QEMU's memory-backend-file is common and
+	 * would otherwise warn for every region. */
+	if (!sealed && !b->unsealed_warned) {
+		b->unsealed_warned = true;
+		vd_warn(b->who,
+			"%s: file not sealed against shrinking and not "
+			"sealable; a frontend that truncates it crashes the "
+			"daemon (SIGBUS). Sealed memfds (QEMU's "
+			"memory-backend-memfd) avoid this",
+			what);
 	}
 	return 0;
 }

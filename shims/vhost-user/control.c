@@ -321,4 +321,5 @@ void vu_connection_reset(struct vu_backend *b)
 	b->protocol_features = 0;
 	b->protocol_set = false;
 	b->owner = false;
+	b->unsealed_warned = false;
 }

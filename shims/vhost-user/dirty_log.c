@@ -55,8 +55,8 @@ int vu_set_log_base(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 	char detail[160];
 	struct stat st;
 
-	if (vu_fd_check_range(m->fds[0], w->mmap_offset, w->mmap_size, detail,
-			      sizeof(detail), &st) < 0) {
+	if (vu_fd_check_range(b, "dirty log", m->fds[0], w->mmap_offset,
+			      w->mmap_size, detail, sizeof(detail), &st) < 0) {
 		snprintf(why, whylen, "log %s", detail);
 		return -EINVAL;
 	}

@@ -174,8 +174,8 @@ int vu_set_inflight_fd(struct vu_backend *b, struct vu_msg *m,
 			 packed ? "packed" : "split", in->queue_size, need);
 		return -EINVAL;
 	}
-	if (vu_fd_check_range(m->fds[0], in->mmap_offset, in->mmap_size, detail,
-			      sizeof(detail), &st) < 0) {
+	if (vu_fd_check_range(b, "inflight area", m->fds[0], in->mmap_offset,
+			      in->mmap_size, detail, sizeof(detail), &st) < 0) {
 		snprintf(why, whylen, "inflight area %s", detail);
 		return -EINVAL;
 	}

@@ -19,16 +19,16 @@ static void region_release(struct vd_mem_region *r)
 
 /* Check region w against its fd and map it; fills the core's region and
  * our shadow of it. The fd stays the caller's. */
-static int region_map(const struct vu_region_wire *w, int fd, unsigned i,
-		      struct vd_mem_region *out, struct vu_region *shadow,
-		      char *why, size_t whylen)
+static int region_map(struct vu_backend *b, const struct vu_region_wire *w,
+		      int fd, unsigned i, struct vd_mem_region *out,
+		      struct vu_region *shadow, char *why, size_t whylen)
 {
 	char detail[160];
 	struct stat st;
 	void *hva;
 
-	if (vu_fd_check_range(fd, w->mmap_offset, w->size, detail,
-			      sizeof(detail), &st) < 0) {
+	if (vu_fd_check_range(b, "guest memory", fd, w->mmap_offset, w->size,
+			      detail, sizeof(detail), &st) < 0) {
 		snprintf(why, whylen, "region %u: %s", i, detail);
 		return -EINVAL;
 	}
@@ -107,7 +107,7 @@ int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		return 0;
 	}
 	for (i = 0; i < n; i++) {
-		rc = region_map(&t->regions[i], m->fds[i], i, &nr[i],
+		rc = region_map(b, &t->regions[i], m->fds[i], i, &nr[i],
 				&shadow[i], why, whylen);
 		if (rc)
 			goto unmap;
@@ -173,7 +173,7 @@ int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 				 w->gpa, w->size, b->regions[i].gpa);
 			return -EEXIST;
 		}
-	rc = region_map(w, m->fds[0], 0, &nr, &shadow, why, whylen);
+	rc = region_map(b, w, m->fds[0], 0, &nr, &shadow, why, whylen);
 	if (rc)
 		return rc;
 	/* Adding leaves every existing mapping in place: rings keep running. */

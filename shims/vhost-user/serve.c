@@ -22,7 +22,7 @@ static const struct vd_dev_shim_ops shim_ops = {
 	.notify_config = vu_notify_config,
 };
 
-static void backend_free(struct vu_backend *b)
+void vu_backend_free(struct vu_backend *b)
 {
 	if (b->dev)
 		vd_dev_free(b->dev); /* stops the queues, destroys the model */
@@ -30,6 +30,11 @@ static void backend_free(struct vu_backend *b)
 		b->model->ops->destroy(b->model);
 	if (b->mem)
 		vd_mem_free(b->mem); /* releases (unmaps) what is left */
+	/* Normally gone with the last disconnect; the queues are stopped. */
+	if (b->vrings) {
+		vu_inflight_unmap(b);
+		vu_log_unmap(b);
+	}
 	vu_vrings_free(b);
 	vu_close_fd(&b->req_fd);
 	pthread_mutex_destroy(&b->req_lock);
@@ -37,8 +42,7 @@ static void backend_free(struct vu_backend *b)
 	free(b);
 }
 
-static struct vu_backend *backend_new(const struct vd_vu_config *cfg,
-				      struct vd_model *model)
+struct vu_backend *vu_backend_new(const char *who, struct vd_model *model)
 {
 	struct vu_backend *b = calloc(1, sizeof(*b));
 
@@ -47,7 +51,7 @@ static struct vu_backend *backend_new(const struct vd_vu_config *cfg,
 			model->ops->destroy(model);
 		return NULL;
 	}
-	b->who = cfg->who ? cfg->who : model->type_name;
+	b->who = who ? who : model->type_name;
 	b->model = model;
 	b->num_queues = model->num_queues;
 	b->max_queue_size =
@@ -66,13 +70,26 @@ static struct vu_backend *backend_new(const struct vd_vu_config *cfg,
 		b->dev = vd_dev_new(model, b->mem, &shim_ops, b, b->who);
 	if (!b->dev) {
 		vd_err(b->who, "cannot set up the device (out of memory?)");
-		backend_free(b);
+		vu_backend_free(b);
 		return NULL;
 	}
 	return b;
 }
 
-static void disconnect(struct vu_backend *b, const char *why)
+void vu_connection_open(struct vu_backend *b, int fd)
+{
+	b->conn_fd = fd;
+	vd_info(b->who, "frontend connected");
+}
+
+int vu_serve_message(struct vu_backend *b)
+{
+	int r = vu_recv_msg(b, &b->msg);
+
+	return r ? r : vu_dispatch(b, &b->msg);
+}
+
+void vu_disconnect(struct vu_backend *b, const char *why)
 {
 	vd_info(b->who, "frontend disconnected (%s); device reset, listening",
 		why);
@@ -99,8 +116,7 @@ static void accept_one(struct vu_backend *b)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	b->conn_fd = fd;
-	vd_info(b->who, "frontend connected");
+	vu_connection_open(b, fd);
 }
 
 /* Signals are delivered to this thread only inside ppoll, so a stop
@@ -140,14 +156,12 @@ static int serve_loop(struct vu_backend *b, volatile int *stop,
 		/* The connection first: a frontend that closed and came back
 		 * is seen leaving before it is seen arriving. */
 		if (b->conn_fd >= 0 && pfd[0].revents) {
-			int r = vu_recv_msg(b, &b->msg);
+			int r = vu_serve_message(b);
 
-			if (r == 0)
-				r = vu_dispatch(b, &b->msg);
 			if (r < 0)
-				disconnect(b, r == -ECONNRESET
-						      ? "closed by the frontend"
-						      : "protocol error");
+				vu_disconnect(b, r == -ECONNRESET
+							 ? "closed by the frontend"
+							 : "protocol error");
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_one(b);
@@ -162,7 +176,7 @@ static int serve_loop(struct vu_backend *b, volatile int *stop,
 int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 		volatile int *stop)
 {
-	struct vu_backend *b = backend_new(cfg, model);
+	struct vu_backend *b = vu_backend_new(cfg->who, model);
 	bool created = false;
 	struct stat st = {0};
 	sigset_t orig;
@@ -181,7 +195,7 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 			b->listen_fd = cfg->listen_fd;
 	}
 	if (r) {
-		backend_free(b);
+		vu_backend_free(b);
 		return r;
 	}
 	vd_info(b->who, "listening on %s",
@@ -191,7 +205,7 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 	r = serve_loop(b, stop, &orig);
 	pthread_sigmask(SIG_SETMASK, &orig, NULL);
 	if (b->conn_fd >= 0)
-		disconnect(b, "stopping");
+		vu_disconnect(b, "stopping");
 	vu_close_fd(&b->listen_fd);
 	/* Remove our socket, not one a successor may have put there. */
 	if (created) {
@@ -201,6 +215,6 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 		    now.st_ino == st.st_ino && now.st_dev == st.st_dev)
 			unlink(cfg->socket_path);
 	}
-	backend_free(b);
+	vu_backend_free(b);
 	return r;
 }

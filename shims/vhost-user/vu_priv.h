@@ -320,6 +320,7 @@ struct vu_backend {
 	uint64_t protocol_features; /* last SET_PROTOCOL_FEATURES */
 	bool protocol_set;	    /* SET_PROTOCOL_FEATURES received */
 	bool owner;
+	bool unsealed_warned; /* an unsealable shared file was logged */
 	struct vu_vring *vrings;
 	struct vu_region *regions; /* VU_MAX_MEM_SLOTS entries */
 	unsigned n_regions;
@@ -354,6 +355,21 @@ struct vu_backend {
 
 /* ----------------------------------------------------------- functions */
 
+/* serve.c: a backend and its one connection. The daemon's serve loop is
+ * built from these; so is the fuzz target (tests/fuzz/fuzz_vhost_user.c). */
+/* A backend for the model, which it takes over: destroyed by
+ * vu_backend_free, or at once if this fails (NULL, logged). */
+struct vu_backend *vu_backend_new(const char *who, struct vd_model *model);
+void vu_backend_free(struct vu_backend *b);
+/* Serve a frontend connected on fd (owned from now on). */
+void vu_connection_open(struct vu_backend *b, int fd);
+/* Receive one message on the connection and act on it (replies sent): 0,
+ * or <0 when the connection must be closed (logged; -ECONNRESET: the
+ * frontend closed it). */
+int vu_serve_message(struct vu_backend *b);
+/* Close the connection; the device returns to a fresh connection's state. */
+void vu_disconnect(struct vu_backend *b, const char *why);
+
 /* messages.c */
 const char *vu_request_name(uint32_t request);
 /* Validate and run one received message; sends the replies. 0, or <0 when
@@ -370,9 +386,11 @@ int vu_send_reply(struct vu_backend *b, struct vu_reply *r);
 void vu_close_fds(int *fds, unsigned n);
 void vu_close_fd(int *fd);
 /* fstat the fd: a regular file (memfd, tmpfs, hugetlbfs) holding
- * [offset, offset+size); *align is the mapping granularity. */
-int vu_fd_check_range(int fd, uint64_t offset, uint64_t size, char *why,
-		      size_t whylen, struct stat *st);
+ * [offset, offset+size). Seals it against shrinking where it can, and
+ * warns (once per connection, naming `what`) where it cannot. */
+int vu_fd_check_range(struct vu_backend *b, const char *what, int fd,
+		      uint64_t offset, uint64_t size, char *why, size_t whylen,
+		      struct stat *st);
 /* mmap [offset, offset+size) of fd shared read-write; *base and *len are the
  * whole mapping, the return the pointer to offset. NULL with why. */
 void *vu_map_fd(int fd, uint64_t offset, uint64_t size, const struct stat *st,

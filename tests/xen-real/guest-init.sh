@@ -11,7 +11,7 @@
 #   xr.kill=SECS   write unique 4 MiB rounds for SECS seconds (dom0 kills and
 #                  restarts virtiod meanwhile), then verify them
 #   xr.end=poweroff|busy   busy: keep writing until the domain is destroyed
-#   xr.tput=MB     size of the throughput runs (default 8)
+#   xr.tput=MB     size of the throughput runs (default 8, at most 16)
 #
 # Machine-readable lines (all start with "XR-G"):
 #   XR-G EXPECT off_mb=N len=BYTES md5=HEX   dom0 checks these in the image

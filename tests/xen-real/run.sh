@@ -19,6 +19,9 @@ TIMEOUT=${TIMEOUT:-2400}
 SMP=${SMP:-2}
 MEM=${MEM:-3072}
 mkdir -p "$OUT"
+# one run per build directory: the images and logs below are shared
+exec 9>"$OUT/.lock"
+flock -n 9 || { echo "xen-real: another run holds $OUT/.lock" >&2; exit 2; }
 LOG=$OUT/run.log
 RAW=$OUT/serial.raw
 now() { date +%s; }

@@ -132,6 +132,19 @@ uint64_t sx_vdev_alloc(struct sx_vdev *d, uint64_t len);
  * completion; -EBUSY: a grant was still mapped when the request completed). */
 int sx_blk_rw(struct sx_vdev *d, unsigned vcpu, uint32_t type, uint64_t sector,
 	      uint64_t data_gpa, uint32_t len);
+/* n requests at once (fio's iodepth_batch): all on the ring, one
+ * QueueNotify, then all waited for; r[i].status gets each status byte.
+ * Returns 0 or -errno as sx_blk_rw (-ENOSPC: fewer than n free heads). */
+#define SX_BATCH_MAX 64
+struct sx_blk_req {
+	uint32_t type;
+	uint32_t len;
+	uint64_t sector;
+	uint64_t data_gpa;
+	int status;
+};
+int sx_blk_rw_batch(struct sx_vdev *d, unsigned vcpu, struct sx_blk_req *r,
+		    unsigned n);
 /* Write 0 to Status and wait for it to read back 0. */
 int sx_vdev_reset(struct sx_vdev *d, unsigned vcpu);
 uint64_t sx_vdev_isr_reads(const struct sx_vdev *d);

@@ -394,3 +394,97 @@ int sx_blk_rw(struct sx_vdev *d, unsigned v, uint32_t type, uint64_t sector,
 	pthread_mutex_unlock(&d->lock);
 	return rc ? rc : status;
 }
+
+/* Like sx_blk_rw for n requests at once (fio's iodepth_batch): all n are
+ * put on the ring, one QueueNotify from `vcpu`, then all are waited for.
+ * Each r[i].status gets the status byte. -ENOSPC (nothing posted) if the
+ * ring has fewer than n free heads. */
+int sx_blk_rw_batch(struct sx_vdev *d, unsigned v, struct sx_blk_req *r,
+		    unsigned n)
+{
+	struct vring_desc *desc = (struct vring_desc *)(d->ram + d->desc);
+	struct vring_avail *av = (struct vring_avail *)(d->ram + d->avail);
+	uint16_t head[SX_BATCH_MAX];
+	int ref[SX_BATCH_MAX][3];
+	unsigned pages[SX_BATCH_MAX][3], k = 0, left = n;
+	uint64_t deadline;
+	int rc;
+
+	if (n == 0 || n > SX_BATCH_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned h = 0; k < n && h + SEG_PER_REQ <= d->num;
+	     h += SEG_PER_REQ)
+		if (!d->busy[h])
+			head[k++] = (uint16_t)h;
+	if (k < n) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOSPC;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t h = head[i];
+		bool in = r[i].type == VIRTIO_BLK_T_IN;
+		uint64_t hdr_gpa = BUF_GPA + (uint64_t)h * 32;
+		struct virtio_blk_outhdr *hdr =
+			(struct virtio_blk_outhdr *)(d->ram + hdr_gpa);
+
+		d->busy[h] = 1;
+		d->done[h] = 0;
+		hdr->type = r[i].type;
+		hdr->ioprio = 0;
+		hdr->sector = r[i].sector;
+		d->ram[hdr_gpa + 16] = 0xff;
+		desc[h].addr = bus_addr(d, hdr_gpa, 16, true, &ref[i][0],
+					&pages[i][0]);
+		desc[h].len = 16;
+		desc[h].flags = VRING_DESC_F_NEXT;
+		desc[h].next = h + 1;
+		desc[h + 1].addr = bus_addr(d, r[i].data_gpa, r[i].len, !in,
+					    &ref[i][1], &pages[i][1]);
+		desc[h + 1].len = r[i].len;
+		desc[h + 1].flags =
+			VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0);
+		desc[h + 1].next = h + 2;
+		desc[h + 2].addr = bus_addr(d, hdr_gpa + 16, 1, false,
+					    &ref[i][2], &pages[i][2]);
+		desc[h + 2].len = 1;
+		desc[h + 2].flags = VRING_DESC_F_WRITE;
+		av->ring[d->avail_idx % d->num] = h;
+		d->avail_idx++;
+	}
+	__atomic_store_n(&av->idx, d->avail_idx, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&d->lock);
+
+	rc = wr(d, v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	deadline = now_ms() + SX_WAIT_MS;
+	while (!rc && left) {
+		uint64_t seen;
+
+		take_interrupt(d, v);
+		pthread_mutex_lock(&d->lock);
+		left = 0;
+		for (unsigned i = 0; i < n; i++)
+			left += !d->done[head[i]];
+		seen = d->irq_seen;
+		pthread_mutex_unlock(&d->lock);
+		if (!left)
+			break;
+		if (now_ms() > deadline)
+			rc = -ETIMEDOUT;
+		sx_irq_wait(d->o.domid, seen, 2);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		r[i].status = d->ram[BUF_GPA + (uint64_t)head[i] * 32 + 16];
+		for (int j = 0; j < 3; j++)
+			if (ref[i][j] >= 0 &&
+			    sx_ungrant(d->o.domid, (uint32_t)ref[i][j],
+				       pages[i][j]) == -EBUSY &&
+			    !rc)
+				rc = -EBUSY;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < n && (!rc || rc == -EBUSY); i++)
+		d->busy[head[i]] = 0;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
