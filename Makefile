@@ -62,7 +62,7 @@ BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
 BENCH_XEN_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_XEN_SRC))
 LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
 
-.PHONY: all deps check check-unit check-asan check-xen-standin check-vhost-user \
+.PHONY: all deps check check-loadgen check-unit check-asan check-xen-standin check-vhost-user \
 	check-guest check-xen fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -204,6 +204,10 @@ check-xen-standin: $(XEN_TEST_BINS)
 check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
 	$(if $(VU_TEST_BIN),VIRTIOD=$(DAEMON) scripts/run-tests.sh vhost-user $(VU_TEST_BIN))
 
+# The load generator's own correctness checks (never timing).
+check-loadgen: $(DAEMON) $(LOADGEN_BIN)
+	BUILD=$(BUILD) scripts/bench.sh --selftest
+
 check-guest: $(DAEMON)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
@@ -218,6 +222,7 @@ check: deps
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory check-xen-standin
 	$(MAKE) --no-print-directory check-vhost-user
+	$(MAKE) --no-print-directory check-loadgen
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
 	@echo "make check: all suites passed"
