@@ -33,8 +33,18 @@ struct vd_device_ops {
 	/* A queue is about to run: register fds on the queue's loop (I/O
 	 * completions), allocate per-queue state. Return 0 or -errno. */
 	int (*queue_start)(void *model, struct vd_queue *q);
-	/* The driver kicked (or requeued chains wait): pop, submit. */
+	/* The driver kicked (or requeued chains wait): pop, submit. The
+	 * core has turned driver notifications off (vd_vq_disable_notify)
+	 * and turns them on again, re-checking the ring, before the queue
+	 * sleeps; so pop until vd_vq_pop returns 0, or stop early and call
+	 * vd_queue_rekick. Chains left in the ring otherwise wait for the
+	 * driver's next kick. */
 	void (*queue_kick)(void *model, struct vd_queue *q);
+	/* Optional, for busy polling (vd_queue_setup.poll_us): deliver the
+	 * completions that are ready, without blocking and preferably
+	 * without a system call. Returns true if it delivered any. Without
+	 * it, completions wait for the end of the polling window. */
+	bool (*queue_poll)(void *model, struct vd_queue *q);
 	/* Stop: finish every in-flight request, push and flush its completion,
 	 * release per-queue state. The queue's loop is still usable. */
 	void (*queue_stop)(void *model, struct vd_queue *q);
@@ -152,7 +162,20 @@ struct vd_queue_setup {
 	 * vd_queue_start. */
 	const uint16_t *requeue;
 	unsigned n_requeue;
+	/* Busy polling: after serving, the queue thread watches the ring
+	 * (driver notifications off) and the model's completions for up to
+	 * this many microseconds before it sleeps; 0: the process default
+	 * (vd_queue_set_default_poll_us, itself 0 = never poll). */
+	unsigned poll_us;
 };
+
+/* Largest polling window, in microseconds. */
+#define VD_QUEUE_POLL_US_MAX 1000000u
+
+/* The polling window of queues started later whose setup leaves poll_us
+ * at 0 (the daemon's --poll-us). 0 turns polling off. Values above
+ * VD_QUEUE_POLL_US_MAX are capped. */
+void vd_queue_set_default_poll_us(unsigned us);
 
 /* Starts the queue's thread, which creates the vd_vq, calls
  * model->queue_start and then serves kicks until stopped. Returns once the

@@ -140,6 +140,11 @@ bool vd_vq_flush(struct vd_vq *vq);
 void vd_vq_disable_notify(struct vd_vq *vq);
 bool vd_vq_enable_notify(struct vd_vq *vq);
 
+/* True if a chain is waiting to be popped (requeued, or made available by
+ * the driver), without popping it: for a thread that busy-polls the ring.
+ * A bad avail index breaks the queue here as it would in pop. */
+bool vd_vq_avail_pending(struct vd_vq *vq);
+
 bool vd_vq_broken(const struct vd_vq *vq);
 enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq);
 unsigned vd_vq_inflight(const struct vd_vq *vq); /* popped, not pushed */

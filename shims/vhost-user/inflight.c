@@ -227,6 +227,7 @@ static int alloc_local(struct vu_vring *vr, bool packed, uint16_t desc_num,
 struct by_counter {
 	uint64_t counter;
 	uint16_t head;
+	uint16_t first, cnt; /* packed: its entries, chain[first, +cnt) */
 };
 
 static int cmp_counter(const void *a, const void *b)
@@ -343,11 +344,13 @@ static void packed_init(struct vu_inflight_ring *f, uint16_t desc_num,
 }
 
 /* Walks the recorded chains; false if the region does not hold together
- * (then nothing it says can be trusted). */
+ * (then nothing it says can be trusted). The entries of each chain go to
+ * chain[] (num room): the frontend can rewrite the region meanwhile, so
+ * the links are read once, here, and never followed again. */
 static bool packed_collect(struct vu_inflight_packed *p, uint16_t desc_num,
 			   uint16_t num, uint16_t free_head,
 			   struct by_counter *heads, unsigned *n_heads,
-			   unsigned *slots, uint8_t *mark)
+			   unsigned *slots, uint8_t *mark, uint16_t *chain)
 {
 	uint16_t i = free_head;
 
@@ -372,6 +375,7 @@ static bool packed_collect(struct vu_inflight_packed *p, uint16_t desc_num,
 			if (j >= desc_num || mark[j])
 				return false;
 			mark[j] = 2;
+			chain[*slots + k] = j;
 			if (k + 1 < cnt)
 				j = p->desc[j].next;
 		}
@@ -379,6 +383,8 @@ static bool packed_collect(struct vu_inflight_packed *p, uint16_t desc_num,
 			return false;
 		heads[*n_heads].counter = p->desc[h].counter;
 		heads[*n_heads].head = h;
+		heads[*n_heads].first = (uint16_t)*slots;
+		heads[*n_heads].cnt = cnt;
 		(*n_heads)++;
 		*slots += cnt;
 	}
@@ -401,6 +407,7 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	bool w, committed = false;
 	struct by_counter *heads;
 	unsigned n = 0, slots = 0;
+	uint16_t *chain;
 	uint8_t *mark;
 
 	if (p->version == 0 || p->version != INFLIGHT_VERSION ||
@@ -433,14 +440,16 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	}
 	heads = calloc(desc_num, sizeof(*heads));
 	mark = malloc(desc_num);
-	if (!heads || !mark) {
+	chain = malloc(num * sizeof(*chain));
+	if (!heads || !mark || !chain) {
 		free(heads);
 		free(mark);
+		free(chain);
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
 	if (u >= num || !packed_collect(p, desc_num, num, free_head, heads, &n,
-					&slots, mark)) {
+					&slots, mark, chain)) {
 		vd_err(vr->who, "inflight area is inconsistent: its requests "
 				"cannot be resubmitted");
 		n = 0;
@@ -453,11 +462,9 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 		bool pw = w;
 
 		for (unsigned k = 0; k < n; k++) {
-			uint16_t j = heads[k].head, cnt = p->desc[j].num;
-
-			for (uint16_t d = 0; d < cnt; d++) {
+			for (uint16_t d = 0; d < heads[k].cnt; d++) {
 				const struct vu_inflight_desc_packed *s =
-					&p->desc[j];
+					&p->desc[chain[heads[k].first + d]];
 				uint16_t fl =
 					(uint16_t)(s->flags & ~(PACKED_AVAIL |
 								PACKED_USED));
@@ -474,7 +481,6 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 						cfg->desc_gpa +
 							pos * sizeof(*ring),
 						sizeof(*ring));
-				j = s->next;
 				if (++pos == num) {
 					pos = 0;
 					pw = !pw;
@@ -484,6 +490,7 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 	}
 	free(heads);
 	free(mark);
+	free(chain);
 	if (n)
 		vd_info(vr->who,
 			"resubmitting %u requests in flight before "

@@ -159,9 +159,10 @@ static int serve_loop(struct vu_backend *b, volatile int *stop,
 			int r = vu_serve_message(b);
 
 			if (r < 0)
-				vu_disconnect(b, r == -ECONNRESET
-							 ? "closed by the frontend"
-							 : "protocol error");
+				vu_disconnect(b,
+					      r == -ECONNRESET
+						      ? "closed by the frontend"
+						      : "protocol error");
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_one(b);

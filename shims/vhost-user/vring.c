@@ -292,10 +292,11 @@ void vu_rings_stop_all(struct vu_backend *b, bool forget)
 
 static bool ring_in(const struct vu_vring *vr, const void *hva, size_t len)
 {
-	const char *lo = hva, *hi = lo + len;
+	const char *lo = hva, *hi;
 
 	if (!len)
-		return true;
+		return true; /* every ring (hva is NULL then) */
+	hi = lo + len;
 	for (int i = 0; i < 3; i++) {
 		const char *p = vr->ring_hva[i];
 

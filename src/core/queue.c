@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "virtiod/device.h"
@@ -25,6 +26,9 @@
 #define QUEUE_GRACE_POLL_MS 1
 /* After an impossible epoll failure, do not spin. */
 #define QUEUE_ERROR_BACKOFF_MS 100
+
+/* --poll-us for queues whose setup leaves poll_us at 0. */
+static atomic_uint default_poll_us;
 
 struct vd_queue {
 	/* fixed at vd_dev_new */
@@ -53,7 +57,20 @@ struct vd_queue {
 	void *model_data;
 	int kick_fd; /* -1: none */
 	bool kick_watched;
+	bool kick_edge;	   /* an eventfd, watched edge-triggered, never read */
 	bool kick_pending; /* a kick or a rekick waits for queue_kick */
+	/* Driver notifications are off: the thread serves or polls, and
+	 * turns them on (re-checking the ring) before it sleeps. */
+	bool notify_off;
+	/* queue_kicks in a row that left chains in the ring without taking
+	 * one or asking for a rekick. One can be a race (a chain added just
+	 * after the model's last pop); from two on, the model is waiting
+	 * for something (a reset): chains found by the re-check or by
+	 * polling then wait for the driver's next kick instead of making
+	 * the thread spin. */
+	unsigned stalls;
+	uint64_t poll_ns;    /* busy-polling window, 0: off */
+	uint64_t last_round; /* when the loop last ran (polling only) */
 	bool broken;
 	int mem_slot;
 	bool mem_entered;
@@ -147,6 +164,12 @@ void vd_queue_complete_batch(struct vd_queue *q)
 void vd_queue_rekick(struct vd_queue *q)
 {
 	q->kick_pending = true;
+}
+
+void vd_queue_set_default_poll_us(unsigned us)
+{
+	atomic_store(&default_poll_us,
+		     us < VD_QUEUE_POLL_US_MAX ? us : VD_QUEUE_POLL_US_MAX);
 }
 
 /* --------------------------------------------------- guest-memory grace */
@@ -243,16 +266,38 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 	ssize_t n;
 
 	(void)events;
+	q->kick_pending = true;
+	if (q->kick_edge)
+		return;
 	/* Non-blocking: one read takes every kick so far; EAGAIN is a
 	 * spurious wake-up. */
 	n = read(fd, &cnt, sizeof(cnt));
-	if (n == (ssize_t)sizeof(cnt)) {
-		q->kick_pending = true;
-	} else if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+	if (n == (ssize_t)sizeof(cnt) || (n < 0 && errno == EAGAIN)) {
+		return;
+	} else if (n >= 0 || errno != EINTR) {
+		q->kick_pending = false;
 		vd_warn(q->who, "kick fd %d unreadable (%s); no longer watched",
 			fd, n < 0 ? strerror(errno) : "short read");
 		unwatch_kick(q);
 	}
+}
+
+/* An eventfd wakes an edge-triggered epoll on every write, whatever its
+ * counter holds, so its kicks need no read (the kernel's vhost never reads
+ * its kick eventfd either): one system call less per wake-up. The counter
+ * cannot reach its limit (2^64 - 2 kicks). Anything else (a pipe would
+ * fill up) is watched level-triggered and read. */
+static bool is_eventfd(int fd)
+{
+	char path[32], target[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
 static int watch_kick(struct vd_queue *q, int fd)
@@ -267,7 +312,9 @@ static int watch_kick(struct vd_queue *q, int fd)
 	if (fl < 0 ||
 	    (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
-	r = vd_loop_add(q->loop, fd, EPOLLIN, on_kick, q);
+	q->kick_edge = is_eventfd(fd);
+	r = vd_loop_add(q->loop, fd, EPOLLIN | (q->kick_edge ? EPOLLET : 0),
+			on_kick, q);
 	if (r < 0)
 		return r;
 	q->kick_watched = true;
@@ -333,9 +380,88 @@ out_mem:
 	return r;
 }
 
-static void queue_serve(struct vd_queue *q)
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Where the ring stands, to tell whether a queue_kick took anything. */
+static uint64_t ring_mark(struct vd_queue *q)
+{
+	uint16_t avail, used;
+	bool avail_wrap, used_wrap;
+
+	vd_vq_get_base(q->vq, &avail, &avail_wrap, &used, &used_wrap);
+	return (uint64_t)avail | (uint64_t)avail_wrap << 16 |
+	       (uint64_t)vd_vq_inflight(q->vq) << 17;
+}
+
+/* The model may take chains found without a kick. */
+static bool model_serves(const struct vd_queue *q)
+{
+	return q->stalls < 2;
+}
+
+/* queue_kick with driver notifications off: the driver need not kick for
+ * chains added while we pop (virtio 1.2 §2.7.10, §2.8.10). */
+static void serve_kick(struct vd_queue *q)
 {
 	struct vd_model *m = vd_dev_model(q->dev);
+	uint64_t mark = ring_mark(q);
+
+	if (!q->notify_off) {
+		vd_vq_disable_notify(q->vq);
+		q->notify_off = true;
+	}
+	q->kick_pending = false;
+	m->ops->queue_kick(m, q);
+	if (q->kick_pending || ring_mark(q) != mark ||
+	    !vd_vq_avail_pending(q->vq))
+		q->stalls = 0;
+	else if (q->stalls < 2)
+		q->stalls++;
+}
+
+/* Busy-poll the ring and the model's completions, notifications still
+ * off, until there is work (true) or the window closes, the queue stops,
+ * or a memory-table writer waits (false). No system call while it spins:
+ * control calls on the loop wait at most one window. */
+static bool queue_poll(struct vd_queue *q)
+{
+	struct vd_model *m = vd_dev_model(q->dev);
+	struct vd_mem *mem = vd_dev_mem(q->dev);
+	uint64_t end = now_ns() + q->poll_ns;
+
+	for (;;) {
+		if (vd_loop_stopping(q->loop) || vd_mem_grace_pending(mem) ||
+		    q->broken)
+			return false;
+		if (model_serves(q) && vd_vq_avail_pending(q->vq)) {
+			q->kick_pending = true;
+			return true;
+		}
+		if (m->ops->queue_poll && m->ops->queue_poll(m, q))
+			return true;
+		if (now_ns() >= end)
+			return false;
+		cpu_relax();
+	}
+}
+
+static void queue_serve(struct vd_queue *q)
+{
 	struct vd_mem *mem = vd_dev_mem(q->dev);
 
 	while (!vd_loop_stopping(q->loop)) {
@@ -348,11 +474,33 @@ static void queue_serve(struct vd_queue *q)
 			timeout = vd_mem_grace_pending(mem)
 					  ? QUEUE_GRACE_POLL_MS
 					  : 0;
+		/* Before sleeping, look for more work for a while (a window
+		 * that finds some opens another after it is served). */
+		if (timeout < 0 && q->poll_ns && queue_poll(q)) {
+			if (q->kick_pending)
+				serve_kick(q);
+			/* A round of the loop at least once per window, for
+			 * its other fds and the control thread's calls. */
+			if (now_ns() - q->last_round < q->poll_ns)
+				continue;
+			timeout = 0;
+		}
+		/* About to sleep: ask the driver for kicks again and look
+		 * once more for chains added meanwhile. */
+		if (timeout < 0 && q->notify_off && !q->broken) {
+			q->notify_off = false;
+			if (vd_vq_enable_notify(q->vq) && model_serves(q)) {
+				q->kick_pending = true;
+				timeout = 0;
+			}
+		}
 		/* Never block while holding translated pointers others could
 		 * free; requests in flight keep us inside. */
 		if (timeout != 0 && vd_vq_inflight(q->vq) == 0)
 			mem_leave(q);
 		r = vd_loop_run_once(q->loop, timeout);
+		if (q->poll_ns)
+			q->last_round = now_ns();
 		mem_enter(q);
 		if (r < 0) {
 			vd_dev_needs_reset(q->dev, "q%u: event loop: %s",
@@ -361,10 +509,8 @@ static void queue_serve(struct vd_queue *q)
 			continue;
 		}
 		if (q->kick_pending && !q->broken &&
-		    !vd_loop_stopping(q->loop) && !vd_mem_grace_pending(mem)) {
-			q->kick_pending = false;
-			m->ops->queue_kick(m, q);
-		}
+		    !vd_loop_stopping(q->loop) && !vd_mem_grace_pending(mem))
+			serve_kick(q);
 	}
 }
 
@@ -431,6 +577,15 @@ int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup)
 	q->kick_pending = false;
 	q->kick_fd = -1;
 	q->kick_watched = false;
+	q->kick_edge = false;
+	q->notify_off = false;
+	q->stalls = 0;
+	q->last_round = 0;
+	q->poll_ns = (uint64_t)(setup->poll_us ? setup->poll_us
+					      : atomic_load(&default_poll_us)) *
+		     1000u;
+	if (q->poll_ns > (uint64_t)VD_QUEUE_POLL_US_MAX * 1000u)
+		q->poll_ns = (uint64_t)VD_QUEUE_POLL_US_MAX * 1000u;
 	q->mem_entered = false;
 	q->loop = vd_loop_new();
 	if (!q->loop) {

@@ -494,6 +494,16 @@ bool vd_vq_enable_notify(struct vd_vq *vq)
 					     : vq_packed_enable_notify(vq);
 }
 
+bool vd_vq_avail_pending(struct vd_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	if (vq->requeue_at < vq->requeue_n)
+		return true;
+	return vq->cfg.layout == VD_VQ_SPLIT ? vq_split_avail_pending(vq)
+					     : vq_packed_avail_pending(vq);
+}
+
 bool vd_vq_broken(const struct vd_vq *vq)
 {
 	return vq->broken;

@@ -147,6 +147,7 @@ void vq_split_push(struct vd_vq *vq, struct vq_elem *qe, uint32_t written);
 bool vq_split_flush(struct vd_vq *vq);
 void vq_split_disable_notify(struct vd_vq *vq);
 bool vq_split_enable_notify(struct vd_vq *vq);
+bool vq_split_avail_pending(struct vd_vq *vq);
 
 void vq_packed_init(struct vd_vq *vq);
 int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out);
@@ -154,5 +155,6 @@ void vq_packed_push(struct vd_vq *vq, struct vq_elem *qe, uint32_t written);
 bool vq_packed_flush(struct vd_vq *vq);
 void vq_packed_disable_notify(struct vd_vq *vq);
 bool vq_packed_enable_notify(struct vd_vq *vq);
+bool vq_packed_avail_pending(struct vd_vq *vq);
 
 #endif

@@ -250,3 +250,9 @@ bool vq_packed_enable_notify(struct vd_vq *vq)
 	return vq->requeue_at < vq->requeue_n ||
 	       desc_avail(flags, vq->avail_wrap);
 }
+
+bool vq_packed_avail_pending(struct vd_vq *vq)
+{
+	return desc_avail(le16toh(VQ_LOAD_ACQ(&vq->pdesc[vq->avail_pos].flags)),
+			  vq->avail_wrap);
+}

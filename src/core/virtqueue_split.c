@@ -274,3 +274,8 @@ bool vq_split_enable_notify(struct vd_vq *vq)
 	return !vq->broken && (vq->requeue_at < vq->requeue_n ||
 			       vq->shadow_avail != vq->last_avail);
 }
+
+bool vq_split_avail_pending(struct vd_vq *vq)
+{
+	return vq->shadow_avail != vq->last_avail || refresh_avail(vq);
+}

@@ -25,9 +25,9 @@ static const struct vd_device_option blk_options[] = {
 	 "largest virtqueue, a power of two 4..32768 (default 1024)"},
 	{"serial", "S",
 	 "GET_ID serial, up to 20 bytes (default: derived from the disk path)"},
-	{"io-engine", "uring|threads",
-	 "I/O engine (default: uring, or threads where io_uring is "
-	 "unavailable)"},
+	{"io-engine", "uring|threads|sync",
+	 "I/O engine (default: sync for tmpfs images, else uring, or "
+	 "threads where io_uring is unavailable)"},
 	{"logical-block-size", "512|4096",
 	 "block size the guest sees (default 512, or what --direct needs)"},
 	/* The names docs/interop/vhost-user.json gives "block" backends,
@@ -134,8 +134,11 @@ static int blk_opts_set(void *opts, const char *name, const char *value,
 			o->engine = BLK_ENGINE_URING;
 		else if (strcmp(value, "threads") == 0)
 			o->engine = BLK_ENGINE_THREADS;
+		else if (strcmp(value, "sync") == 0)
+			o->engine = BLK_ENGINE_SYNC;
 		else
-			BAD("--io-engine %s: expected uring or threads", value);
+			BAD("--io-engine %s: expected uring, threads or sync",
+			    value);
 	} else if (strcmp(name, "logical-block-size") == 0) {
 		if (parse_uint(value, 4096, &v) < 0 || (v != 512 && v != 4096))
 			BAD("--logical-block-size %s: expected 512 or 4096",
@@ -296,6 +299,10 @@ static int engine_start(struct blk_queue *bq, struct vd_queue *q)
 	};
 	int ret;
 
+	if (d->engine == BLK_ENGINE_SYNC) {
+		bq->eng_ops = &blk_sync_ops;
+		return bq->eng_ops->init(&p, &bq->eng);
+	}
 	if (d->engine != BLK_ENGINE_THREADS) {
 		bq->eng_ops = &blk_uring_ops;
 		ret = bq->eng_ops->init(&p, &bq->eng);
@@ -420,21 +427,15 @@ static void blk_queue_kick(void *model, struct vd_queue *q)
 {
 	struct blk_queue *bq = vd_queue_model_data(q);
 	unsigned budget;
-	bool drained = false;
+	bool drained;
 
 	(void)model;
 	if (!bq || bq->stopping)
 		return;
 	budget = bq->depth;
-	/* No kicks needed while we pop; on the way out, ask again and look
-	 * once more for chains added in between (virtio 1.2 §2.7.10). */
-	vd_vq_disable_notify(bq->vq);
-	while (pop_all(bq, &budget)) {
-		if (!vd_vq_enable_notify(bq->vq)) {
-			drained = true;
-			break;
-		}
-	}
+	/* The core has turned driver notifications off and turns them on
+	 * again, with a last look at the ring, once we return. */
+	drained = pop_all(bq, &budget);
 	blk_run_waiters(bq);
 	if (bq->eng_ops->submit(bq->eng) < 0)
 		drained = false; /* the kernel was short; retry soon */
@@ -444,6 +445,15 @@ static void blk_queue_kick(void *model, struct vd_queue *q)
 		bq->pushed = 0;
 		vd_queue_complete_batch(q);
 	}
+}
+
+/* Busy polling: completions the engine has ready, without sleeping. */
+static bool blk_queue_poll(void *model, struct vd_queue *q)
+{
+	struct blk_queue *bq = vd_queue_model_data(q);
+
+	(void)model;
+	return bq && bq->eng_ops->poll && bq->eng_ops->poll(bq->eng);
 }
 
 static void blk_queue_stop(void *model, struct vd_queue *q)
@@ -482,6 +492,7 @@ static const struct vd_device_ops blk_ops = {
 	.set_features = blk_set_features,
 	.queue_start = blk_queue_start,
 	.queue_kick = blk_queue_kick,
+	.queue_poll = blk_queue_poll,
 	.queue_stop = blk_queue_stop,
 	.reset = blk_reset,
 	.destroy = blk_destroy,
@@ -524,6 +535,13 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 		memcpy(d->serial, s, strlen(s));
 	}
 	d->engine = o->engine;
+	/* A store in memory that refuses RWF_NOWAIT (tmpfs) never blocks
+	 * on a device, but io_uring would hand each request to a worker
+	 * thread: running it on the queue thread costs no wake-up at all
+	 * (docs/blk.md, "Engines"). */
+	if (d->engine == BLK_ENGINE_AUTO && d->be.mem_only &&
+	    !(d->be.nowait_read && (d->be.readonly || d->be.nowait_write)))
+		d->engine = BLK_ENGINE_SYNC;
 	atomic_store(&d->writeback, true);
 	build_config(d, o);
 
@@ -537,10 +555,14 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 	d->model.config_size = sizeof(struct virtio_blk_config);
 	d->model.max_iov = seg_max + BLK_IOV_SLACK;
 	vd_info(d->who,
-		"%s: %" PRIu64 " bytes, %u-byte blocks%s%s, serial %.20s",
+		"%s: %" PRIu64 " bytes, %u-byte blocks%s%s%s, serial %.20s",
 		o->disk, d->be.size, d->be.lbs,
 		d->be.readonly ? ", read-only" : "",
-		d->be.direct ? ", O_DIRECT" : "", d->serial);
+		d->be.direct ? ", O_DIRECT" : "",
+		d->engine == BLK_ENGINE_SYNC && o->engine == BLK_ENGINE_AUTO
+			? ", in memory without RWF_NOWAIT: sync engine"
+			: "",
+		d->serial);
 	*out = &d->model;
 	return 0;
 }

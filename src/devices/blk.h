@@ -39,9 +39,11 @@
 #define BLK_BOUNCE_SIZE (256u << 10)
 
 enum blk_engine_kind {
-	BLK_ENGINE_AUTO, /* io_uring, threads if io_uring cannot start */
+	BLK_ENGINE_AUTO, /* sync for page-cache-only stores without NOWAIT,
+			    else io_uring, threads if io_uring cannot start */
 	BLK_ENGINE_URING,
 	BLK_ENGINE_THREADS,
+	BLK_ENGINE_SYNC,
 };
 
 /* Parsed command line (opts_set), consumed by create. */
@@ -72,6 +74,14 @@ struct blk_backend {
 	unsigned opt_io;	/* bytes, 0: unknown */
 	unsigned dio_mem_align; /* O_DIRECT buffer address alignment, else 1 */
 	unsigned dio_len_align; /* O_DIRECT segment length multiple, else 1 */
+	/* Probed at open: can a read / write be tried without blocking
+	 * (RWF_NOWAIT)? io_uring hands every request the file refuses that
+	 * for to an io-wq worker thread. */
+	bool nowait_read;
+	bool nowait_write;
+	/* The data lives in memory only (tmpfs, ramfs, hugetlbfs): a read
+	 * or write never waits for a device. */
+	bool mem_only;
 };
 
 /* Fallbacks learned at run time, shared by all queues (atomics: set once

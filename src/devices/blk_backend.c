@@ -6,11 +6,13 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -109,6 +111,33 @@ static void file_probe(struct blk_backend *be, const struct stat *st,
 	*host_lbs = be->dio_len_align;
 }
 
+/* How io_uring will treat the file: it issues a request inline only if the
+ * file takes RWF_NOWAIT for it, and hands it to an io-wq worker thread
+ * otherwise (tmpfs: every read and write; ext4: buffered writes). The
+ * read probe reads the first block. The write probe writes from an
+ * unmapped address: a file that takes NOWAIT fails it with EFAULT (or
+ * EAGAIN/EINVAL) before a byte is written; one that does not refuses it
+ * with EOPNOTSUPP first. Nothing in the image changes either way. */
+static void probe_nowait(struct blk_backend *be)
+{
+	static uint8_t buf[4096] __attribute__((aligned(4096)));
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct statfs sfs;
+	ssize_t r;
+
+	be->mem_only = !be->is_bdev && fstatfs(be->fd, &sfs) == 0 &&
+		       (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC ||
+			sfs.f_type == HUGETLBFS_MAGIC);
+	r = preadv2(be->fd, &iov, 1, 0, RWF_NOWAIT);
+	be->nowait_read = r >= 0 || errno != EOPNOTSUPP;
+	if (be->readonly)
+		return;
+	iov.iov_base = NULL;
+	iov.iov_len = be->dio_len_align > 1 ? be->dio_len_align : 1;
+	r = pwritev2(be->fd, &iov, 1, 0, RWF_NOWAIT);
+	be->nowait_write = r >= 0 || errno != EOPNOTSUPP;
+}
+
 int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 		     char *err, size_t errlen)
 {
@@ -201,6 +230,7 @@ int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 		be->opt_io = 0;
 	if (be->align_off % be->lbs)
 		be->align_off = 0;
+	probe_nowait(be);
 	return 0;
 fail:
 	close(be->fd);

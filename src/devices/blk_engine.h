@@ -4,6 +4,7 @@
 #ifndef VIRTIOD_DEVICES_BLK_ENGINE_H
 #define VIRTIOD_DEVICES_BLK_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -58,12 +59,16 @@ struct blk_engine_ops {
 	/* Block until at least one operation completes and deliver what has
 	 * completed. -ENOENT if nothing is in flight. */
 	int (*wait)(struct blk_engine *e);
+	/* Optional, for busy polling: deliver completions that are ready
+	 * without blocking. Returns true if it delivered any. */
+	bool (*poll)(struct blk_engine *e);
 	/* Nothing may be in flight. Unregisters from the loop, frees. */
 	void (*fini)(struct blk_engine *e);
 };
 
 extern const struct blk_engine_ops blk_uring_ops;
 extern const struct blk_engine_ops blk_threads_ops;
+extern const struct blk_engine_ops blk_sync_ops;
 
 /* Run one operation synchronously (threads engine; uring for ioctls).
  * Returns bytes or -errno. */

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ struct blk_threads {
 	struct blk_io **done;
 	unsigned n_done;
 	bool stop;
+	/* n_done > 0, readable without the lock (busy polling). */
+	atomic_bool has_done;
 
 	unsigned nworkers;
 	pthread_t workers[BLK_THREADS_MAX];
@@ -65,6 +68,8 @@ static void *worker(void *arg)
 		 * queue thread takes the whole list at once. */
 		wake = t->n_done == 0;
 		t->done[t->n_done++] = io;
+		atomic_store_explicit(&t->has_done, true,
+				      memory_order_relaxed);
 		if (wake) {
 			uint64_t one = 1;
 
@@ -91,6 +96,7 @@ static void deliver(struct blk_threads *t)
 	n = t->n_done;
 	memcpy(t->reap, t->done, n * sizeof(*t->reap));
 	t->n_done = 0;
+	atomic_store_explicit(&t->has_done, false, memory_order_relaxed);
 	pthread_mutex_unlock(&t->lock);
 	if (!n)
 		return;
@@ -228,6 +234,16 @@ static int threads_wait(struct blk_engine *e)
 	return 0;
 }
 
+static bool threads_poll(struct blk_engine *e)
+{
+	struct blk_threads *t = (struct blk_threads *)e;
+
+	if (!atomic_load_explicit(&t->has_done, memory_order_relaxed))
+		return false;
+	deliver(t);
+	return true;
+}
+
 static void threads_fini(struct blk_engine *e)
 {
 	struct blk_threads *t = (struct blk_threads *)e;
@@ -243,5 +259,6 @@ const struct blk_engine_ops blk_threads_ops = {
 	.queue = threads_queue,
 	.submit = threads_submit,
 	.wait = threads_wait,
+	.poll = threads_poll,
 	.fini = threads_fini,
 };

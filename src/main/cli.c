@@ -21,6 +21,7 @@ enum opt_id {
 	OPT_MAP_CACHE_SIZE,
 	OPT_CONFIG,
 	OPT_PRINT_CAPABILITIES,
+	OPT_POLL_US,
 	OPT_LOG_LEVEL,
 	OPT_SYSLOG,
 	OPT_HELP,
@@ -59,6 +60,9 @@ static const struct opt common_opts[] = {
 	 "Xen: serve the devices of a static configuration file"},
 	{OPT_PRINT_CAPABILITIES, "print-capabilities", NULL,
 	 "print the vhost-user backend capabilities as JSON and exit"},
+	{OPT_POLL_US, "poll-us", "N",
+	 "after serving, busy-poll each queue this many microseconds before "
+	 "sleeping (default 0: never)"},
 	{OPT_LOG_LEVEL, "log-level", "err|warn|info|debug",
 	 "log verbosity (default info)"},
 	{OPT_SYSLOG, "syslog", NULL, "log to syslog instead of stderr"},
@@ -214,6 +218,11 @@ static int apply(struct cli *c, const struct opt *o, const char *v,
 		if (!*v)
 			return bad(err, errlen, "--config: empty path");
 		c->config_path = v;
+		break;
+	case OPT_POLL_US:
+		r = parse_num(o->name, v, VD_QUEUE_POLL_US_MAX, &n, err,
+			      errlen);
+		c->poll_us = (unsigned)n;
 		break;
 	case OPT_LOG_LEVEL:
 		if (vd_log_level_parse(v, &c->log_level) < 0)

@@ -33,6 +33,7 @@ struct cli {
 	const char *config_path;
 	enum vd_log_level log_level;
 	bool syslog;
+	unsigned poll_us; /* --poll-us: vd_queue_set_default_poll_us */
 };
 
 /* Fills c. 0, or -EINVAL with a message naming the option in err (a usage

@@ -121,12 +121,14 @@ int main(int argc, char **argv)
 		break;
 	case CLI_CONFIG_FILE:
 		vd_log_init(c.log_level, c.syslog);
+		vd_queue_set_default_poll_us(c.poll_us);
 		install_signals(true);
 		r = vd_xen_config_file_main(c.config_path, &stop);
 		break;
 	case CLI_VHOST_USER:
 	case CLI_XEN:
 		vd_log_init(c.log_level, c.syslog);
+		vd_queue_set_default_poll_us(c.poll_us);
 		install_signals(c.mode == CLI_XEN);
 		r = serve_device(&c);
 		break;

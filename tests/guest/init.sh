@@ -2,11 +2,12 @@
 # /init of the virtiod guest-test initramfs (busybox-static; no udev, no systemd).
 # The host (tests/guest/lib.sh) copies this file into the cpio as /init.
 # Parameters come from the kernel command line:
-#   vt.test=io|mq|fs|ro|kill|demo   what to run
+#   vt.test=io|mq|fs|ro|kill|check|demo   what to run
 #   vt.mb=N        MiB per data region (io, mq, ro, kill) or total MiB (demo)
 #   vt.serial=S    expected virtio-blk serial (GET_ID); empty: not checked
 #   vt.romd5=H     ro: md5 of the first vt.mb MiB that the host wrote
-#   vt.secs=N      kill: seconds of continuous I/O (the host kills the backend meanwhile)
+#   vt.secs=N      kill: at most this many seconds of I/O (the host types "stop" earlier)
+#   vt.regions=OFF:LEN:MD5,...   check: regions to read back and compare
 # Output, one line each, parsed by the host:
 #   VT-INFO: ...                          progress / information
 #   VT-DD: off=<bytes> len=<bytes> md5=<hex>   a region the host must find in the image
@@ -18,7 +19,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs -o size=400m tmp /tmp
 
-TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576
+TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS=""
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vt.test=*) TEST=${a#*=} ;;
@@ -26,6 +27,7 @@ for a in $(cat /proc/cmdline); do
 	vt.serial=*) SERIAL=${a#*=} ;;
 	vt.romd5=*) ROMD5=${a#*=} ;;
 	vt.secs=*) SECS=${a#*=} ;;
+	vt.regions=*) REGIONS=${a#*=} ;;
 	esac
 done
 
@@ -315,6 +317,21 @@ do_kill() {
 	[ "$got" = "$swant" ] || fail "static region changed: $got != $swant"
 }
 
+# ---------------------------------------------------------------- check
+# read back regions an earlier guest wrote (a new frontend connection)
+do_check() {
+	[ -n "$REGIONS" ] || fail "vt.regions is empty"
+	n=0
+	for r in $(echo "$REGIONS" | tr ',' ' '); do
+		off=${r%%:*} rest=${r#*:}
+		len=${rest%%:*} want=${rest#*:}
+		got=$(rd "$off" "$len")
+		[ "$got" = "$want" ] || fail "region off=$off: read $got, an earlier guest wrote $want"
+		n=$((n + 1))
+	done
+	echo "VT-CHECK: $n regions intact"
+}
+
 # ---------------------------------------------------------------- demo
 # ext4 on the disk, MB MiB of files written (timed, with fsync), unmounted,
 # caches dropped, read back (timed) and compared.
@@ -360,6 +377,7 @@ mq) do_mq ;;
 fs) do_fs ;;
 ro) do_ro ;;
 kill) do_kill ;;
+check) do_check ;;
 demo) do_demo ;;
 *) fail "unknown vt.test=$TEST" ;;
 esac

@@ -12,12 +12,14 @@
 # Environment: BUILD (default build), GUEST_BACKEND=virtiod|qsd (qsd = QEMU's
 # qemu-storage-daemon as a stand-in backend, to check the harness itself),
 # VIRTIOD, QEMU, GUEST_MACHINE=q35|microvm, GUEST_TIMEOUT (s per guest run),
+# GUEST_DEVICE_PROPS (extra QEMU device properties, e.g. packed=on),
 # VIRTIOD_ARGS (extra daemon options, e.g. "--log-level debug").
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
 
-CASES="1-queue 2-queues ext4 read-only kill-restart"
+ALL_CASES="1-queue 2-queues ext4 read-only kill-restart"
+CASES=$ALL_CASES
 KEEP=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] && CASES="$*"
 for c in $CASES; do
-	case " 1-queue 2-queues ext4 read-only kill-restart " in
+	case " $ALL_CASES " in
 	*" $c "*) ;;
 	*) echo "run.sh: unknown case '$c' (-l lists them)" >&2; exit 2 ;;
 	esac
@@ -51,7 +53,7 @@ if ! miss=$(vt_check_tools); then
 	exit 1
 fi
 if [ "$VT_BACKEND" = virtiod ] && [ ! -x "$VIRTIOD" ]; then
-	echo "guest: $VIRTIOD not built (make BUILD=${BUILD#$VT_ROOT/} first)" >&2
+	echo "guest: $VIRTIOD not built (make BUILD=${BUILD#"$VT_ROOT"/} first)" >&2
 	exit 1
 fi
 
@@ -167,13 +169,20 @@ report() {
 # ------------------------------------------------------------------ cases
 # 1 queue: five 4 MiB regions (start, quarter+4K, middle+8K, 3/4+12K, end)
 # written concurrently with 1M..4K requests, O_DIRECT, flushed, read back.
+# Then a second guest (a new frontend connection to the same daemon, which
+# must have reset the device and listened again) reads the regions back.
 case_1_queue() {
+	local regions
 	case_setup 1-queue 256
 	start_backend --num-queues 1 || return 1
 	run_guest 1 1 0 vt.test=io vt.mb=4 $SERIAL_APPEND || { DETAIL=$(why); return 1; }
 	DETAIL=$(vt_verify_regions "$CLOG" "$IMG") || return 1
+	regions=$(vt_lines "$CLOG" 'VT-DD:' | sed 's/VT-DD: off=\([0-9]*\) len=\([0-9]*\) md5=\([0-9a-f]*\).*/\1:\2:\3/' | paste -sd, -)
+	CLOG=$CDIR/console-2.log
+	run_guest 1 1 0 vt.test=check vt.regions="$regions" $SERIAL_APPEND ||
+		{ DETAIL="second connection: $(why)"; return 1; }
 	stop_backend || { DETAIL="$DETAIL; backend $BACKEND_STOP"; return 1; }
-	DETAIL="$(vt_lines "$CLOG" 'VT-INFO: regions' | sed 's/VT-INFO: //'); $DETAIL"
+	DETAIL="$(vt_lines "$CDIR/console.log" 'VT-INFO: regions' | sed 's/VT-INFO: //'); $DETAIL; a second guest read them back"
 }
 
 # 2 queues: 2 vCPUs, num-queues=2, writers pinned per CPU; the guest checks

@@ -234,6 +234,20 @@ bool daemon_log_has(const struct daemon *d, ...)
 	return found;
 }
 
+int daemon_log_count(const struct daemon *d, const char *s)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(d->log, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, s) != NULL;
+	fclose(f);
+	return n;
+}
+
 void daemon_dump_log(const struct daemon *d)
 {
 	char line[1024];

@@ -498,6 +498,87 @@ static void packed_unpublished_batch_is_rolled_back(void **state)
 	packed_interrupted_publish(*state, false);
 }
 
+/* True if the region records a descriptor at gpa with buffer id `id`. */
+static bool packed_recorded(const struct t_packed *p, uint64_t gpa, uint16_t id)
+{
+	for (unsigned i = 0; i < p->desc_num; i++)
+		if (p->desc[i].addr == gpa && p->desc[i].id == id)
+			return true;
+	return false;
+}
+
+/* Packed: the entries of a chain pushed but not yet published still hold
+ * its record (a crash before the publish rolls back to it and resubmits
+ * the chain), so a chain popped meanwhile must take other entries. Two
+ * GET_IDs complete within one kick: pop A, push A, pop B, push B, publish.
+ * Afterwards the region must hold both records apart, and every entry must
+ * be back on the free list exactly once. */
+static void packed_pushed_entries_are_not_reused_before_publish(void **state)
+{
+	struct env *e = *state;
+	struct ring *r = &e->r[0];
+	struct gmem *mems[1] = {&e->m};
+	struct blk_req q[2];
+	struct t_packed *p;
+	uint8_t *seen;
+	size_t isize;
+	unsigned n = 0;
+	uint16_t i;
+	int ifd;
+
+	daemon_prepare(&e->d, 16);
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(true));
+	ifd = inflight_get(&e->f, 1, 64, &isize);
+	p = mmap(NULL, isize, PROT_READ | PROT_WRITE, MAP_SHARED, ifd, 0);
+	assert_true(p != MAP_FAILED);
+	inflight_set(&e->f, ifd, isize, 1, 64);
+	gmem_new(&e->m, 16u << 20, 0x100000000ull);
+	fe_set_mem_table(&e->f, mems, 1);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, true);
+	/* Both available before the ring starts: its first kick pops both.
+	 * GET_ID completes as it is popped (no I/O), so A is pushed before
+	 * B is popped and both are published together. */
+	for (int k = 0; k < 2; k++)
+		blk_submit(r, &q[k], VIRTIO_BLK_T_GET_ID, 0,
+			   gmem_alloc(&e->m, VIRTIO_BLK_ID_BYTES, 16),
+			   VIRTIO_BLK_ID_BYTES);
+	fe_setup_ring(&e->f, r, 0x80008000u, false, true);
+	assert_int_equal(blk_wait(r, &q[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_wait(r, &q[1]), VIRTIO_BLK_S_OK);
+
+	assert_int_equal(p->version, 1);
+	for (int k = 0; k < 2; k++) {
+		uint16_t id = (uint16_t)q[k].token;
+
+		if (!packed_recorded(p, q[k].hdr_gpa, id) ||
+		    !packed_recorded(p, q[k].data_gpa, id) ||
+		    !packed_recorded(p, q[k].status_gpa, id))
+			fail_msg("request %c's record was overwritten",
+				 'A' + k);
+	}
+	/* Nothing in flight: the free list from old_free_head holds every
+	 * entry once and ends at desc_num. */
+	assert_int_equal(count_inflight(p, true, isize), 0);
+	assert_int_equal(p->free_head, p->old_free_head);
+	seen = calloc(p->desc_num, 1);
+	assert_non_null(seen);
+	for (i = p->old_free_head; i < p->desc_num && n <= p->desc_num;
+	     i = p->desc[i].next) {
+		if (seen[i]++)
+			fail_msg("free list loops back to entry %u", i);
+		n++;
+	}
+	assert_int_equal(i, p->desc_num);
+	assert_int_equal(n, p->desc_num);
+	free(seen);
+	munmap(p, isize);
+	close(ifd);
+}
+
 int run_inflight_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +587,7 @@ int run_inflight_tests(void)
 		T(packed_overwritten_chain_is_resubmitted),
 		T(packed_published_batch_is_committed),
 		T(packed_unpublished_batch_is_rolled_back),
+		T(packed_pushed_entries_are_not_reused_before_publish),
 		T(split_requests_survive_sigkill),
 		T(packed_requests_survive_sigkill),
 #undef T

@@ -2,6 +2,7 @@
  * (handshake, memory table and slots, split and packed rings, blk I/O,
  * config, status, dirty log, ring base, reconnect, SIGTERM). */
 #include <endian.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/vhost_types.h>
 #include <linux/virtio_blk.h>
@@ -353,6 +354,106 @@ static void memory_slots_add_and_remove(void **state)
 	assert_true(daemon_log_has(&e->d, "device needs reset", NULL));
 	gmem_free(&b);
 	gmem_free(&c);
+}
+
+/* A changed SET_MEM_TABLE stops the running rings before their mappings
+ * go and restarts them where they stood on the new ones (QEMU resends its
+ * table whenever guest memory changes, rings running). */
+static void memory_table_change_restarts_running_rings(void **state)
+{
+	struct env *e = *state;
+	struct gmem b, *mems[2] = {&e->m, &b};
+	struct ring *r = &e->r[0];
+	uint64_t da, db;
+
+	daemon_start(&e->d, NULL);
+	env_open(e, 1, false, 64);
+	da = gmem_alloc(&e->m, 8192, 4096);
+	fill_pattern(gmem_hva(&e->m, da), 8192, 21);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_OUT, 0, da, 8192),
+			 VIRTIO_BLK_S_OK);
+	/* The same memory plus a second region: a changed table. */
+	gmem_new(&b, 2u << 20, 0x200000000ull);
+	fe_set_mem_table(&e->f, mems, 2);
+	db = gmem_alloc(&b, 8192, 4096);
+	fill_pattern(gmem_hva(&b, db), 8192, 22);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_OUT, 16, db, 8192),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_IN, 0, db, 8192),
+			 VIRTIO_BLK_S_OK);
+	assert_true(check_pattern(gmem_hva(&b, db), 8192, 21));
+	assert_true(image_has_pattern(&e->d, 16, 8192, 22));
+	/* Back to the first table: the ring again survives the swap. */
+	fe_set_mem_table(&e->f, mems, 1);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_IN, 16, da, 8192),
+			 VIRTIO_BLK_S_OK);
+	assert_true(check_pattern(gmem_hva(&e->m, da), 8192, 22));
+	assert_int_equal(ring_used_idx(r), 4);
+	assert_true(
+		daemon_log_has(&e->d, "q0", "stopped at avail 1 used 1", NULL));
+	gmem_free(&b);
+}
+
+/* A frontend that shrinks a memory file under the daemon's mapping would
+ * crash it (SIGBUS on the next access). A memfd that allows sealing but is
+ * not sealed gets F_SEAL_SHRINK when shared; growing stays possible. */
+static void sealable_guest_memory_is_sealed_against_shrinking(void **state)
+{
+	struct env *e = *state;
+	struct gmem *mems[1] = {&e->m};
+	struct ring *r = &e->r[0];
+	uint64_t d;
+
+	daemon_start(&e->d, NULL);
+	fe_connect(&e->f, e->d.sock);
+	fe_handshake(&e->f);
+	fe_set_features(&e->f, blk_features(false));
+	memset(&e->m, 0, sizeof(e->m));
+	e->m.fd = memfd_create("vu-test-sealable",
+			       MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(e->m.fd >= 0);
+	e->m.size = 4u << 20;
+	e->m.gpa = 0x100000000ull;
+	assert_int_equal(ftruncate(e->m.fd, (off_t)e->m.size), 0);
+	e->m.hva = mmap(NULL, e->m.size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			e->m.fd, 0);
+	assert_true(e->m.hva != MAP_FAILED);
+	assert_int_equal(fcntl(e->m.fd, F_GET_SEALS), 0);
+	fe_set_mem_table(&e->f, mems, 1);
+	assert_int_equal(fcntl(e->m.fd, F_GET_SEALS), F_SEAL_SHRINK);
+	assert_int_equal(ftruncate(e->m.fd, 1u << 20), -1);
+	assert_int_equal(errno, EPERM);
+	e->nq = 1;
+	ring_init(r, &e->m, 0, 64, false);
+	fe_setup_ring(&e->f, r, 0, false, true);
+	d = gmem_alloc(&e->m, 4096, 4096);
+	assert_int_equal(blk_do(r, VIRTIO_BLK_T_IN, 0, d, 4096),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(ftruncate(e->m.fd, 8u << 20), 0);
+	assert_int_equal(daemon_log_count(&e->d, "not sealed"), 0);
+}
+
+/* Memory that cannot be sealed (here a memfd without MFD_ALLOW_SEALING;
+ * QEMU's memory-backend-file in practice) is served, with one warning per
+ * connection naming the risk. */
+static void unsealable_guest_memory_is_warned_about_once(void **state)
+{
+	struct env *e = *state;
+	struct gmem b, *mems[2] = {&e->m, &b};
+
+	daemon_start(&e->d, NULL);
+	env_open(e, 1, false, 64);
+	gmem_new(&b, 2u << 20, 0x200000000ull);
+	fe_set_mem_table(&e->f, mems, 2);
+	io_roundtrip(e, &e->r[0], 0, 31);
+	assert_true(daemon_log_has(&e->d, "guest memory",
+				   "not sealed against shrinking", NULL));
+	assert_int_equal(daemon_log_count(&e->d, "not sealed"), 1);
+	env_close(e);
+	env_open(e, 1, false, 64);
+	io_roundtrip(e, &e->r[0], 0, 32);
+	assert_int_equal(daemon_log_count(&e->d, "not sealed"), 2);
+	gmem_free(&b);
 }
 
 /* ------------------------------------------------------------ dirty log */
@@ -744,6 +845,9 @@ int run_protocol_tests(void)
 		T(config_space_reads_and_writes),
 		T(status_follows_qemu_sequence),
 		T(memory_slots_add_and_remove),
+		T(memory_table_change_restarts_running_rings),
+		T(sealable_guest_memory_is_sealed_against_shrinking),
+		T(unsealable_guest_memory_is_warned_about_once),
 		T(dirty_log_marks_exactly_the_written_pages),
 		T(dirty_log_packed_ring),
 		T(get_vring_base_split),

@@ -119,6 +119,8 @@ int daemon_wait_fd_count(const struct daemon *d, int want);
 /* True if the daemon's log contains every string given (NULL-terminated),
  * all on one line. */
 bool daemon_log_has(const struct daemon *d, ...);
+/* Lines of the daemon's log that contain s (no waiting). */
+int daemon_log_count(const struct daemon *d, const char *s);
 void daemon_cleanup(struct daemon *d); /* kill if alive, remove files */
 void daemon_dump_log(const struct daemon *d);
 

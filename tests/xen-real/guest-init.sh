@@ -3,15 +3,18 @@
 # virtio-blk device that virtiod serves from dom0 and reports on hvc0, which
 # xenconsoled in dom0 logs to a file that dom0-test.sh follows.
 #
-# Kernel command line options (set by dom0-test.sh per case):
+# Options come from the first sector of the disk, where dom0-test.sh writes
+# "xr-options: ..." before the guest starts (the boot image, and so the
+# kernel command line, is the same for every case); the kernel command line
+# may carry them too:
 #   xr.case=NAME   label only
-#   xr.probe=1     no backend expected: report the ACPI device and the probe
-#                  attempt, then power off
 #   xr.full=1      also measure throughput, make an ext2 filesystem, copy a file
 #   xr.kill=SECS   write unique 4 MiB rounds for SECS seconds (dom0 kills and
 #                  restarts virtiod meanwhile), then verify them
 #   xr.end=poweroff|busy   busy: keep writing until the domain is destroyed
 #   xr.tput=MB     size of the throughput runs (default 8, at most 16)
+# Without a backend (the probe case) the guest reports the ACPI device and
+# virtio_mmio's probe attempt and powers off.
 #
 # Machine-readable lines (all start with "XR-G"):
 #   XR-G EXPECT off_mb=N len=BYTES md5=HEX   dom0 checks these in the image
@@ -42,20 +45,21 @@ end_guest() {
 	sleep 60
 }
 
-CASE=none PROBE=0 FULL=0 KILL=0 END=poweroff TPUT=8
-for kv in $(cat /proc/cmdline); do
-	case $kv in
-	xr.case=*) CASE=${kv#xr.case=} ;;
-	xr.probe=*) PROBE=${kv#xr.probe=} ;;
-	xr.full=*) FULL=${kv#xr.full=} ;;
-	xr.kill=*) KILL=${kv#xr.kill=} ;;
-	xr.end=*) END=${kv#xr.end=} ;;
-	xr.tput=*) TPUT=${kv#xr.tput=} ;;
-	esac
-done
-say "PHASE userspace case=$CASE kernel=$(uname -r)"
-head -c 4194304 /dev/urandom >/tmp/pat.bin
-say "random pattern made"
+CASE=none FULL=0 KILL=0 END=poweroff TPUT=8
+parse_opts() {
+	for kv in "$@"; do
+		case $kv in
+		xr.case=*) CASE=${kv#xr.case=} ;;
+		xr.full=*) FULL=${kv#xr.full=} ;;
+		xr.kill=*) KILL=${kv#xr.kill=} ;;
+		xr.end=*) END=${kv#xr.end=} ;;
+		xr.tput=*) TPUT=${kv#xr.tput=} ;;
+		esac
+	done
+}
+# shellcheck disable=SC2046
+parse_opts $(cat /proc/cmdline)
+say "PHASE userspace kernel=$(uname -r)"
 
 # 4 MiB of data unique to round $1, written to /tmp/r.bin: a header line
 # then random bytes made at boot, cut to 4 MiB.
@@ -100,16 +104,9 @@ for m in virtio_ring virtio virtio_mmio virtio_blk; do
 done
 say "modules loaded in $(elapsed "$t0" "$(up)") s"
 
-if [ "$PROBE" = 1 ]; then
-	sleep 1
+if dmesg | grep -q 'virtio-mmio LNRO0005:00: Wrong magic value'; then
 	dmesg | grep -iE 'virtio|LNRO' | sed 's/^/XR-G dmesg: /'
-	if dmesg | grep -q 'virtio-mmio LNRO0005:00: Wrong magic value'; then
-		say "RESULT PROBE attempted (no backend: the window reads all-ones)"
-	elif [ -e /sys/block/vda ]; then
-		say "RESULT PROBE vda present"
-	else
-		say "RESULT PROBE unknown"
-	fi
+	say "RESULT PROBE attempted (no backend: the window reads all-ones)"
 	END=poweroff
 	end_guest
 fi
@@ -118,7 +115,16 @@ i=0
 while [ ! -b /dev/vda ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
 [ -b /dev/vda ] || fail "no /dev/vda after 120 s"
 SECTORS=$(cat /sys/block/vda/size)
-say "PHASE vda-up sectors=$SECTORS irq=$(grep -i virtio /proc/interrupts | tr -s ' ')"
+opts=$(dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | tr -d '\000' | head -n 1)
+case $opts in
+xr-options:*)
+	# shellcheck disable=SC2086
+	parse_opts ${opts#xr-options:}
+	;;
+esac
+say "PHASE vda-up case=$CASE sectors=$SECTORS irq=$(grep -i virtio /proc/interrupts | tr -s ' ')"
+say "options: full=$FULL kill=$KILL end=$END tput=$TPUT"
+head -c 4194304 /dev/urandom >/tmp/pat.bin
 [ "$SECTORS" -ge 196608 ] || fail "disk too small: $SECTORS sectors (need 96 MiB)"
 
 # --- 1. patterns: write, flush, drop caches, read back -------------------

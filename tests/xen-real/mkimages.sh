@@ -4,7 +4,8 @@
 #   $OUT/dom0-vmlinuz    Debian's generic kernel (PV dom0)
 #   $OUT/dom0-initrd.gz  busybox dom0: Xen toolstack, QEMU device model,
 #                        hvmloader, SeaBIOS, virtiod and its ldd closure,
-#                        e2fsck/debugfs, the guest kernel and initrd, /xr/*
+#                        e2fsck/debugfs, the guest's boot disk (syslinux,
+#                        kernel, initrd), /xr/*
 # Packages are fetched with apt-get download into $CACHE/debs once and
 # extracted there; later runs work offline.
 #
@@ -45,10 +46,14 @@ else
 	echo "$KABI" >"$CACHE/kernel-abi"
 fi
 KDEBS="linux-image-$KABI-amd64 linux-image-$KABI-cloud-amd64"
-if ! have_debs "$XEN_DEBS $KDEBS"; then
-	echo "mkimages: apt-get download $XEN_DEBS $KDEBS"
-	(cd "$CACHE/debs" && { apt-get download $XEN_DEBS $KDEBS 2>/dev/null ||
-		{ apt-get update -qq >/dev/null && apt-get download $XEN_DEBS $KDEBS; }; })
+# to make the guest's boot disk: run from the cache, not installed
+BOOT_DEBS="syslinux mtools dosfstools"
+ALL_DEBS="$XEN_DEBS $KDEBS $BOOT_DEBS"
+if ! have_debs "$ALL_DEBS"; then
+	echo "mkimages: apt-get download $ALL_DEBS"
+	# shellcheck disable=SC2086
+	(cd "$CACHE/debs" && { apt-get download $ALL_DEBS 2>/dev/null ||
+		{ apt-get update -qq >/dev/null && apt-get download $ALL_DEBS; }; })
 fi
 # x/: Xen + tools + generic kernel; xc/: cloud kernel
 extract() { # $1 dir, rest: package names
@@ -69,6 +74,8 @@ extract() { # $1 dir, rest: package names
 }
 extract x $XEN_DEBS "linux-image-$KABI-amd64"
 extract xc "linux-image-$KABI-cloud-amd64"
+extract bt $BOOT_DEBS
+BT=$CACHE/bt
 X=$CACHE/x
 case $GUEST_FLAVOUR in
 cloud) GK=$CACHE/xc ;;
@@ -108,6 +115,20 @@ chmod +x "$G/init"
 # linuxboot.bin reading QEMU's fw_cfg port (Xen's QEMU has no fw_cfg DMA):
 # one ioreq round trip to dom0 per page. Keep them small.
 (cd "$G" && find . | cpio -o -H newc --quiet | gzip -9) >>"$W/guest-initrd"
+# The guest boots from this FAT image, served by the device model as a
+# virtio-blk PCI disk (SeaBIOS reads it by DMA; see make_cfg in dom0-test.sh)
+ksize=$(stat -c %s "$GK/boot/vmlinuz-$GKVER")
+isize=$(stat -c %s "$W/guest-initrd")
+mkfs_kb=$(((ksize + isize) / 1024 + 2048))
+export MTOOLS_SKIP_CHECK=1
+rm -f "$W/guest-boot.img"
+"$BT/sbin/mkfs.fat" -C "$W/guest-boot.img" $mkfs_kb >/dev/null
+printf 'DEFAULT linux\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd\n  APPEND console=hvc0 loglevel=4\n' \
+	>"$W/syslinux.cfg"
+"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$GK/boot/vmlinuz-$GKVER" ::vmlinuz
+"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$W/guest-initrd" ::initrd
+"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$W/syslinux.cfg" ::syslinux.cfg
+PATH=$BT/usr/bin:$PATH "$BT/usr/bin/syslinux" --install "$W/guest-boot.img"
 
 # ------------------------------------------------------------ dom0 initrd
 R=$W/dom0
@@ -155,8 +176,7 @@ ln -s ../lib/x86_64-linux-gnu "$R/usr/lib/x86_64-linux-gnu"
 for m in xen-evtchn xen-privcmd xenfs/xenfs xen-gntdev xen-gntalloc; do
 	cp "$X/lib/modules/$KVER/kernel/drivers/xen/$m.ko" "$R/lib/modules/"
 done
-cp "$GK/boot/vmlinuz-$GKVER" "$R/boot/guest-vmlinuz"
-cp "$W/guest-initrd" "$R/boot/guest-initrd"
+cp "$W/guest-boot.img" "$R/boot/guest-boot.img"
 touch "$R/etc/xen/xl.conf" # else every xl command warns
 cp "$HERE/dom0-init.sh" "$R/init"
 cp "$HERE/dom0-test.sh" "$R/xr/dom0-test.sh"
