@@ -17,6 +17,9 @@ XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
+# V=1 shows full command lines.
+Q := $(if $(filter 1,$(V)),,@)
+
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -Iinclude -DVIRTIOD_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
@@ -75,22 +78,27 @@ deps:
 # --------------------------------------------------------------- library
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(call obj,$(BUILD),$(CORE_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@printf "  %-4s %s\n" AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(VU_LIB): $(call obj,$(BUILD),$(VU_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@printf "  %-4s %s\n" AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(XEN_LIB): $(call obj,$(BUILD),$(XEN_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@printf "  %-4s %s\n" AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(VU_LIB) $(XEN_LIB) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
 		-Wl,--whole-archive $(VU_LIB) $(XEN_LIB) -Wl,--no-whole-archive $(LIB) \
 		$(URING_LIBS) $(XEN_LIBS) $(LDLIBS_COMMON)
 
@@ -99,28 +107,34 @@ TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
 
 $(BUILD)/tests/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/obj/tests/unit/%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
 
 # ASan+UBSan: the same library and tests rebuilt with sanitizers.
 $(ASAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
 
 $(ASAN_LIB): $(call obj,$(ASAN_BUILD),$(CORE_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@printf "  %-4s %s\n" AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(ASAN_BUILD)/tests/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib $(SAN_FLAGS) -MMD -MP -c -o $@ $<
 
 $(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(ASAN_BUILD)/tests,$(UNIT_LIB_SRC)) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
 
 # --------------------------------------------------------------- Xen stand-in tests
 # The shim's objects are the daemon's own; only the libxen* they link
@@ -129,11 +143,13 @@ XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen
 
 $(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
 
 $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
 
 # Xen's public headers (xenctrl.h: anonymous unions, asm barriers) need GNU C.
 $(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC)): ALL_CFLAGS += -std=gnu11
@@ -141,28 +157,33 @@ $(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(X
 # --------------------------------------------------------------- vhost-user tests
 $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
 
 # --------------------------------------------------------------- benchmarks
 $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
 
 # The Xen shim's own objects linked against the stand-in libxen*, as the
 # Xen stand-in tests are; GNU C for Xen's headers.
 $(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
 
 $(BUILD)/tests/obj/bench/xen_%.o: bench/xen_%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
+	@printf "  %-4s %s\n" CC $@
+	$(Q)$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
 
 $(call obj,$(BUILD)/tests,$(BENCH_XEN_SRC)): ALL_CFLAGS += -std=gnu11
 
 $(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
 
 bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 	@for b in $(BENCH_CORE_BINS) $(BENCH_XEN_BINS); do $$b || exit 1; done
@@ -176,7 +197,8 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=u
 # The vhost-user shim is linked in too (fuzz_vhost_user drives it).
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(wildcard tests/fuzz/*.h shims/vhost-user/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -Ishims/vhost-user -o $@ $< $(CORE_SRC) $(VU_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -Ishims/vhost-user -o $@ $< $(CORE_SRC) $(VU_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BINS)
 

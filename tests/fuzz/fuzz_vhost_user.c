@@ -439,60 +439,6 @@ static void remove_files(void)
 	unlink(spare_path);
 }
 
-/* The bugs this target found, replayed before any fuzzing so that every
- * run, fuzz-smoke's few seconds included, checks them under ASan/UBSan.
- * Each is a list of ops with their bytes (run_op's encoding). */
-static const struct {
-	const char *bug;
-	uint8_t ops[16];
-	size_t len;
-} regressions[] = {
-	/* Rings running (op_setup), then a changed SET_MEM_TABLE: vring.c
-	 * ring_in computed NULL + 0 for "every ring", undefined behaviour. */
-	{"ring_in: NULL + 0", {13, 0x5f, 0x4d, 3, 0}, 5},
-};
-
-static void run_regressions(void)
-{
-	for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]);
-	     i++) {
-		struct input in = {regressions[i].ops, regressions[i].len};
-		int before = count_fds();
-		struct fz z;
-
-		fz_begin(&z);
-		while (in.n)
-			run_op(&z, take8(&in), &in);
-		fz_end(&z, before);
-	}
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	const char *lvl = getenv("VIRTIOD_FUZZ_LOG");
-	enum vd_log_level level = VD_LOG_ERR;
-	int fd;
-
-	(void)argc;
-	(void)argv;
-	/* Quiet by default; VIRTIOD_FUZZ_LOG=debug formats every line (run
-	 * with -close_fd_mask=2 to keep the speed). */
-	if (lvl)
-		vd_log_level_parse(lvl, &level);
-	vd_log_set_level(level);
-	fd = mkstemp(img_path);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
-		abort();
-	close(fd);
-	fd = mkstemp(spare_path);
-	if (fd < 0 || ftruncate(fd, 16 * PAGE) < 0)
-		abort();
-	close(fd);
-	atexit(remove_files);
-	run_regressions();
-	return 0;
-}
-
 /* A fresh device and connection, as for each frontend the daemon serves. */
 static void fz_begin(struct fz *z)
 {
@@ -599,5 +545,61 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned ops = 0; ops < MAX_OPS && in.n; ops++)
 		run_op(&z, take8(&in), &in);
 	fz_end(&z, before);
+	return 0;
+}
+
+/* The bugs this target found, replayed before any fuzzing so that every
+ * run, fuzz-smoke's few seconds included, checks them under ASan/UBSan.
+ * Each is a list of ops with their bytes (run_op's encoding). */
+static const struct {
+	const char *bug;
+	uint8_t ops[16];
+	size_t len;
+} regressions[] = {
+	/* Rings running (op_setup), then a changed SET_MEM_TABLE: vring.c
+	 * ring_in computed NULL + 0 for "every ring", undefined behaviour. */
+	{"ring_in: NULL + 0", {13, 0x5f, 0x4d, 3, 0}, 5},
+};
+
+static void run_regressions(void)
+{
+	for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]);
+	     i++) {
+		struct input in = {regressions[i].ops, regressions[i].len};
+		int before = count_fds();
+		struct fz z;
+
+		vd_debug(NULL, "replaying the input of a fixed bug: %s",
+			 regressions[i].bug);
+		fz_begin(&z);
+		while (in.n)
+			run_op(&z, take8(&in), &in);
+		fz_end(&z, before);
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *lvl = getenv("VIRTIOD_FUZZ_LOG");
+	enum vd_log_level level = VD_LOG_ERR;
+	int fd;
+
+	(void)argc;
+	(void)argv;
+	/* Quiet by default; VIRTIOD_FUZZ_LOG=debug formats every line (run
+	 * with -close_fd_mask=2 to keep the speed). */
+	if (lvl)
+		vd_log_level_parse(lvl, &level);
+	vd_log_set_level(level);
+	fd = mkstemp(img_path);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
+		abort();
+	close(fd);
+	fd = mkstemp(spare_path);
+	if (fd < 0 || ftruncate(fd, 16 * PAGE) < 0)
+		abort();
+	close(fd);
+	atexit(remove_files);
+	run_regressions();
 	return 0;
 }

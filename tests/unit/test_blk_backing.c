@@ -66,9 +66,14 @@ ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
-	bool held = atomic_exchange(&hold_next_write, false);
+	bool held;
 	ssize_t r;
 
+	/* The backend's open-time probe: not a request's write. */
+	if (flags & RWF_NOWAIT)
+		return syscall(SYS_pwritev2, fd, iov, cnt, (unsigned long)off,
+			       0ul, flags);
+	held = atomic_exchange(&hold_next_write, false);
 	atomic_fetch_add(flags & RWF_DSYNC ? &dsync_writes : &plain_writes, 1);
 	if (held) {
 		atomic_store(&parked_flags, flags);
