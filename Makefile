@@ -69,6 +69,8 @@ LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
 	check-guest check-xen fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
+# Keep objects built through pattern-rule chains (test objects).
+.SECONDARY:
 
 all: $(DAEMON) $(LIB)
 
