@@ -4,28 +4,20 @@
  * a real socket to the daemon's own connection code serving a real
  * virtio-blk on a small temp image; the input also writes guest memory and
  * rings, kicks, and reconnects. Nothing may crash, block or leak an fd. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "virtiod/device.h"
 #include "virtiod/log.h"
 
-#include "vu_priv.h"
 #include "vu_fuzz_frontend.h"
 #include "vu_fuzz_rings.h"
+
 /* -------------------------------------------------------------- regions */
 
 /* A region of memfd slot s, as QEMU describes one: its user address is the

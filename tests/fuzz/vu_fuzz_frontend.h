@@ -25,11 +25,13 @@
 #define N_CHAN	  2    /* backend channels (SET_BACKEND_REQ_FD) kept */
 #define N_REG	  16   /* regions remembered for ring buffers */
 #define N_TMP	  16   /* fds to close once a message is sent */
-#define MAX_OPS	  96
+#define MAX_OPS	  96   /* actions per input */
 #define PAGE	  4096u
 #define MAX_PAGES 256u	/* a memfd's size, normally */
 #define BIG_PAGES 4096u /* sometimes: 16 MiB, sparse */
-#define UBASE(s)  (0x7f0000000000ull + ((uint64_t)(s) << 32))
+/* Where the frontend "mapped" memfd slot s: user addresses of regions and
+ * rings are this plus an offset in the file, as QEMU's are. */
+#define UBASE(s) (0x7f0000000000ull + ((uint64_t)(s) << 32))
 
 static char img_path[] = "/tmp/fuzz-vu-img.XXXXXX";
 static char spare_path[] = "/tmp/fuzz-vu-spare.XXXXXX";

@@ -11,6 +11,7 @@
 
 /* ---------------------------------------------------------------- rings */
 
+/* Mostly a queue the device has, sometimes any index at all. */
 static uint32_t ring_index(struct input *in)
 {
 	uint8_t b = take8(in);
@@ -20,6 +21,9 @@ static uint32_t ring_index(struct input *in)
 	return b == 0xff ? (uint32_t)take(in, 4) : b;
 }
 
+/* One SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE or GET_VRING_BASE with
+ * input-chosen fields; ring addresses are offsets in a memfd slot, laid out
+ * as a driver would or placed anywhere. */
 static void op_vring(struct fz *z, struct input *in)
 {
 	uint8_t f = take8(in), sub = take8(in);
