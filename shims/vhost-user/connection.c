@@ -3,12 +3,14 @@
  * to a caller, never maps past the end of a file. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vu_priv.h"
@@ -100,11 +102,41 @@ int vu_check_listen_fd(int fd, const char *who)
 
 /* -------------------------------------------------------------- messages */
 
-/* Read exactly len bytes, collecting SCM_RIGHTS fds into fds[] (at most
- * max). Extra fds are closed and reported as -E2BIG once the bytes are in,
- * so the stream stays in step. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for more of the message until the deadline for the whole message:
+ * a per-read timeout alone lets a frontend that drips a byte at a time hold
+ * the daemon (and a SIGTERM, blocked outside ppoll) for minutes. */
+static int wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Read exactly len bytes by the deadline, collecting SCM_RIGHTS fds into
+ * fds[] (at most max). Extra fds are closed and reported as -E2BIG once
+ * the bytes are in, so the stream stays in step. */
 static int recv_full(int fd, void *buf, size_t len, int *fds, unsigned *n_fds,
-		     unsigned max)
+		     unsigned max, int64_t deadline)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
@@ -121,14 +153,19 @@ static int recv_full(int fd, void *buf, size_t len, int *fds, unsigned *n_fds,
 			.msg_control = cbuf.buf,
 			.msg_controllen = sizeof(cbuf.buf),
 		};
-		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 
 		if (n < 0) {
+			int r;
+
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK
-				       ? -ETIMEDOUT
-				       : -errno;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -errno;
+			r = wait_readable(fd, deadline);
+			if (r)
+				return r;
+			continue;
 		}
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
 		     c = CMSG_NXTHDR(&mh, c)) {
@@ -163,11 +200,13 @@ static int recv_full(int fd, void *buf, size_t len, int *fds, unsigned *n_fds,
 
 int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
 {
+	/* The whole message, header and payload, within msg_timeout_ms. */
+	int64_t deadline = now_ms() + b->msg_timeout_ms;
 	int r;
 
 	m->n_fds = 0;
 	r = recv_full(b->conn_fd, &m->hdr, sizeof(m->hdr), m->fds, &m->n_fds,
-		      VU_MAX_FDS);
+		      VU_MAX_FDS, deadline);
 	if (r == -ECONNRESET)
 		return r;
 	if (r == 0 && m->hdr.size > VU_MAX_PAYLOAD) {
@@ -185,7 +224,7 @@ int vu_recv_msg(struct vu_backend *b, struct vu_msg *m)
 		unsigned before = m->n_fds;
 
 		r = recv_full(b->conn_fd, &m->p, m->hdr.size, m->fds, &m->n_fds,
-			      VU_MAX_FDS);
+			      VU_MAX_FDS, deadline);
 		if (r == 0 && m->n_fds != before)
 			r = -EPROTO;
 	}

@@ -165,6 +165,14 @@ int vu_get_config(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		r->hdr.size = 0;
 		return VU_REFUSED;
 	}
+	/* Past our fields reads as zero (below), but not past the 256 bytes
+	 * any config space has (VHOST_USER_MAX_CONFIG_SIZE). 64-bit sum. */
+	if ((uint64_t)c->offset + c->size > VU_MAX_CONFIG_SIZE) {
+		snprintf(why, whylen, "config range %u+%u ends past %u",
+			 c->offset, c->size, VU_MAX_CONFIG_SIZE);
+		r->hdr.size = 0;
+		return VU_REFUSED;
+	}
 	r->p.config.offset = c->offset;
 	r->p.config.size = c->size;
 	r->p.config.flags = c->flags;

@@ -13,9 +13,11 @@
 
 #include "vu_priv.h"
 
-/* Once a message has begun, the rest must follow promptly: a frontend that
- * stalls mid-message is dropped instead of holding the daemon. */
-#define VU_MSG_TIMEOUT_S 1
+/* Once a message has begun, all of it must follow promptly: a frontend that
+ * stalls (or drips) mid-message is dropped instead of holding the daemon. */
+#define VU_MSG_TIMEOUT_MS 1000
+/* Replies are small: a frontend that does not read them is dropped. */
+#define VU_SEND_TIMEOUT_S 1
 
 static const struct vd_dev_shim_ops shim_ops = {
 	.notify_queue = vu_notify_queue,
@@ -89,17 +91,23 @@ int vu_serve_message(struct vu_backend *b)
 	return r ? r : vu_dispatch(b, &b->msg);
 }
 
-void vu_disconnect(struct vu_backend *b, const char *why)
+/* listening: the socket will accept the next frontend (not when stopping). */
+static void disconnect(struct vu_backend *b, const char *why, bool listening)
 {
-	vd_info(b->who, "frontend disconnected (%s); device reset, listening",
-		why);
+	vd_info(b->who, "frontend disconnected (%s); device reset%s", why,
+		listening ? ", listening" : "");
 	vu_connection_reset(b);
 	vu_close_fd(&b->conn_fd);
 }
 
+void vu_disconnect(struct vu_backend *b, const char *why)
+{
+	disconnect(b, why, b->listen_fd >= 0);
+}
+
 static void accept_one(struct vu_backend *b)
 {
-	struct timeval tv = {.tv_sec = VU_MSG_TIMEOUT_S};
+	struct timeval tv = {.tv_sec = VU_SEND_TIMEOUT_S};
 	int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
@@ -114,8 +122,8 @@ static void accept_one(struct vu_backend *b)
 		close(fd);
 		return;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	b->msg_timeout_ms = VU_MSG_TIMEOUT_MS;
 	vu_connection_open(b, fd);
 }
 
@@ -206,7 +214,7 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 	r = serve_loop(b, stop, &orig);
 	pthread_sigmask(SIG_SETMASK, &orig, NULL);
 	if (b->conn_fd >= 0)
-		vu_disconnect(b, "stopping");
+		disconnect(b, "stopping", false);
 	vu_close_fd(&b->listen_fd);
 	/* Remove our socket, not one a successor may have put there. */
 	if (created) {

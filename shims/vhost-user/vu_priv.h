@@ -314,6 +314,9 @@ struct vu_backend {
 	uint16_t max_queue_size;
 	int listen_fd;
 	int conn_fd;
+	/* How long a message may take to arrive once it began; 0: what is
+	 * not there yet never comes (the fuzz target's non-blocking pair). */
+	unsigned msg_timeout_ms;
 
 	/* connection state (control thread) */
 	uint64_t features;	    /* last SET_FEATURES */

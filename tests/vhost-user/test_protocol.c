@@ -9,12 +9,15 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vu_test.h"
@@ -212,7 +215,7 @@ static void config_space_reads_and_writes(void **state)
 {
 	struct env *e = *state;
 	struct virtio_blk_config c;
-	uint8_t v = 0;
+	uint8_t v = 0, big[256];
 	uint64_t cap = 1;
 
 	daemon_start(&e->d, "--num-queues", "2", NULL);
@@ -243,6 +246,12 @@ static void config_space_reads_and_writes(void **state)
 	/* Fields beyond ours read as zero; an offset beyond is an error. */
 	assert_int_equal(get_config(&e->f, sizeof(c) - 4, 16, &c), 12 + 16);
 	assert_int_equal(get_config(&e->f, 4096, 4, &v), 0);
+	/* So is a range inside ours at its start but past the 256 bytes any
+	 * config space has. */
+	assert_int_equal(get_config(&e->f, 8, 256, big), 0);
+	assert_true(daemon_log_has(&e->d, "GET_CONFIG",
+				   "config range 8+256 ends past 256", NULL));
+	assert_int_equal(fe_get_u64(&e->f, REQ_GET_QUEUE_NUM), 2);
 	fe_close(&e->f);
 }
 
@@ -795,6 +804,46 @@ static void sigterm_stops_promptly_after_inflight_io(void **state)
 	assert_int_not_equal(stat(e->d.sock, &st), 0);
 	assert_true(daemon_log_has(&e->d, "frontend disconnected", "stopping",
 				   NULL));
+	/* Stopping, the socket is gone: it does not listen again. */
+	assert_false(daemon_log_has(&e->d, "stopping", "listening", NULL));
+}
+
+/* A frontend that sends a header, then one payload byte every 200 ms, never
+ * lets any single read wait long: only a deadline for the whole message
+ * lets SIGTERM (blocked outside the daemon's ppoll) take effect. */
+static void sigterm_stops_while_a_frontend_drips_a_message(void **state)
+{
+	struct env *e = *state;
+	struct wire_hdr h = {REQ_SET_CONFIG, F_VERSION, 12 + 256};
+	struct fe f;
+	pid_t child;
+	int st;
+
+	daemon_start(&e->d, NULL);
+	fe_connect(&f, e->d.sock);
+	fe_handshake(&f);
+	assert_int_equal(send(f.sock, &h, sizeof(h), MSG_NOSIGNAL), sizeof(h));
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		const struct timespec ts = {0, 200 * 1000 * 1000};
+		char c = 0;
+
+		for (int i = 0; i < 100; i++) {
+			nanosleep(&ts, NULL);
+			if (send(f.sock, &c, 1, MSG_NOSIGNAL) != 1)
+				break;
+		}
+		_exit(0);
+	}
+	/* Let the drip begin, so the daemon is inside the message. */
+	nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+	assert_int_equal(daemon_stop(&e->d), 0);
+	kill(child, SIGKILL);
+	waitpid(child, &st, 0);
+	fe_close(&f);
+	assert_true(
+		daemon_log_has(&e->d, "truncated message (timed out)", NULL));
 }
 
 /* A broken ring: NEEDS_RESET, the error fd signalled and a config-change
@@ -856,6 +905,7 @@ int run_protocol_tests(void)
 		T(event_fds_replaced_while_running),
 		T(reconnect_resets_the_device),
 		T(sigterm_stops_promptly_after_inflight_io),
+		T(sigterm_stops_while_a_frontend_drips_a_message),
 		T(broken_ring_signals_error_and_config_change),
 #undef T
 	};

@@ -177,6 +177,36 @@ static void stalled_message_is_dropped(void **state)
 	daemon_still_serves();
 }
 
+/* One byte every 200 ms: each read finds data well within a second, the
+ * message never completes. The deadline is for the whole message. */
+static void dripped_message_is_dropped_after_its_deadline(void **state)
+{
+	const struct timespec ts = {0, 200 * 1000 * 1000};
+	struct wire_hdr h = {REQ_SET_CONFIG, F_VERSION, 12 + 256};
+	struct timespec t0, t1;
+	bool closed = false;
+	long ms;
+	char c = 0;
+
+	(void)state;
+	prepare(HANDSHAKE);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(send(vs->f.sock, &h, sizeof(h), MSG_NOSIGNAL),
+			 sizeof(h));
+	for (int i = 0; i < 25 && !closed; i++) {
+		nanosleep(&ts, NULL);
+		closed = send(vs->f.sock, &c, 1, MSG_NOSIGNAL) != 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(closed);
+	assert_true(ms < 2500);
+	assert_true(
+		daemon_log_has(&vs->d, "truncated message (timed out)", NULL));
+	daemon_still_serves();
+}
+
 static void second_frontend_is_turned_away(void **state)
 {
 	struct fe other;
@@ -443,6 +473,7 @@ int run_validation_tests(void)
 		T(fds_sent_with_the_payload_are_refused),
 		T(truncated_message_is_dropped),
 		T(stalled_message_is_dropped),
+		T(dripped_message_is_dropped_after_its_deadline),
 		T(second_frontend_is_turned_away),
 		T(need_reply_without_reply_ack_is_refused),
 		T(request_needing_an_unnegotiated_feature_is_refused),
