@@ -105,6 +105,18 @@ bool vd_mem_grace_pending(const struct vd_mem *mem);
 int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 		     enum vd_mem_access access, struct iovec *iov,
 		     unsigned max_iov, unsigned *n_iov);
+/* A reader's translation hint: the region of its last hit, tried before
+ * the table is searched. One per queue thread, zero-initialised. It needs
+ * no invalidation: a hint left stale by a table change only costs the
+ * search (the region it names is checked like any other). */
+struct vd_mem_hint {
+	unsigned region;
+};
+/* vd_mem_translate, trying *hint first and updating it. */
+int vd_mem_translate_hinted(struct vd_mem *mem, struct vd_mem_hint *hint,
+			    uint64_t gpa, uint64_t len,
+			    enum vd_mem_access access, struct iovec *iov,
+			    unsigned max_iov, unsigned *n_iov);
 /* Undo pins taken by translate (no-op for a region table). */
 void vd_mem_release(struct vd_mem *mem, const struct iovec *iov, unsigned n);
 

@@ -381,17 +381,18 @@ static int find_region(const struct mem_snap *s, uint64_t gpa)
 	return (int)lo - 1;
 }
 
-int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
-		     enum vd_mem_access access, struct iovec *iov,
-		     unsigned max_iov, unsigned *n_iov)
+/* Everything but a hit on the hint: the mapper, the search, ranges that
+ * cross regions, errors. Kept out of line so the hit path stays short. */
+static __attribute__((noinline)) int
+translate_slow(struct vd_mem *mem, const struct mem_snap *s,
+	       struct vd_mem_hint *hint, uint64_t gpa, uint64_t len,
+	       enum vd_mem_access access, struct iovec *iov, unsigned max_iov,
+	       unsigned *n_iov)
 {
-	const struct mem_snap *s;
 	uint64_t end;
 	unsigned n = *n_iov;
 	int i;
 
-	if (len == 0)
-		return 0;
 	if (__builtin_add_overflow(gpa, len, &end))
 		return -EOVERFLOW;
 	if (mem->ops) {
@@ -401,10 +402,11 @@ int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 			*n_iov = n;
 		return rc;
 	}
-	s = cur_snap(mem);
 	i = find_region(s, gpa);
 	if (i < 0)
 		return -EFAULT;
+	if (hint)
+		hint->region = (unsigned)i;
 	for (;;) {
 		const struct vd_mem_region *r = &s->r[i];
 		uint64_t off = gpa - r->gpa;
@@ -425,6 +427,42 @@ int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 	}
 	*n_iov = n;
 	return 0;
+}
+
+int vd_mem_translate_hinted(struct vd_mem *mem, struct vd_mem_hint *hint,
+			    uint64_t gpa, uint64_t len,
+			    enum vd_mem_access access, struct iovec *iov,
+			    unsigned max_iov, unsigned *n_iov)
+{
+	const struct mem_snap *s = mem->ops ? NULL : cur_snap(mem);
+
+	if (len == 0)
+		return 0;
+	/* The whole range inside the region of the last hit (then it cannot
+	 * wrap 2^64: no region does). */
+	if (s && hint && hint->region < s->n) {
+		const struct vd_mem_region *r = &s->r[hint->region];
+		uint64_t off = gpa - r->gpa;
+		unsigned n = *n_iov;
+
+		if (gpa >= r->gpa && off < r->size && len <= r->size - off &&
+		    n < max_iov) {
+			iov[n].iov_base = (char *)r->hva + off;
+			iov[n].iov_len = len;
+			*n_iov = n + 1;
+			return 0;
+		}
+	}
+	return translate_slow(mem, s, hint, gpa, len, access, iov, max_iov,
+			      n_iov);
+}
+
+int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
+		     enum vd_mem_access access, struct iovec *iov,
+		     unsigned max_iov, unsigned *n_iov)
+{
+	return vd_mem_translate_hinted(mem, NULL, gpa, len, access, iov,
+				       max_iov, n_iov);
 }
 
 void vd_mem_release(struct vd_mem *mem, const struct iovec *iov, unsigned n)

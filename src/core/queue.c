@@ -520,6 +520,12 @@ static void queue_end(struct vd_queue *q)
 	unsigned left;
 
 	mem_enter(q);
+	/* Leave the ring as a sleeping thread does: kicks wanted (whoever
+	 * serves it next reads the driver's kicks from the start). */
+	if (q->notify_off) {
+		q->notify_off = false;
+		vd_vq_enable_notify(q->vq);
+	}
 	if (m->ops->queue_stop)
 		m->ops->queue_stop(m, q);
 	/* Publish whatever queue_stop pushed and did not flush. */
@@ -581,9 +587,10 @@ int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup)
 	q->notify_off = false;
 	q->stalls = 0;
 	q->last_round = 0;
-	q->poll_ns = (uint64_t)(setup->poll_us ? setup->poll_us
-					      : atomic_load(&default_poll_us)) *
-		     1000u;
+	q->poll_ns =
+		(uint64_t)(setup->poll_us ? setup->poll_us
+					  : atomic_load(&default_poll_us)) *
+		1000u;
 	if (q->poll_ns > (uint64_t)VD_QUEUE_POLL_US_MAX * 1000u)
 		q->poll_ns = (uint64_t)VD_QUEUE_POLL_US_MAX * 1000u;
 	q->mem_entered = false;

@@ -340,9 +340,9 @@ int vq_chain_add(struct vq_chain *c, uint64_t addr, uint32_t len, bool write,
 			 "chain length over 4 GiB at %s %u", where, idx);
 		return -1;
 	}
-	rc = vd_mem_translate(vq->mem, addr, len,
-			      write ? VD_MEM_WRITE : VD_MEM_READ, e->read_iov,
-			      vq->max_iov, &c->n_iov);
+	rc = vd_mem_translate_hinted(vq->mem, &vq->mem_hint, addr, len,
+				     write ? VD_MEM_WRITE : VD_MEM_READ,
+				     e->read_iov, vq->max_iov, &c->n_iov);
 	if (rc) {
 		enum vd_vq_error err = translate_error(rc);
 
@@ -387,8 +387,8 @@ int vq_table_map(struct vd_vq *vq, struct vq_table *t, uint64_t addr,
 	}
 	t->n = 0;
 	t->entries = len / 16;
-	rc = vd_mem_translate(vq->mem, addr, len, VD_MEM_READ, t->iov,
-			      VQ_TABLE_IOV, &t->n);
+	rc = vd_mem_translate_hinted(vq->mem, &vq->mem_hint, addr, len,
+				     VD_MEM_READ, t->iov, VQ_TABLE_IOV, &t->n);
 	if (rc) {
 		/* More than VQ_TABLE_IOV pieces is IOV_BUDGET. */
 		enum vd_vq_error err = translate_error(rc);

@@ -46,6 +46,10 @@ struct vd_vq {
 	uint16_t num;
 	unsigned max_iov;
 
+	/* Translation hint: buffers of one driver mostly sit in one region
+	 * (queue thread). */
+	struct vd_mem_hint mem_hint;
+
 	/* Element pool and in-flight tracking (queue thread). */
 	struct vq_elem *elems; /* num */
 	struct iovec *iov_store;

@@ -125,9 +125,10 @@ static void probe_nowait(struct blk_backend *be)
 	struct statfs sfs;
 	ssize_t r;
 
-	be->mem_only = !be->is_bdev && fstatfs(be->fd, &sfs) == 0 &&
-		       (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC ||
-			sfs.f_type == HUGETLBFS_MAGIC);
+	be->mem_only =
+		!be->is_bdev && fstatfs(be->fd, &sfs) == 0 &&
+		(sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC ||
+		 sfs.f_type == HUGETLBFS_MAGIC);
 	r = preadv2(be->fd, &iov, 1, 0, RWF_NOWAIT);
 	be->nowait_read = r >= 0 || errno != EOPNOTSUPP;
 	if (be->readonly)

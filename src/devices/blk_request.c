@@ -94,7 +94,8 @@ static bool range_ok(const struct blk_dev *d, uint64_t sector, uint64_t bytes)
 	uint64_t cap = d->be.size >> BLK_SECTOR_SHIFT;
 	uint64_t lbs_sectors = d->be.lbs >> BLK_SECTOR_SHIFT;
 
-	if (bytes % d->be.lbs || sector % lbs_sectors)
+	/* lbs is 512 or 4096: masks, not divisions. */
+	if ((bytes & (d->be.lbs - 1)) || (sector & (lbs_sectors - 1)))
 		return false;
 	return sector <= cap && (bytes >> BLK_SECTOR_SHIFT) <= cap - sector;
 }
@@ -231,7 +232,14 @@ int blk_req_parse(struct blk_queue *bq, struct blk_req *r, struct vd_vq_elem *e,
 		*why = "request without a writable status byte";
 		return -EBADMSG;
 	}
-	blk_iov_to_buf(e->read_iov, e->n_read, 0, &hdr, sizeof(hdr));
+	/* Copied once (the guest may change it meanwhile); nearly always in
+	 * the first buffer, which spares the general iovec walk. */
+	if (e->read_iov[0].iov_len >= sizeof(hdr)) {
+		memcpy(&hdr, e->read_iov[0].iov_base, sizeof(hdr));
+		__asm__ __volatile__("" ::: "memory");
+	} else {
+		blk_iov_to_buf(e->read_iov, e->n_read, 0, &hdr, sizeof(hdr));
+	}
 	r->type = le32toh(hdr.type);
 
 	switch (r->type) {

@@ -23,8 +23,7 @@ struct blk_sync {
 	bool running; /* done/batch_done may queue and submit again */
 };
 
-static int sync_init(const struct blk_engine_params *p,
-		     struct blk_engine **out)
+static int sync_init(const struct blk_engine_params *p, struct blk_engine **out)
 {
 	struct blk_sync *s = calloc(1, sizeof(*s));
 

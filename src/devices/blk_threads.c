@@ -68,8 +68,7 @@ static void *worker(void *arg)
 		 * queue thread takes the whole list at once. */
 		wake = t->n_done == 0;
 		t->done[t->n_done++] = io;
-		atomic_store_explicit(&t->has_done, true,
-				      memory_order_relaxed);
+		atomic_store_explicit(&t->has_done, true, memory_order_relaxed);
 		if (wake) {
 			uint64_t one = 1;
 

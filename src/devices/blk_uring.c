@@ -15,6 +15,7 @@ struct blk_uring {
 	struct blk_engine_params p;
 	int fd;		   /* for SQEs: registered index 0, or p.fd */
 	uint8_t sqe_flags; /* IOSQE_FIXED_FILE if registered */
+	bool has_read;	   /* IORING_OP_READ/WRITE (5.6+) */
 	unsigned queued;   /* prepared, not yet submitted */
 	unsigned inflight; /* submitted or queued, no completion yet */
 	bool reaping;
@@ -80,6 +81,7 @@ static int uring_init(const struct blk_engine_params *p,
 		      struct blk_engine **out)
 {
 	struct blk_uring *u = calloc(1, sizeof(*u));
+	struct io_uring_probe *probe;
 	int ret = -EINVAL;
 
 	if (!u)
@@ -101,9 +103,10 @@ static int uring_init(const struct blk_engine_params *p,
 		free(u);
 		return ret;
 	}
-	/* Optional (5.18 / 5.1): the ring's and the image's file references
-	 * are taken once here instead of on every io_uring_enter and every
-	 * request. Without them everything works the same, a bit slower. */
+	/* Optional (5.18 / 5.1 / 5.6): the ring's and the image's file
+	 * references are taken once here instead of on every io_uring_enter
+	 * and every request; READ/WRITE where the kernel has them. Without
+	 * these everything works the same, a bit slower. */
 	io_uring_register_ring_fd(&u->ring);
 	u->fd = p->fd;
 	u->sqe_flags = 0;
@@ -111,6 +114,12 @@ static int uring_init(const struct blk_engine_params *p,
 		u->fd = 0; /* index in the registered file table */
 		u->sqe_flags = IOSQE_FIXED_FILE;
 	}
+	probe = io_uring_get_probe_ring(&u->ring); /* NULL before 5.6 */
+	u->has_read = probe &&
+		      io_uring_opcode_supported(probe, IORING_OP_READ) &&
+		      io_uring_opcode_supported(probe, IORING_OP_WRITE);
+	if (probe)
+		io_uring_free_probe(probe);
 	/* The ring fd is readable while completions wait: the queue's loop
 	 * wakes for I/O exactly like for a kick. */
 	ret = vd_loop_add(p->loop, u->ring.ring_fd, EPOLLIN, on_ring, u);
@@ -121,6 +130,24 @@ static int uring_init(const struct blk_engine_params *p,
 	}
 	*out = (struct blk_engine *)u;
 	return 0;
+}
+
+/* One buffer (the common 4 KiB request) goes as READ/WRITE, which spares
+ * the kernel importing an iovec array. */
+static void prep_rw(const struct blk_uring *u, struct io_uring_sqe *sqe,
+		    const struct blk_io *io)
+{
+	bool write = io->op == BLK_OP_WRITE;
+
+	if (io->n_iov == 1 && u->has_read)
+		io_uring_prep_rw(write ? IORING_OP_WRITE : IORING_OP_READ, sqe,
+				 u->fd, io->iov[0].iov_base,
+				 (unsigned)io->iov[0].iov_len, io->off);
+	else
+		io_uring_prep_rw(write ? IORING_OP_WRITEV : IORING_OP_READV,
+				 sqe, u->fd, io->iov, io->n_iov, io->off);
+	if (write)
+		sqe->rw_flags = io->rw_flags;
 }
 
 static int uring_queue(struct blk_engine *e, struct blk_io *io)
@@ -138,36 +165,15 @@ static int uring_queue(struct blk_engine *e, struct blk_io *io)
 	}
 	switch (io->op) {
 	case BLK_OP_READ:
-		/* One buffer (the common 4 KiB request): READ/WRITE spare the
-		 * kernel importing an iovec array. */
-		if (io->n_iov == 1)
-			io_uring_prep_read(sqe, u->fd, io->iov[0].iov_base,
-					   (unsigned)io->iov[0].iov_len,
-					   io->off);
-		else
-			io_uring_prep_readv(sqe, u->fd, io->iov, io->n_iov,
-					    io->off);
-		sqe->flags |= u->sqe_flags;
-		break;
 	case BLK_OP_WRITE:
-		if (io->n_iov == 1)
-			io_uring_prep_write(sqe, u->fd, io->iov[0].iov_base,
-					    (unsigned)io->iov[0].iov_len,
-					    io->off);
-		else
-			io_uring_prep_writev(sqe, u->fd, io->iov, io->n_iov,
-					     io->off);
-		sqe->rw_flags = io->rw_flags;
-		sqe->flags |= u->sqe_flags;
+		prep_rw(u, sqe, io);
 		break;
 	case BLK_OP_FSYNC:
 		io_uring_prep_fsync(sqe, u->fd, IORING_FSYNC_DATASYNC);
-		sqe->flags |= u->sqe_flags;
 		break;
 	case BLK_OP_FALLOCATE:
 		io_uring_prep_fallocate(sqe, u->fd, io->mode, (off_t)io->off,
 					(off_t)io->len);
-		sqe->flags |= u->sqe_flags;
 		break;
 	case BLK_OP_DISCARD:
 		/* BLKDISCARD has no io_uring opcode in liburing 2.3: run the
@@ -177,6 +183,8 @@ static int uring_queue(struct blk_engine *e, struct blk_io *io)
 		io_uring_prep_nop(sqe);
 		break;
 	}
+	if (io->op != BLK_OP_DISCARD)
+		sqe->flags |= u->sqe_flags;
 	io_uring_sqe_set_data(sqe, io);
 	u->queued++;
 	u->inflight++;

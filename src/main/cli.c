@@ -61,8 +61,8 @@ static const struct opt common_opts[] = {
 	{OPT_PRINT_CAPABILITIES, "print-capabilities", NULL,
 	 "print the vhost-user backend capabilities as JSON and exit"},
 	{OPT_POLL_US, "poll-us", "N",
-	 "after serving, busy-poll each queue this many microseconds before "
-	 "sleeping (default 0: never)"},
+	 "busy-poll each queue N microseconds after work before sleeping "
+	 "(default 0: off)"},
 	{OPT_LOG_LEVEL, "log-level", "err|warn|info|debug",
 	 "log verbosity (default info)"},
 	{OPT_SYSLOG, "syslog", NULL, "log to syslog instead of stderr"},

@@ -1,4 +1,4 @@
-/* virtio-blk I/O through both engines: random I/O checked against a shadow
+/* virtio-blk I/O through every engine: random I/O checked against a shadow
  * of the image, several queues at once, discard and write-zeroes on ext4
  * and tmpfs, ENOSPC and EFBIG answered with IOERR, O_DIRECT bounce, drain
  * on stop, batched notifications, and the fallback when io_uring is
@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "test_blk_env.h"
 #include "virtiod/log.h"
 
@@ -567,14 +568,93 @@ static void one_kick_batch_gets_few_notifications(void **state)
 		assert_true(env_img_equals(&env, (uint64_t)(got - r) * 4096,
 					   env_hva(&env, got->data), 4096));
 	}
-	/* io_uring: one submit, completions reaped and notified per batch.
-	 * Threads: completions arrive one by one, but never more than one
-	 * notification per request. */
-	if (strcmp(engine_of(state), "uring") == 0)
+	/* io_uring: one submit, completions reaped and notified per batch;
+	 * sync: the whole kick runs as one batch. Threads: completions arrive
+	 * one by one, but never more than one notification per request. */
+	if (strcmp(engine_of(state), "threads") != 0)
 		assert_true(atomic_load(&env.notifies[0]) <= 4);
 	else
 		assert_true(atomic_load(&env.notifies[0]) <= N);
 	assert_true(atomic_load(&env.notifies[0]) >= 1);
+}
+
+/* ------------------------------------------------------ busy polling */
+
+static int poll_teardown(void **state)
+{
+	vd_queue_set_default_poll_us(0);
+	return teardown(state);
+}
+
+/* With --poll-us the driver is asked not to kick after a batch, and the
+ * requests it adds meanwhile complete all the same: the queue thread finds
+ * them in the ring and the engine's completions without sleeping. tmpfs:
+ * io_uring completes there through io-wq workers, the case where polling
+ * must ask the kernel for the completions it holds back. */
+static void polling_serves_requests_without_kicks(void **state)
+{
+	enum { N = 16 };
+	struct env_req r[N];
+
+	vd_queue_set_default_poll_us(500000);
+	open_with(state, "/dev/shm", IMG_SIZE, NULL, NULL, NULL, VD_VQ_SPLIT,
+		  true);
+	vd_queue_set_default_poll_us(0);
+	for (unsigned i = 0; i < N; i++) {
+		env_req_alloc(&env, &r[i], 4096);
+		env_req_add(&env, 0, &r[i], VIRTIO_BLK_T_IN, i * 8, true,
+			    false);
+		/* The first may need a kick (the start-up window may have
+		 * passed); every later one finds the thread polling. */
+		if (i > 0)
+			assert_false(td_vq_kick_needed(env.vq[0]));
+		else
+			env_kick(&env, 0);
+		assert_ptr_equal(env_wait(&env, 0, NULL), &r[i]);
+		assert_int_equal(env_status(&env, &r[i]), VIRTIO_BLK_S_OK);
+		assert_true(env_img_equals(&env, (uint64_t)i * 4096,
+					   env_hva(&env, r[i].data), 4096));
+	}
+}
+
+/* ------------------------------------------------------ engine choice */
+
+/* tmpfs refuses RWF_NOWAIT, so io_uring would punt every request to a
+ * worker thread: by default such an image is served by the sync engine;
+ * an image on ext4 (reads go inline) keeps io_uring. */
+static void default_engine_is_sync_on_tmpfs_only(void **state)
+{
+	const char *out;
+
+	(void)state;
+	memset(&env, 0, sizeof(env));
+	env_image(&env, "/dev/shm", IMG_SIZE, false);
+	vd_log_set_level(VD_LOG_INFO);
+	lc_begin();
+	if (env_create(&env, NULL) != 0)
+		fail_msg("create: %s", env.err);
+	out = lc_end();
+	assert_int_equal(lc_count(out, "sync engine"), 1);
+	env_close(&env);
+
+	env_image(&env, "/tmp", IMG_SIZE, false);
+	lc_begin();
+	if (env_create(&env, NULL) != 0)
+		fail_msg("create: %s", env.err);
+	out = lc_end();
+	vd_log_set_level(VD_LOG_ERR);
+	assert_int_equal(lc_count(out, "sync engine"), 0);
+	/* and it serves */
+	env_start(&env, VD_VQ_SPLIT, 16, 0);
+	{
+		uint64_t d = td_mem_alloc(env.m, 4096, 4096);
+
+		assert_int_equal(
+			env_do(&env, 0, VIRTIO_BLK_T_IN, 8, d, 4096, NULL),
+			VIRTIO_BLK_S_OK);
+		assert_true(env_img_pattern(&env, 4096, 4096) &&
+			    env_img_equals(&env, 4096, env_hva(&env, d), 4096));
+	}
 }
 
 /* ------------------------------------------------------ engine fallback */
@@ -699,7 +779,8 @@ static void default_engine_falls_back_to_threads_without_io_uring(void **state)
 
 	(void)state;
 	memset(&env, 0, sizeof(env));
-	env_image(&env, "/dev/shm", IMG_SIZE, false);
+	/* Not tmpfs: there the default is the sync engine, no io_uring. */
+	env_image(&env, "/tmp", IMG_SIZE, false);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -713,32 +794,34 @@ static void default_engine_falls_back_to_threads_without_io_uring(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-#define BOTH(f)                                                                \
-	cmocka_unit_test_prestate_setup_teardown(f, NULL, teardown,            \
+#define ENGINES(f, td)                                                         \
+	cmocka_unit_test_prestate_setup_teardown(f, NULL, td,                  \
 						 (void *)"uring"),             \
-		cmocka_unit_test_prestate_setup_teardown(f, NULL, teardown,    \
-							 (void *)"threads")
+		cmocka_unit_test_prestate_setup_teardown(f, NULL, td,          \
+							 (void *)"threads"),   \
+		cmocka_unit_test_prestate_setup_teardown(f, NULL, td,          \
+							 (void *)"sync")
+#define EACH_ENGINE(f) ENGINES(f, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		BOTH(random_io_matches_shadow_split),
-		BOTH(random_io_matches_shadow_packed),
-		BOTH(several_queues_serve_concurrent_requests),
-		BOTH(discard_punches_hole_ext4),
-		BOTH(discard_punches_hole_tmpfs),
-		BOTH(write_zeroes_reads_back_zeros_ext4),
-		BOTH(write_zeroes_reads_back_zeros_tmpfs),
-		cmocka_unit_test_prestate_setup_teardown(
-			enospc_on_full_tmpfs_is_ioerr_and_device_goes_on, NULL,
-			enospc_teardown, (void *)"uring"),
-		cmocka_unit_test_prestate_setup_teardown(
-			enospc_on_full_tmpfs_is_ioerr_and_device_goes_on, NULL,
-			enospc_teardown, (void *)"threads"),
-		BOTH(efbig_past_rlimit_is_ioerr_and_device_goes_on),
-		BOTH(direct_misaligned_buffers_are_bounced),
-		BOTH(queue_stop_completes_every_request_in_flight),
-		BOTH(one_kick_batch_gets_few_notifications),
+		EACH_ENGINE(random_io_matches_shadow_split),
+		EACH_ENGINE(random_io_matches_shadow_packed),
+		EACH_ENGINE(several_queues_serve_concurrent_requests),
+		EACH_ENGINE(discard_punches_hole_ext4),
+		EACH_ENGINE(discard_punches_hole_tmpfs),
+		EACH_ENGINE(write_zeroes_reads_back_zeros_ext4),
+		EACH_ENGINE(write_zeroes_reads_back_zeros_tmpfs),
+		ENGINES(enospc_on_full_tmpfs_is_ioerr_and_device_goes_on,
+			enospc_teardown),
+		EACH_ENGINE(efbig_past_rlimit_is_ioerr_and_device_goes_on),
+		EACH_ENGINE(direct_misaligned_buffers_are_bounced),
+		EACH_ENGINE(queue_stop_completes_every_request_in_flight),
+		EACH_ENGINE(one_kick_batch_gets_few_notifications),
+		ENGINES(polling_serves_requests_without_kicks, poll_teardown),
+		cmocka_unit_test_teardown(default_engine_is_sync_on_tmpfs_only,
+					  teardown),
 		cmocka_unit_test_teardown(
 			default_engine_falls_back_to_threads_without_io_uring,
 			teardown),

@@ -114,6 +114,68 @@ static void translate_across_regions_gives_one_iovec_each(void **state)
 	fixture_fini(&f);
 }
 
+/* The hint is a shortcut, never a different answer: a hit, a miss, a
+ * range running past the hinted region, a hint left stale (or out of
+ * range) by a table change, and the budget all behave as without it. */
+static void translate_hint_gives_the_same_answers(void **state)
+{
+	struct fixture f;
+	struct vd_mem_hint h = {0};
+	struct iovec iov[4];
+	unsigned n = 0;
+
+	(void)state;
+	fixture_init(&f, true);
+	/* miss (hint 0), then the hint follows the hit */
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x3010, 0x100,
+						 VD_MEM_READ, iov, 4, &n),
+			 0);
+	assert_int_equal(h.region, 2);
+	assert_ptr_equal(iov[0].iov_base, f.buf[2] + 0x10);
+	n = 0;
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x4f00, 0x100,
+						 VD_MEM_WRITE, iov, 4, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_ptr_equal(iov[0].iov_base, f.buf[2] + 0x1f00);
+	/* past the end of the hinted region into a gap: refused */
+	n = 0;
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x4f00, 0x200,
+						 VD_MEM_READ, iov, 4, &n),
+			 -EFAULT);
+	assert_int_equal(n, 0);
+	/* before the hinted region: crosses two regions */
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x1f00, 0x1200,
+						 VD_MEM_READ, iov, 4, &n),
+			 0);
+	assert_int_equal(n, 3);
+	/* budget: a hit with no room left */
+	h.region = 0;
+	n = 4;
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x1000, 16,
+						 VD_MEM_READ, iov, 4, &n),
+			 -ENOBUFS);
+	assert_int_equal(n, 4);
+	/* wrapping 2^64 from inside the hinted region */
+	n = 0;
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x1000, ~0ull,
+						 VD_MEM_READ, iov, 4, &n),
+			 -EOVERFLOW);
+	/* the table shrinks under a hint that names a region now gone */
+	h.region = 3;
+	assert_int_equal(vd_mem_set_regions(f.mem, &f.r[0], 1), 0);
+	n = 0;
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x6000, 1,
+						 VD_MEM_READ, iov, 4, &n),
+			 -EFAULT);
+	assert_int_equal(vd_mem_translate_hinted(f.mem, &h, 0x1010, 1,
+						 VD_MEM_READ, iov, 4, &n),
+			 0);
+	assert_ptr_equal(iov[0].iov_base, f.buf[0] + 0x10);
+	assert_int_equal(h.region, 0);
+	fixture_fini(&f);
+}
+
 static void translate_outside_memory_is_efault(void **state)
 {
 	static const struct {
@@ -734,6 +796,7 @@ int main(void)
 		cmocka_unit_test(translate_within_one_region_gives_one_iovec),
 		cmocka_unit_test(translate_across_regions_gives_one_iovec_each),
 		cmocka_unit_test(translate_outside_memory_is_efault),
+		cmocka_unit_test(translate_hint_gives_the_same_answers),
 		cmocka_unit_test(translate_wrapping_2_64_is_eoverflow),
 		cmocka_unit_test(
 			translate_over_budget_is_enobufs_and_keeps_count),

@@ -41,8 +41,8 @@ struct qstate {
 struct echo {
 	struct vd_model m;
 	/* behaviour, set by the test before starting */
-	bool hold;	   /* keep popped chains until release_fd fires */
-	bool one_per_kick; /* pop one chain, then vd_queue_rekick */
+	bool hold;	    /* keep popped chains until release_fd fires */
+	bool one_per_kick;  /* pop one chain, then vd_queue_rekick */
 	atomic_bool refuse; /* pop nothing (a model waiting for a reset) */
 	int start_err;
 	/* observations */
@@ -764,8 +764,8 @@ static void model_that_stops_popping_does_not_make_the_thread_spin(void **state)
 		atomic_store(&echo.refuse, false);
 		kick(fx.kick_fd[0]);
 		WAIT_FOR(used_reached(0, 1));
-		assert_int_equal(
-			vd_queue_stop(q_at(0), NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(vd_queue_stop(q_at(0), NULL, NULL, NULL, NULL),
+				 0);
 		td_vq_free(fx.tq[0]);
 		fx.tq[0] = td_vq_new(fx.mem, VD_VQ_SPLIT, QSIZE, false, false);
 	}
