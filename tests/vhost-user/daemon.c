@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -79,6 +80,9 @@ void daemon_startv(struct daemon *d, const char *const *extra)
 	assert_true(d->pid >= 0);
 	if (d->pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
+
+		/* A test that ends early must not leave its daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 		dup2(null, 0);
 		dup2(logfd, 1);
