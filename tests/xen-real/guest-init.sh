@@ -45,7 +45,7 @@ end_guest() {
 	sleep 60
 }
 
-CASE=none FULL=0 KILL=0 END=poweroff TPUT=8
+CASE=none FULL=0 KILL=0 END=poweroff TPUT=8 want=
 parse_opts() {
 	for kv in "$@"; do
 		case $kv in

@@ -56,18 +56,23 @@ if ! have_debs "$ALL_DEBS"; then
 		{ apt-get update -qq >/dev/null && apt-get download $ALL_DEBS; }; })
 fi
 # x/: Xen + tools + generic kernel; xc/: cloud kernel
-extract() { # $1 dir, rest: package names
+extract() { # $1 dir, rest: package names (of the kernels: boot/ and a few modules)
 	local d=$1 stamp
 	shift
-	stamp=$(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')
+	stamp="v2 $(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')"
 	if [ "$(cat "$CACHE/$d.stamp" 2>/dev/null)" != "$stamp" ]; then
 		rm -rf "${CACHE:?}/$d"
 		mkdir -p "$CACHE/$d"
 		# etc/ and usr/share/ are not needed, and their *.d folders
 		# would confuse the Makefile's `find $(BUILD) -name '*.d'`
 		for p in "$@"; do
+			case $p in
+			linux-image-*) set -- ./boot './lib/modules/*/kernel/drivers/xen' \
+				'./lib/modules/*/kernel/drivers/virtio' './lib/modules/*/kernel/drivers/block' ;;
+			*) set -- . ;;
+			esac
 			dpkg-deb --fsys-tarfile "$CACHE/debs/${p}_"*.deb |
-				tar -x -C "$CACHE/$d" --exclude=./etc --exclude=./usr/share
+				tar -x -C "$CACHE/$d" --wildcards --exclude=./etc --exclude=./usr/share "$@"
 		done
 		echo "$stamp" >"$CACHE/$d.stamp"
 	fi
@@ -191,13 +196,16 @@ KILL_SECS=${KILL_SECS:-12}
 KILL_AFTER=${KILL_AFTER:-3}
 TPUT_MB=${TPUT_MB:-16}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}
-VD_EXIT_SECS=${VD_EXIT_SECS:-30}
+VD_EXIT_SECS=${VD_EXIT_SECS:-60}
 VD_ARGS="${VD_ARGS:-}"
 WATCH_ARGS="${WATCH_ARGS:---config /xr/xen-devices.conf}"
 VD_READY_RE="${VD_READY_RE:-ready|serving|watching}"
 EOF
 # x86: the toolstack gives the watcher no window and no IRQ; this mapping
-# does (devid 51712 is libxl's number for vdev=xvda)
-echo "blk domain=xenstore devid=${XS_DEVID:-51712} base=$BASE irq=$IRQ" >"$R/xr/xen-devices.conf"
+# does. devid 51776 is libxl's number for vdev=xvde: xvda..xvdd of an HVM
+# guest are also handed to QEMU as emulated IDE disks, even with
+# specification=virtio, so the guest would see the image twice (and SeaBIOS
+# would try to boot it).
+echo "blk domain=xenstore devid=${XS_DEVID:-51776} base=$BASE irq=$IRQ" >"$R/xr/xen-devices.conf"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/dom0-initrd.gz"
 echo "mkimages: $(du -h "$OUT/dom0-initrd.gz" | cut -f1) dom0 initrd, guest kernel $GKVER ($GUEST_FLAVOUR), dom0 kernel $KVER"

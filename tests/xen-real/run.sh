@@ -82,7 +82,7 @@ show() {
 		while IFS= read -r l; do printf '[%5ds] %s\n' $(($(now) - tq)) "$l"; done >>"$LOG.new"
 	n=$total
 	cat "$LOG.new" >>"$LOG"
-	grep -E 'XR-(T|D|CASE|RESULT)|XR-G .*(PHASE|RESULT|TPUT|FAIL|verified|dmesg)|\(XEN\).*(Panic|FATAL|BUG)' "$LOG.new" || true
+	grep -E 'XR-(T|D|CASE|RETRY|RESULT)|XR-G .*(PHASE|RESULT|TPUT|FAIL|verified|dmesg)|\(XEN\).*(Panic|FATAL|BUG)' "$LOG.new" || true
 	rm -f "$LOG.new"
 }
 while kill -0 "$QPID" 2>/dev/null; do
@@ -109,7 +109,7 @@ echo "  images: ${STAGES%% *}   Xen banner at ${xen_s:-?}s   dom0 /init at ${dom
 grep -oE 'XR-T .*' "$LOG" | sed 's/^XR-T /  /'
 echo "  $STAGES"
 echo "==== cases"
-grep -oE 'XR-CASE .*' "$LOG" | sed 's/^XR-CASE /  /'
+grep -oE 'XR-(CASE|RETRY) .*' "$LOG" | sed 's/^XR-CASE /  /; s/^XR-RETRY \([^ ]*\) /  \1 boot flake, retried: /'
 tp=$(grep -oE 'XR-G .*TPUT .*' "$LOG" | sed 's/.*TPUT /  /')
 [ -n "$tp" ] && { echo "==== guest throughput through virtiod (dd, O_DIRECT, 1 MiB requests)"; echo "$tp"; }
 res=$(grep -oE 'XR-RESULT .*' "$LOG" | tail -n 1)
