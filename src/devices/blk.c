@@ -30,6 +30,8 @@ static const struct vd_device_option blk_options[] = {
 	 "threads where io_uring is unavailable)"},
 	{"logical-block-size", "512|4096",
 	 "block size the guest sees (default 512, or what --direct needs)"},
+	{"no-packed", NULL,
+	 "do not offer VIRTIO_F_RING_PACKED: the driver uses split rings"},
 	/* The names docs/interop/vhost-user.json gives "block" backends,
 	 * so launchers that follow it work unchanged. */
 	{"blk-file", "PATH", "same as --disk"},
@@ -93,6 +95,10 @@ static int blk_opts_set(void *opts, const char *name, const char *value,
 	}
 	if (strcmp(name, "direct") == 0) {
 		o->direct = true;
+		return 0;
+	}
+	if (strcmp(name, "no-packed") == 0) {
+		o->no_packed = true;
 		return 0;
 	}
 	if (!value)
@@ -374,8 +380,8 @@ static int blk_queue_start(void *model, struct vd_queue *q)
 		return ret;
 	}
 	vd_queue_set_model_data(q, bq);
-	vd_debug(bq->who, "started, %s engine, depth %u", bq->eng_ops->name,
-		 bq->depth);
+	vd_info(bq->who, "started, %s engine, depth %u", bq->eng_ops->name,
+		bq->depth);
 	return 0;
 }
 
@@ -550,6 +556,8 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 	d->model.type_name = "blk";
 	d->model.device_id = VIRTIO_ID_BLOCK;
 	d->model.features = blk_offered(d);
+	if (o->no_packed)
+		d->model.features &= ~(1ULL << VIRTIO_F_RING_PACKED);
 	d->model.num_queues = (uint16_t)o->num_queues;
 	d->model.max_queue_size = (uint16_t)o->queue_size;
 	d->model.config_size = sizeof(struct virtio_blk_config);

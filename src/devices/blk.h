@@ -51,6 +51,7 @@ struct blk_opts {
 	char *disk;
 	bool readonly;
 	bool direct;
+	bool no_packed; /* withhold VIRTIO_F_RING_PACKED */
 	unsigned num_queues;
 	unsigned queue_size;
 	unsigned lbs; /* 0: chosen from the backing store */

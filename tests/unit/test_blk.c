@@ -628,6 +628,26 @@ static void wce_writes_do_not_flood_the_log(void **state)
 	assert_int_equal(ENV_CFG(&env, wce), 1);
 }
 
+/* --no-packed: what a user sets when a driver or transport mishandles
+ * packed rings; everything else stays offered. */
+static void no_packed_withholds_ring_packed_only(void **state)
+{
+	static const char *const opts[] = {"no-packed", NULL, NULL};
+	uint64_t f;
+
+	(void)state;
+	memset(&env, 0, sizeof(env));
+	env_image(&env, DIR, IMG_SIZE, false);
+	if (env_create(&env, opts) != 0)
+		fail_msg("create: %s", env.err);
+	f = env.model->features;
+	assert_false(f & 1ULL << VIRTIO_F_RING_PACKED);
+	assert_true(f & 1ULL << VIRTIO_F_VERSION_1);
+	assert_true(f & 1ULL << VIRTIO_RING_F_EVENT_IDX);
+	assert_true(f & 1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	assert_true(f & 1ULL << VIRTIO_BLK_F_FLUSH);
+}
+
 /* -------------------------------------------------------------- options */
 
 static void option_errors_name_option_and_value(void **state)
@@ -731,6 +751,8 @@ int main(void)
 			discard_and_write_zeroes_segments_are_validated,
 			teardown),
 		cmocka_unit_test_teardown(discard_without_negotiation_is_unsupp,
+					  teardown),
+		cmocka_unit_test_teardown(no_packed_withholds_ring_packed_only,
 					  teardown),
 		cmocka_unit_test_teardown(config_space_describes_the_disk,
 					  teardown),

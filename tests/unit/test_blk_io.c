@@ -568,11 +568,13 @@ static void one_kick_batch_gets_few_notifications(void **state)
 		assert_true(env_img_equals(&env, (uint64_t)(got - r) * 4096,
 					   env_hva(&env, got->data), 4096));
 	}
-	/* io_uring: one submit, completions reaped and notified per batch;
-	 * sync: the whole kick runs as one batch. Threads: completions arrive
-	 * one by one, but never more than one notification per request. */
-	if (strcmp(engine_of(state), "threads") != 0)
-		assert_true(atomic_load(&env.notifies[0]) <= 4);
+	/* sync: the whole kick runs as one batch, so one notification.
+	 * io_uring and threads complete asynchronously (on tmpfs io_uring
+	 * hands every request to io-wq), so how completions group into
+	 * batches is up to the scheduler: never more than one notification
+	 * per request is all that holds every time. */
+	if (strcmp(engine_of(state), "sync") == 0)
+		assert_int_equal(atomic_load(&env.notifies[0]), 1);
 	else
 		assert_true(atomic_load(&env.notifies[0]) <= N);
 	assert_true(atomic_load(&env.notifies[0]) >= 1);
