@@ -8,14 +8,16 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts
-mount -t tmpfs -o size=600m tmpfs /tmp
+mount -t tmpfs -o size=700m tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /run/xen /run/xenstored /var/run/xen /var/log/xen/console
 up() { cut -d' ' -f1 /proc/uptime; }
 echo "XR-T stage=dom0-userspace uptime=$(up)"
 
 t0=$(up)
-for m in xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc; do
+# Xen's drivers, then ext4 (for the image store on ext4), loop and
+# xen-blkback (the PV disk of the blkback comparison), dependencies first
+for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || echo "XR-D insmod $m failed"
 done
 mount -t xenfs xenfs /proc/xen

@@ -1,42 +1,65 @@
 #!/bin/sh
 # Runs in dom0 after dom0-init.sh has the toolstack up: the cases of
-# tests/xen-real, one HVM guest each, in sequence on the same Xen boot.
-# Prints one "XR-CASE <name> PASS|FAIL <details>" line per case and a final
-# "XR-RESULT PASS|FAIL ..." line that run.sh on the host turns into an exit code.
+# tests/xen-real in sequence on one Xen boot. Prints one "XR-CASE <name>
+# PASS|FAIL <details>" line per case and a final "XR-RESULT PASS|FAIL ..."
+# line that run.sh on the host turns into an exit code.
 #
-# Cases (XR_CASES in /xr/config):
-#   probe     no daemon: the guest finds LNRO0005 and virtio_mmio tries to probe
-#   explicit  virtiod blk --xen-domid ... : patterns, throughput, ext2, then
-#             SIGKILL + restart of virtiod during guest I/O; image checked here
-#   destroy   virtiod blk ... ; xl destroy while the guest writes: virtiod must
-#             tear down and exit, the domain must vanish (no leaked mappings),
-#             and Xen must log no error
-#   xenstore  virtiod xen-watch, guest config with a specification=virtio disk:
-#             xl create must see InitWait (state 2) within its 10 s, I/O works;
-#             then xl destroy during guest I/O: the device process ends, the
-#             watcher stays
+# Cases (XR_CASES in /xr/config; default: every guest of /xr/matrix):
+#   <guest>  a matrix guest: boot it, serve its three virtio-blk devices as
+#            the matrix says, let vd-verify run on all of them, check every
+#            image here against the guest's record (see matrix.txt)
+#   probe    no daemon: the guest finds LNRO0005 and virtio_mmio tries to probe
+#   soak     SOAK_N boots of one guest (SOAK_GUEST=kernel:boot) with a short
+#            verify each: how often the nested guest dies, and where
+#
+# A guest that dies before its userspace has met no virtio device (the
+# drivers load in userspace): its case runs again, up to BOOT_RETRIES
+# times. A guest that dies later fails its case: never retried.
 . /xr/config
 VD=/usr/bin/virtiod
 up() { cut -d' ' -f1 /proc/uptime; }
 since() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "XR-D [$(up)] $*"; }
 stage() { echo "XR-T case=$CASE stage=$1 secs=$2"; }
+secs() { cut -d. -f1 /proc/uptime; }
+GUEST_RESULT='XR-G \[[ 0-9.]*\] RESULT '
+
+# ---------------------------------------------------------------- matrix
+# guest_attr NAME -> ID KERNEL BOOT MODE END; dev_rows ID -> its dev lines
+guest_row() { awk -v n="$1" '$1 == "guest" && $2 == n { print $3, $4, $5, $6, $7 }' /xr/matrix; }
+dev_rows() { awk -v id="$1" '$1 == "dev" && $2 == id { print $3, $4, $5, $6, $7, $8 }' /xr/matrix; }
+matrix_guests() { awk '$1 == "guest" { print $2 }' /xr/matrix; }
+
+# slot N -> window base and IRQ from XR_DEVS ("BASE:IRQ ...")
+slot_base() { echo "$XR_DEVS" | tr ' ' '\n' | sed -n "$(($1 + 1))p" | cut -d: -f1; }
+slot_irq() { echo "$XR_DEVS" | tr ' ' '\n' | sed -n "$(($1 + 1))p" | cut -d: -f2; }
+# libxl 4.17 devids of xvde, xvdf, xvdg: xvda..xvdd of an HVM guest would
+# also be handed to QEMU as emulated IDE disks
+slot_vdev() { echo "xvde xvdf xvdg xvdh" | cut -d' ' -f$(($1 + 1)); }
+slot_devid() { echo $((51776 + 16 * $1)); }
 
 # ---------------------------------------------------------------- helpers
-# make_cfg NAME [DISK_LINE] > /tmp/NAME.cfg
-# The guest boots from a small FAT image (syslinux, kernel, initrd) that
-# QEMU serves as a virtio-blk PCI disk: SeaBIOS reads it by DMA. With
-# kernel=/ramdisk= QEMU would load them through fw_cfg port I/O (Xen's QEMU
-# has no fw_cfg DMA), a few bytes per microsecond: minutes per boot.
-# No emulated serial port either: each byte would be an ioreq to QEMU.
+# make_cfg NAME KERNEL BOOT [EXTRA_LINE] > /tmp/NAME.cfg
+# disk: the guest boots from a small FAT image (syslinux, kernel, initrd)
+# that QEMU serves as a virtio-blk PCI disk; SeaBIOS reads it by DMA.
+# direct: xl kernel=/ramdisk=: QEMU loads them through fw_cfg port I/O
+# (Xen's QEMU has no fw_cfg DMA), one ioreq per page and a per-byte loop in
+# QEMU: the slow way, but what users of direct boot get.
+# No emulated serial port: each byte would be an ioreq to QEMU.
 make_cfg() {
+	case $3 in
+	disk) _bootcfg="boot = \"c\"
+device_model_args_hvm = [ \"-drive\", \"file=/boot/guest-boot-$2.img,if=none,id=xrboot,format=raw,readonly=on\",
+                          \"-device\", \"virtio-blk-pci,drive=xrboot,bootindex=0\" ]" ;;
+	direct) _bootcfg="kernel = \"/boot/vmlinuz-$2\"
+ramdisk = \"/boot/guest-initrd\"
+extra = \"console=hvc0 loglevel=4\"" ;;
+	esac
 	cat >/tmp/$1.cfg <<EOF
 name = "$1"
 type = "hvm"
 device_model_version = "qemu-xen"
-boot = "c"
-device_model_args_hvm = [ "-drive", "file=/boot/guest-boot.img,if=none,id=xrboot,format=raw,readonly=on",
-                          "-device", "virtio-blk-pci,drive=xrboot,bootindex=0" ]
+$_bootcfg
 memory = $GUEST_MEM
 vcpus = 1
 vnc = 0
@@ -46,18 +69,10 @@ vga = "none"
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
-$2
+$4
 EOF
 }
 
-# new_image PATH OPTIONS: 96 MiB of zeros, the guest's options in sector 0
-new_image() {
-	rm -f "$1"
-	dd if=/dev/zero of="$1" bs=1M count=0 seek=$IMG_MB 2>/dev/null
-	echo "xr-options: $2" | dd of="$1" conv=notrunc 2>/dev/null
-}
-
-# guest_console NAME: the xenconsoled log of the guest's hvc0
 gcon() { echo /var/log/xen/console/guest-$1.log; }
 
 # follow NAME: copy the guest console to our console, prefixed
@@ -79,8 +94,8 @@ unfollow() {
 # wait_line NAME REGEX SECS: 0 once the guest console has a matching line;
 # 1 on timeout; 2 if the domain went away first
 wait_line() {
-	_end=$(($(cut -d. -f1 /proc/uptime) + $3))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do
+	_end=$(($(secs) + $3))
+	while [ "$(secs)" -lt $_end ]; do
 		grep -qE "$2" "$(gcon "$1")" 2>/dev/null && return 0
 		xl domid "$1" >/dev/null 2>&1 || {
 			sleep 1
@@ -94,8 +109,8 @@ wait_line() {
 
 # wait_gone NAME SECS: 0 once no domain of that name is left
 wait_gone() {
-	_end=$(($(cut -d. -f1 /proc/uptime) + $2))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do
+	_end=$(($(secs) + $2))
+	while [ "$(secs)" -lt $_end ]; do
 		xl domid "$1" >/dev/null 2>&1 || return 0
 		sleep 0.3
 	done
@@ -104,8 +119,8 @@ wait_gone() {
 
 # wait_exit PID SECS: 0 once the process is gone (its status in WAITRC)
 wait_exit() {
-	_end=$(($(cut -d. -f1 /proc/uptime) + $2))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do
+	_end=$(($(secs) + $2))
+	while [ "$(secs)" -lt $_end ]; do
 		if ! kill -0 "$1" 2>/dev/null; then
 			wait "$1" 2>/dev/null
 			WAITRC=$?
@@ -135,101 +150,133 @@ create() {
 	log "domain $1 is $DOMID (paused)"
 }
 
-# start_vd LOG ARGS...: virtiod in the background; VDPID
-start_vd() {
-	_log=$1
-	shift
-	log "starting: virtiod $*"
-	"$VD" "$@" >"$_log" 2>&1 &
-	VDPID=$!
-}
-
-# vd_ready LOG SECS: wait for the daemon to say it serves (or fail)
+# vd_ready LOG PID SECS [COUNT]: wait until the log says COUNT (1) devices
+# serve, or the process is gone
 vd_ready() {
-	_end=$(($(cut -d. -f1 /proc/uptime) + $2))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do
-		grep -qiE "$VD_READY_RE" "$1" 2>/dev/null && return 0
-		kill -0 "$VDPID" 2>/dev/null || return 1
+	_end=$(($(secs) + $3))
+	while [ "$(secs)" -lt $_end ]; do
+		[ "$(grep -cE 'serving domain|watching' "$1" 2>/dev/null)" -ge "${4:-1}" ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
 	done
 	return 1
 }
 
-# check_image IMG: every "EXPECT" and "FILE" line of the guest console must
-# match the image; sets IMGSUM
-check_image() {
-	_img=$1 _n=0 _bad=0
-	for kv in $(grep -o 'EXPECT off_mb=[0-9]* len=[0-9]* md5=[0-9a-f]*' "$(gcon "$CASE")" |
-		sed 's/EXPECT //; s/ /,/g'); do
-		_off=$(echo "$kv" | sed 's/.*off_mb=\([0-9]*\).*/\1/')
-		_md5=$(echo "$kv" | sed 's/.*md5=\([0-9a-f]*\).*/\1/')
-		_got=$(dd if="$_img" bs=1M skip="$_off" count=4 2>/dev/null | md5sum | cut -d' ' -f1)
-		_n=$((_n + 1))
-		if [ "$_got" != "$_md5" ]; then
-			_bad=$((_bad + 1))
-			log "image $_img at $_off MiB: $_got, guest wrote $_md5"
-		fi
-	done
-	_fs=none
-	_fmd5=$(grep -o 'FILE name=file.bin md5=[0-9a-f]*' "$(gcon "$CASE")" | tail -n 1 | sed 's/.*md5=//')
-	if [ -n "$_fmd5" ]; then
-		# the ext2 filesystem occupies the first 32 MiB of the image
-		dd if="$_img" of=/tmp/fs.img bs=1M count=32 2>/dev/null
-		if e2fsck -fn /tmp/fs.img >/tmp/e2fsck.log 2>&1; then
-			_got=$(debugfs -R "cat /file.bin" /tmp/fs.img 2>/dev/null | md5sum | cut -d' ' -f1)
-			if [ "$_got" = "$_fmd5" ]; then _fs=ok; else
-				_fs=bad-file
-				_bad=$((_bad + 1))
-				log "file.bin in the image: $_got, guest wrote $_fmd5"
-			fi
-		else
-			_fs=fsck-failed
-			_bad=$((_bad + 1))
-			sed 's/^/XR-D e2fsck: /' /tmp/e2fsck.log | tail -n 20
-		fi
-		rm -f /tmp/fs.img
-	fi
-	IMGSUM="regions=$_n bad=$_bad fs=$_fs"
-	[ $_n -gt 0 ] && [ $_bad = 0 ]
-}
-
-# xen_errors: new Xen console lines (since the case began) that look like errors
+# xen_errors: new Xen console lines (since the case began) that look like
+# errors; the count on stdout, the lines on the console
 xen_errors() {
 	xl dmesg -c >/tmp/xl-dmesg-$CASE.log 2>&1
 	# "(dN) ..." lines are the guest firmware's debug output, not Xen's
 	grep -vE '^\(d[0-9]+\) ' /tmp/xl-dmesg-$CASE.log |
-		grep -iE 'error|fail|bug|crash|fatal|assert|panic|leak|warn' >/tmp/xl-dmesg-$CASE.err
-	# the Xen log of the case goes to the console, the count to the caller
-	grep -vE '^\(d[0-9]+\) |HVM.* (save|restore):' /tmp/xl-dmesg-$CASE.log |
-		sed 's/^/XR-D xl dmesg: /' | tail -n 40 >&2
+		grep -iE 'error|fail|bug|crash|fatal|assert|panic|leak|warn|triple' >/tmp/xl-dmesg-$CASE.err
 	sed 's/^/XR-D xen error: /' /tmp/xl-dmesg-$CASE.err >&2
 	grep -c . /tmp/xl-dmesg-$CASE.err
 }
 
-dump_vd() { [ -f "$1" ] && tail -n "${2:-40}" "$1" | sed "s|^|XR-D $(basename "$1"): |"; }
+dump_log() { [ -f "$1" ] && tail -n "${2:-40}" "$1" | sed "s|^|XR-D $(basename "$1"): |"; }
 
-# tput_line: the guest's throughput figures, for the case line
-tput() {
-	_w=$(grep -o 'TPUT op=write .*kbps=[0-9]*' "$(gcon "$CASE")" | sed 's/.*kbps=//' | tail -n 1)
-	_r=$(grep -o 'TPUT op=read .*kbps=[0-9]*' "$(gcon "$CASE")" | sed 's/.*kbps=//' | tail -n 1)
-	[ -n "$_w$_r" ] && echo "write_kbps=${_w:-?} read_kbps=${_r:-?}"
+# ---------------------------------------------------------------- devices
+# The image store: tmpfs is dom0's /tmp; ext4 a filesystem in a loop file
+# (also on tmpfs: what matters is the filesystem virtiod writes through).
+setup_ext4() {
+	[ -d /ext4/lost+found ] && return 0
+	truncate -s 400M /tmp/ext4.fs
+	/usr/sbin/mke2fs -q -t ext4 -F /tmp/ext4.fs >/tmp/mke2fs.log 2>&1 || { cat /tmp/mke2fs.log; return 1; }
+	mkdir -p /ext4
+	mount -t ext4 -o loop /tmp/ext4.fs /ext4 || return 1
+	log "ext4 store: $(grep ' /ext4 ' /proc/mounts)"
+}
+
+img_path() { # STORE ID SLOT
+	case $1 in
+	tmpfs) echo /tmp/img-$2$3.img ;;
+	ext4) echo /ext4/img-$2$3.img ;;
+	esac
+}
+
+# vd_args ENGINE RING CACHE: the device options of a matrix slot, for the
+# command line (--) or the watcher's mapping file (no --)
+vd_opts() {
+	_o="io-engine=$1 serial=$4"
+	[ "$2" = split ] && _o="$_o no-packed"
+	[ "$3" = nocache ] && _o="$_o map-cache-size=0"
+	echo "$_o"
+}
+cli_opts() { for w in $(vd_opts "$@"); do echo "--$w"; done | sed 's/=/ /' | tr '\n' ' '; }
+
+# start_explicit SLOT LOG: one virtiod for slot SLOT of the current case
+start_explicit() {
+	eval "_a=\$ARGS_$1"
+	log "starting: virtiod blk $_a"
+	# shellcheck disable=SC2086
+	$VD blk $_a >>"$2" 2>&1 &
+	eval "PID_$1=$!"
+}
+
+# ---------------------------------------------------------------- the guest's verdict
+# check_slot SLOT: what the guest, virtiod and the image say about one
+# device; sets SLOT_OK (1/0) and SLOT_DET
+check_slot() {
+	eval "_eng=\$ENG_$1 _ring=\$RING_$1 _cache=\$CACHE_$1 _img=\$IMG_$1 _ser=\$SER_$1 _log=\$LOG_$1"
+	SLOT_OK=1 SLOT_DET=
+	_con=$(gcon "$CASE")
+	# the guest negotiated what the matrix asked for (virtio 1.2: bit 34
+	# RING_PACKED, 28 INDIRECT_DESC, 29 EVENT_IDX; Linux prints bit 0 first)
+	_feat=$(grep -o "DISK dev=[a-z]* serial=$_ser .*features=[01]*" "$_con" | tail -n 1 | sed 's/.*features=//')
+	_p=$(echo "$_feat" | cut -c35)
+	_ie=$(echo "$_feat" | cut -c29-30)
+	_want=0; [ "$_ring" = packed ] && _want=1
+	if [ "$_p" != "$_want" ] || [ "$_ie" != 11 ]; then
+		SLOT_OK=0
+		SLOT_DET="$SLOT_DET features=${_feat:-none}(want-packed=$_want)"
+	fi
+	# the engine the queue really ran (no silent fallback)
+	eval "_tag=\$TAG_$1"
+	_engs=$(grep -F "$_tag q" "$_log" | grep -o 'started, [a-z]* engine' |
+		sort -u | sed 's/started, //; s/ engine//' | tr '\n' ' ')
+	[ "$_engs" = "$_eng " ] || { SLOT_OK=0; SLOT_DET="$SLOT_DET engines=${_engs:-none}"; }
+	# the mapping cache did (or did not) do the work
+	_mem=$(grep -F "$_tag]: guest memory: " "$_log" | grep -o 'guest memory: .*' | tail -n 1)
+	_maps=$(echo "$_mem" | sed -n 's/guest memory: \([0-9]*\) foreign map calls.*/\1/p')
+	_hits=$(echo "$_mem" | sed -n 's/.* \([0-9]*\) hits.*/\1/p')
+	case $_cache in
+	cache) [ -n "$_maps" ] && [ "${_hits:-0}" -gt "$_maps" ] || { SLOT_OK=0; SLOT_DET="$SLOT_DET cache-unused"; } ;;
+	# (without a cache the rings, pinned while in use, can still hit)
+	nocache) [ -n "$_maps" ] && [ "$_maps" -ge 100 ] && [ $((${_hits:-0} * 10)) -lt "$_maps" ] ||
+		{ SLOT_OK=0; SLOT_DET="$SLOT_DET cache-not-off"; } ;;
+	esac
+	# the guest's verdict and record
+	_res=$(grep "XR-G V $_ser: " "$_con" | grep -o 'VD-VERIFY RESULT .*' | tail -n 1)
+	_sum=$(echo "$_res" | grep -o 'record_sum=[0-9a-fx]*' | cut -d= -f2)
+	case $_res in
+	"VD-VERIFY RESULT PASS"*) ;;
+	*) SLOT_OK=0; SLOT_DET="$SLOT_DET guest='${_res:-no result}'" ;;
+	esac
+	# dom0's view of the image against the guest's record
+	if [ -n "$_sum" ] && vd-verify check --image "$_img" --expect-sum "$_sum" >/tmp/check-$1.log 2>&1; then
+		_chk=ok
+	else
+		_chk=FAIL
+		SLOT_OK=0
+		sed "s/^/XR-D check $_ser: /" /tmp/check-$1.log | tail -n 15
+	fi
+	_ops=$(echo "$_res" | grep -oE ' (ops|bytes_w|bytes_r|flushes|discards|qd1|qd32)=[0-9]*' | tr -d '\n')
+	SLOT_DET="$_ser:$_eng/$_ring/$_cache/$(eval echo \$STORE_$1) image=$_chk maps=${_maps:-?} hits=${_hits:-?}${_ops}$SLOT_DET"
 }
 
 # finish STATUS DETAILS: print the case line, clean up whatever is left.
-# A guest that died before reaching its userspace never met virtiod: that is
-# the boot path (once seen: a triple fault in SeaBIOS's virtio-blk code while
-# syslinux loaded the kernel). Such a case is run again, once.
 finish() {
 	unfollow
 	xl destroy "$CASE" 2>/dev/null
-	for p in $VDPID $WATCHPID; do kill -KILL "$p" 2>/dev/null; done
-	VDPID='' WATCHPID=''
-	if [ "$1" != PASS ] && [ "$ATTEMPT" = 1 ] && [ -n "$DOMID" ] &&
+	for p in $ALLPIDS; do kill -KILL "$p" 2>/dev/null; done
+	ALLPIDS=
+	# a guest that died before its userspace never met virtiod
+	if [ "$1" != PASS ] && [ "$ATTEMPT" -le "$BOOT_RETRIES" ] && [ -n "$DOMID" ] &&
 		! grep -q 'PHASE userspace' "$(gcon "$CASE")" 2>/dev/null; then
-		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt1.log 2>&1
-		log "case $CASE: the guest died before its userspace ($(grep -c 'Triple fault' \
-			/tmp/xl-dmesg-$CASE-attempt1.log) triple faults in the Xen log): boot flake, running the case again"
-		echo "XR-RETRY $CASE $1 $2"
+		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log 2>&1
+		_tf=$(grep -c 'Triple fault' /tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log)
+		log "case $CASE: the guest died before its userspace ($_tf triple faults in the Xen log): boot flake, running the case again"
+		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_faults=$_tf $2"
 		RETRY=1
 		return
 	fi
@@ -237,23 +284,209 @@ finish() {
 	[ "$1" = PASS ] || FAILED="$FAILED $CASE"
 }
 
-# wait_result SECS: wait for the guest's RESULT line; sets GRES
-wait_result() {
+# ---------------------------------------------------------------- a matrix guest
+case_matrix() {
+	set -- $(guest_row "$CASE")
+	_id=$1 _kernel=$2 _boot=$3 _mode=$4 _end=$5
+	SLOTS=
+	_disks=
+	_map=/tmp/$CASE.conf
+	: >"$_map"
+	ALLPIDS=
+	while read -r _slot _eng _ring _cache _store _event; do
+		_img=$(img_path "$_store" "$_id" "$_slot")
+		rm -f "$_img"
+		truncate -s "${IMG_MB}M" "$_img"
+		_ser=xr.$_id.$_slot
+		[ "$_end" = destroy ] && [ "$_slot" = 0 ] && _ser=$_ser.b
+		_base=$(slot_base "$_slot") _irq=$(slot_irq "$_slot")
+		eval "ENG_$_slot=$_eng RING_$_slot=$_ring CACHE_$_slot=$_cache STORE_$_slot=$_store"
+		eval "EVENT_$_slot=$_event IMG_$_slot=$_img SER_$_slot=$_ser LOG_$_slot=/tmp/vd-$CASE-$_slot.log"
+		# how the shim names the device in the log
+		eval "TAG_$_slot=blk0"
+		[ "$_mode" = watch ] && eval "TAG_$_slot=dev$(slot_devid "$_slot")"
+		: >/tmp/vd-$CASE-$_slot.log
+		if [ "$_mode" = explicit ]; then
+			eval "ARGS_$_slot=\"--xen-domid @DOMID@ --mmio-base $_base --irq $_irq --disk $_img $(cli_opts "$_eng" "$_ring" "$_cache" "$_ser") $VD_ARGS\""
+		else
+			echo "blk domain=$CASE devid=$(slot_devid "$_slot") base=$_base irq=$_irq $(vd_opts "$_eng" "$_ring" "$_cache" "$_ser")" >>"$_map"
+			_disks="$_disks${_disks:+, }'vdev=$(slot_vdev "$_slot"), format=raw, specification=virtio, target=$_img'"
+		fi
+		SLOTS="$SLOTS $_slot"
+	done <<EOF
+$(dev_rows "$_id")
+EOF
+	log "case $CASE: kernel=$_kernel boot=$_boot mode=$_mode end=$_end slots:$(for s in $SLOTS; do eval echo -n "\" \$SER_$s=\$ENG_$s/\$RING_$s/\$CACHE_$s/\$STORE_$s/\$EVENT_$s\""; done)"
+
+	if [ "$_mode" = watch ]; then
+		sed 's/^/XR-D mapping: /' "$_map"
+		_wlog=/tmp/vd-$CASE-watch.log
+		: >"$_wlog"
+		log "starting: virtiod xen-watch --config $_map"
+		$VD xen-watch --config "$_map" $VD_ARGS >"$_wlog" 2>&1 &
+		WATCHPID=$!
+		ALLPIDS=$WATCHPID
+		for s in $SLOTS; do eval "LOG_$s=$_wlog"; done
+		if ! vd_ready "$_wlog" "$WATCHPID" 30; then
+			dump_log "$_wlog"
+			finish FAIL "virtiod xen-watch did not become ready"
+			return
+		fi
+		make_cfg "$CASE" "$_kernel" "$_boot" "disk = [ $_disks ]"
+	else
+		make_cfg "$CASE" "$_kernel" "$_boot"
+	fi
+	if ! create "$CASE"; then
+		[ -n "$WATCHPID" ] && dump_log "$_wlog"
+		finish FAIL "xl-create"
+		return
+	fi
+	follow "$CASE"
 	_t=$(up)
-	wait_line "$CASE" 'PHASE userspace' "$1"
-	stage unpause-to-guest-userspace "$(since "$_t")"
-	wait_line "$CASE" 'RESULT ' "$1"
-	GRES=$(grep -o 'RESULT .*' "$(gcon "$CASE")" | head -n 1 | tr -d '\r')
-	stage unpause-to-guest-result "$(since "$_t")"
+	if [ "$_mode" = explicit ]; then
+		for s in $SLOTS; do
+			eval "ARGS_$s=\$(echo \"\$ARGS_$s\" | sed s/@DOMID@/$DOMID/)"
+			eval "_l=\$LOG_$s"
+			start_explicit "$s" "$_l"
+			eval "ALLPIDS=\"\$ALLPIDS \$PID_$s\""
+		done
+		for s in $SLOTS; do
+			eval "_l=\$LOG_$s _p=\$PID_$s"
+			if ! vd_ready "$_l" "$_p" 30; then
+				dump_log "$_l"
+				finish FAIL "virtiod for slot $s did not become ready"
+				return
+			fi
+		done
+	else
+		# libxl 4.17 waited for InitWait; every node must say so
+		_be=/local/domain/0/backend/virtio_disk/$DOMID
+		_st=
+		for s in $SLOTS; do _st="$_st$(xenstore-read "$_be/$(slot_devid "$s")/state" 2>/dev/null)"; done
+		log "backend states: $_st"
+		if [ "$_st" != "$(for s in $SLOTS; do printf 2; done)" ]; then
+			xenstore-ls -f "$_be" 2>/dev/null | sed 's/^/XR-D xenstore: /'
+			finish FAIL "backend states '$_st', expected InitWait (2) for each"
+			return
+		fi
+	fi
+	stage devices-ready "$(since "$_t")"
+	xl unpause "$CASE"
+	_t=$(up)
+	wait_line "$CASE" 'PHASE userspace' "$GUEST_TIMEOUT"
+	case $? in
+	0) stage unpause-to-guest-userspace "$(since "$_t")" ;;
+	2) finish FAIL "the guest died before its userspace"; return ;;
+	*) finish FAIL "no guest userspace after ${GUEST_TIMEOUT}s"; return ;;
+	esac
+	if ! wait_line "$CASE" 'PHASE disks-up' 300; then
+		for s in $SLOTS; do eval "dump_log \$LOG_$s 20"; done
+		finish FAIL "guest: disks did not come up: $(grep -o 'RESULT .*' "$(gcon "$CASE")" | head -n 1)"
+		return
+	fi
+	stage userspace-to-disks "$(since "$_t")"
+
+	# events during the verify: kill or hand over, then a new daemon
+	for s in $SLOTS; do
+		eval "_ev=\$EVENT_$s _ser=\$SER_$s _l=\$LOG_$s _p=\$PID_$s"
+		[ "$_ev" = - ] && continue
+		if ! wait_line "$CASE" "VERIFY-BEGIN dev=[a-z]* serial=${_ser}([[:space:]]|\$)" 120; then
+			finish FAIL "slot $s: the guest never began verifying"
+			return
+		fi
+		sleep "$KILL_AFTER"
+		case $_ev in
+		kill) log "SIGKILL virtiod (pid $_p) of $_ser during vd-verify"; kill -KILL "$_p" ;;
+		handover) log "SIGUSR1 virtiod (pid $_p) of $_ser during vd-verify: hand over"; kill -USR1 "$_p" ;;
+		esac
+		wait_exit "$_p" 30
+		log "old virtiod of $_ser ended with status $WAITRC"
+		_tk=$(up)
+		start_explicit "$s" "$_l"
+		eval "_p=\$PID_$s"
+		ALLPIDS="$ALLPIDS $_p"
+		if ! vd_ready "$_l" "$_p" 30 2; then
+			dump_log "$_l"
+			finish FAIL "slot $s: the new virtiod did not become ready after $_ev"
+			return
+		fi
+		stage "$_ev-to-serving" "$(since "$_tk")"
+		grep -q 'took over IOREQ server' "$_l" || { finish FAIL "slot $s: the new virtiod did not take the server over"; return; }
+	done
+
+	# the guest's own verdict, not one of vd-verify's lines
+	wait_line "$CASE" "$GUEST_RESULT" "$GUEST_TIMEOUT"
+	GRES=$(grep -oE "$GUEST_RESULT.*" "$(gcon "$CASE")" | head -n 1 | sed 's/.*RESULT/RESULT/' | tr -d '\r')
+	stage disks-to-guest-result "$(since "$_t")"
+
+	_end_det=
+	if [ "$_end" = destroy ]; then
+		if ! wait_line "$CASE" 'busy round 1003 written' 300; then
+			finish FAIL "guest: ${GRES:-no result}, never got busy"
+			return
+		fi
+		log "xl destroy $CASE during guest I/O"
+		_t=$(up)
+		xl destroy "$CASE"
+		_end_det="xl-destroy-rc=$?"
+	fi
+	if ! wait_gone "$CASE" 300; then
+		finish FAIL "guest did not go away (${GRES:-no result})"
+		return
+	fi
+	# every device process ends by itself once the guest is gone
+	_exits=
+	if [ "$_mode" = explicit ]; then
+		for s in $SLOTS; do
+			eval "_p=\$PID_$s"
+			_rc=none
+			wait_exit "$_p" "$VD_EXIT_SECS" && _rc=$WAITRC
+			_exits="$_exits $_rc"
+		done
+	else
+		_end=$(($(secs) + VD_EXIT_SECS))
+		while [ "$(grep -cE 'process [0-9]+ (ended|killed)' "$_wlog")" -lt 3 ] && [ "$(secs)" -lt $_end ]; do
+			sleep 0.2
+		done
+		_exits=$(grep -oE 'process [0-9]+ (ended \([0-9-]+\)|killed by [A-Z0-9]*)' "$_wlog" |
+			sed 's/process [0-9]* //; s/ended (\(.*\))/\1/; s/ /-/g' | tr '\n' ' ')
+		kill -0 "$WATCHPID" 2>/dev/null && _end_det="$_end_det watcher-alive" || _end_det="$_end_det watcher-DEAD"
+	fi
+	stage guest-gone-to-daemons-exit "$(since "$_t")"
+	sleep 1
+	_z=$(zombies)
+	[ "$_z" = 0 ] || xl list | sed 's/^/XR-D xl list: /'
+	_xe=$(xen_errors)
+	_ok=1
+	[ "$GRES" = "RESULT PASS" ] || _ok=0
+	for e in $_exits; do [ "$e" = 0 ] || _ok=0; done
+	[ "$(echo $_exits | wc -w)" = "$(echo $SLOTS | wc -w)" ] || _ok=0
+	[ "$_z" = 0 ] && [ "$_xe" = 0 ] || _ok=0
+	echo "$_end_det" | grep -q DEAD && _ok=0
+	_det=
+	for s in $SLOTS; do
+		check_slot "$s"
+		[ $SLOT_OK = 1 ] || _ok=0
+		log "slot $s: $SLOT_DET"
+		_det="$_det [$SLOT_DET]"
+	done
+	if [ $_ok = 0 ]; then
+		for s in $SLOTS; do eval "dump_log \$LOG_$s 30"; done
+	fi
+	_det="kernel=$_kernel boot=$_boot mode=$_mode guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det"
+	[ -n "$WATCHPID" ] && kill -TERM "$WATCHPID" 2>/dev/null
+	if [ $_ok = 1 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
+	for s in $SLOTS; do eval "rm -f \$IMG_$s"; done
 }
 
-# ---------------------------------------------------------------- cases
+# ---------------------------------------------------------------- probe
 case_probe() {
-	make_cfg "$CASE"
+	make_cfg "$CASE" cloud disk
 	create "$CASE" || { finish FAIL "xl-create"; return; }
 	follow "$CASE"
 	xl unpause "$CASE"
-	wait_result "$GUEST_TIMEOUT"
+	wait_line "$CASE" "$GUEST_RESULT" "$GUEST_TIMEOUT"
+	GRES=$(grep -oE "$GUEST_RESULT.*" "$(gcon "$CASE")" | head -n 1 | sed 's/.*RESULT/RESULT/' | tr -d '\r')
 	wait_gone "$CASE" 60
 	case "$GRES" in
 	"RESULT PROBE attempted"*) finish PASS "guest found LNRO0005 and virtio_mmio probed it" ;;
@@ -261,210 +494,83 @@ case_probe() {
 	esac
 }
 
-case_explicit() {
-	IMG=/tmp/$CASE.img
-	new_image $IMG "xr.case=$CASE xr.full=1 xr.kill=$KILL_SECS xr.tput=$TPUT_MB"
-	make_cfg "$CASE"
-	create "$CASE" || { finish FAIL "xl-create"; return; }
-	follow "$CASE"
-	_t=$(up)
-	start_vd /tmp/vd-$CASE-1.log blk --xen-domid "$DOMID" --mmio-base "$BASE" --irq "$IRQ" --disk $IMG $VD_ARGS
-	if ! vd_ready /tmp/vd-$CASE-1.log 30; then
-		dump_vd /tmp/vd-$CASE-1.log
-		finish FAIL "virtiod did not become ready"
-		return
-	fi
-	stage virtiod-ready "$(since "$_t")"
-	xl unpause "$CASE"
-	_t=$(up)
-	wait_line "$CASE" 'PHASE userspace' "$GUEST_TIMEOUT"
-	stage unpause-to-guest-userspace "$(since "$_t")"
-	wait_line "$CASE" 'PHASE vda-up' 120
-	stage guest-userspace-to-vda "$(since "$_t")"
-	if ! wait_line "$CASE" 'PHASE kill-window-begin' "$GUEST_TIMEOUT"; then
-		dump_vd /tmp/vd-$CASE-1.log
-		finish FAIL "guest never reached the kill window: $(grep -o 'RESULT .*' "$(gcon "$CASE")" | head -n 1)"
-		return
-	fi
-	stage vda-to-kill-window "$(since "$_t")"
-	sleep "$KILL_AFTER"
-	_busy=$(grep -c 'kill-window' "$(gcon "$CASE")")
-	log "SIGKILL virtiod (pid $VDPID) during guest I/O"
-	kill -KILL "$VDPID"
-	wait "$VDPID" 2>/dev/null
-	dump_vd /tmp/vd-$CASE-1.log 15
-	sleep 1
-	_t=$(up)
-	start_vd /tmp/vd-$CASE-2.log blk --xen-domid "$DOMID" --mmio-base "$BASE" --irq "$IRQ" --disk $IMG $VD_ARGS
-	if ! vd_ready /tmp/vd-$CASE-2.log 30; then
-		dump_vd /tmp/vd-$CASE-2.log
-		finish FAIL "restarted virtiod did not become ready"
-		return
-	fi
-	stage virtiod-restart-ready "$(since "$_t")"
-	wait_line "$CASE" 'RESULT ' "$GUEST_TIMEOUT"
-	GRES=$(grep -o 'RESULT .*' "$(gcon "$CASE")" | head -n 1 | tr -d '\r')
-	stage kill-to-guest-result "$(since "$_t")"
-	if ! wait_gone "$CASE" 120; then
-		dump_vd /tmp/vd-$CASE-2.log
-		finish FAIL "guest did not power off (${GRES:-no result})"
-		return
-	fi
-	# on poweroff the daemon sees the guest go away and exits by itself
-	_vdexit="virtiod-exit=none"
-	if wait_exit "$VDPID" 30; then _vdexit="virtiod-exit=$WAITRC"; fi
-	dump_vd /tmp/vd-$CASE-2.log
-	_z=$(zombies)
-	_xe=$(xen_errors)
-	check_image $IMG
-	_img=$?
-	# what the restart did, and how long the guest wrote around the kill
-	_take=no
-	grep -q 'took over IOREQ server' /tmp/vd-$CASE-2.log && _take=yes
-	_win=$(grep -o 'kill-window-end rounds=[0-9]* in [0-9.]* s' "$(gcon "$CASE")" | tail -n 1 |
-		sed 's/kill-window-end //; s/ in /,/; s/ s$/s/')
-	_det="guest='$GRES' image:$IMGSUM kill-window=${_win:-?} takeover=$_take $_vdexit zombies=$_z xen_errors=$_xe $(tput)"
-	if [ "$GRES" = "RESULT PASS" ] && [ $_img = 0 ] && [ "$_z" = 0 ] && [ "$_xe" = 0 ] &&
-		[ "$_vdexit" = virtiod-exit=0 ]; then
-		finish PASS "$_det"
-	else
-		finish FAIL "$_det"
-	fi
-	rm -f $IMG
-}
-
-case_destroy() {
-	IMG=/tmp/$CASE.img
-	new_image $IMG "xr.case=$CASE xr.end=busy"
-	make_cfg "$CASE"
-	create "$CASE" || { finish FAIL "xl-create"; return; }
-	follow "$CASE"
-	start_vd /tmp/vd-$CASE.log blk --xen-domid "$DOMID" --mmio-base "$BASE" --irq "$IRQ" --disk $IMG $VD_ARGS
-	if ! vd_ready /tmp/vd-$CASE.log 30; then
-		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "virtiod did not become ready"
-		return
-	fi
-	xl unpause "$CASE"
-	_t=$(up)
-	if ! wait_line "$CASE" 'busy round 1001 written' "$GUEST_TIMEOUT"; then
-		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "guest never got busy: $(grep -o 'RESULT .*' "$(gcon "$CASE")" | head -n 1)"
-		return
-	fi
-	stage unpause-to-busy "$(since "$_t")"
-	sleep 1
-	log "xl destroy $CASE during guest I/O"
-	_t=$(up)
-	xl destroy "$CASE"
-	_drc=$?
-	_vdexit="virtiod-exit=none"
-	if wait_exit "$VDPID" "$VD_EXIT_SECS"; then _vdexit="virtiod-exit=$WAITRC"; fi
-	stage destroy-to-virtiod-exit "$(since "$_t")"
-	dump_vd /tmp/vd-$CASE.log
-	wait_gone "$CASE" 30
-	sleep 2
-	_z=$(zombies)
-	[ "$_z" = 0 ] || xl list | sed 's/^/XR-D xl list: /'
-	_xe=$(xen_errors)
-	_det="xl-destroy-rc=$_drc $_vdexit zombies=$_z xen_errors=$_xe"
-	if [ $_drc = 0 ] && [ "$_vdexit" = virtiod-exit=0 ] && [ "$_z" = 0 ] && [ "$_xe" = 0 ]; then
-		finish PASS "$_det"
-	else
-		finish FAIL "$_det"
-	fi
-	rm -f $IMG
-}
-
-case_xenstore() {
-	IMG=/tmp/$CASE.img
-	new_image $IMG "xr.case=$CASE xr.full=1 xr.tput=$TPUT_MB xr.end=busy"
-	make_cfg "$CASE" "disk = [ 'vdev=xvde, format=raw, specification=virtio, target=$IMG' ]"
-	_t=$(up)
-	log "starting: virtiod xen-watch $WATCH_ARGS"
-	"$VD" xen-watch $WATCH_ARGS >/tmp/vd-$CASE.log 2>&1 &
-	WATCHPID=$!
-	VDPID=$WATCHPID
-	if ! vd_ready /tmp/vd-$CASE.log 30; then
-		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "virtiod xen-watch did not become ready"
-		return
-	fi
-	stage watcher-ready "$(since "$_t")"
-	if ! create "$CASE"; then
-		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "xl-create (backend did not reach InitWait within 10 s?)"
-		return
-	fi
-	_be=/local/domain/0/backend/virtio_disk/$DOMID
-	_dev=$(xenstore-list "$_be" 2>/dev/null | head -n 1)
-	_state=$(xenstore-read "$_be/$_dev/state" 2>/dev/null)
-	xenstore-ls -f "$_be" 2>/dev/null | sed 's/^/XR-D xenstore: /'
-	xenstore-ls -f /local/domain/$DOMID/device 2>/dev/null | sed 's/^/XR-D xenstore: /'
-	log "backend $_be/$_dev state=$_state"
-	follow "$CASE"
-	xl unpause "$CASE"
-	wait_result "$GUEST_TIMEOUT"
-	if ! wait_line "$CASE" 'busy round 1001 written' 300; then
-		dump_vd /tmp/vd-$CASE.log
-		finish FAIL "guest: ${GRES:-no result}, never got busy"
-		return
-	fi
-	# destroy while the guest writes: the device process must tear down
-	# and end, the watcher must stay for the next guest
-	log "xl destroy $CASE during guest I/O"
-	_t=$(up)
-	xl destroy "$CASE"
-	_drc=$?
-	_end=$(($(cut -d. -f1 /proc/uptime) + VD_EXIT_SECS))
-	while ! grep -qE 'process [0-9]+ ended|killed by' /tmp/vd-$CASE.log &&
-		[ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do sleep 0.2; done
-	_child=$(grep -oE 'process [0-9]+ (ended \([0-9-]+\)|killed by.*)' /tmp/vd-$CASE.log | tail -n 1 |
-		sed 's/process [0-9]* //; s/ /-/g')
-	stage destroy-to-device-process-end "$(since "$_t")"
-	wait_gone "$CASE" 30
-	sleep 2
-	_alive=no
-	kill -0 "$WATCHPID" 2>/dev/null && _alive=yes
-	dump_vd /tmp/vd-$CASE.log 60
-	_z=$(zombies)
-	[ "$_z" = 0 ] || xl list | sed 's/^/XR-D xl list: /'
-	_left=$(xenstore-list /local/domain/0/backend/virtio_disk/$DOMID 2>/dev/null | grep -c .)
-	_xe=$(xen_errors)
-	check_image $IMG
-	_img=$?
-	_det="guest='$GRES' initwait-state=$_state image:$IMGSUM xl-destroy-rc=$_drc device-process=${_child:-running} watcher-alive=$_alive backend-nodes-left=$_left zombies=$_z xen_errors=$_xe $(tput)"
-	if [ "$GRES" = "RESULT PASS" ] && [ "$_state" = 2 ] && [ $_img = 0 ] && [ $_drc = 0 ] &&
-		[ "$_child" = "ended-(0)" ] && [ $_alive = yes ] && [ "$_z" = 0 ] && [ "$_xe" = 0 ]; then
-		finish PASS "$_det"
-	else
-		finish FAIL "$_det"
-	fi
-	kill -TERM "$WATCHPID" 2>/dev/null
-	rm -f $IMG
+# ---------------------------------------------------------------- soak
+# SOAK_N boots of SOAK_GUEST with default devices and a short verify:
+# where and how often the nested guest dies. A data failure fails the case.
+case_soak() {
+	_k=${SOAK_GUEST%%:*} _b=${SOAK_GUEST##*:}
+	_n=0 _user=0 _done=0 _tf_before=0 _tf_after=0 _died=0 _bad=0
+	while [ $_n -lt "$SOAK_N" ]; do
+		_n=$((_n + 1))
+		_name=soak$_n
+		make_cfg "$_name" "$_k" "$_b"
+		rm -f "$(gcon "$_name")"
+		xl create -p /tmp/$_name.cfg >/tmp/xl-create-soak.log 2>&1 || { log "soak $_n: xl create failed"; _bad=$((_bad + 1)); continue; }
+		_dom=$(xl domid "$_name")
+		_pids=
+		for s in 0 1 2; do
+			truncate -s "${IMG_MB}M" /tmp/soak-$s.img
+			$VD blk --xen-domid "$_dom" --mmio-base "$(slot_base $s)" --irq "$(slot_irq $s)" \
+				--disk /tmp/soak-$s.img --serial "xr.S.$s" >/tmp/vd-soak-$s.log 2>&1 &
+			_pids="$_pids $!"
+		done
+		sleep 1
+		_t=$(up)
+		xl unpause "$_name"
+		wait_line "$_name" "$GUEST_RESULT" "$GUEST_TIMEOUT"
+		_r=$?
+		_u=no
+		grep -q 'PHASE userspace' "$(gcon "$_name")" && _u=yes && _user=$((_user + 1))
+		_res=$(grep -oE "$GUEST_RESULT[A-Z]*" "$(gcon "$_name")" | head -n 1 | sed 's/.*RESULT/RESULT/')
+		xl destroy "$_name" 2>/dev/null
+		for p in $_pids; do wait_exit "$p" 30 || kill -KILL "$p"; done
+		xl dmesg -c >/tmp/xl-dmesg-soak.log 2>&1
+		_tf=$(grep -c 'Triple fault' /tmp/xl-dmesg-soak.log)
+		if [ "$_res" = "RESULT PASS" ]; then
+			_done=$((_done + 1))
+		else
+			_died=$((_died + 1))
+			[ $_u = yes ] && _tf_after=$((_tf_after + _tf)) || _tf_before=$((_tf_before + _tf))
+			[ $_u = yes ] && [ $_r = 0 ] && _bad=$((_bad + 1))
+		fi
+		echo "XR-SOAK boot=$_n guest=$_k:$_b userspace=$_u result=${_res:-none} triple_faults=$_tf secs=$(since "$_t")"
+		rm -f /tmp/soak-*.img
+	done
+	_det="boots=$_n passed=$_done died=$_died triple_faults_before_userspace=$_tf_before triple_faults_after=$_tf_after data_failures=$_bad"
+	echo "XR-SOAK-SUMMARY $SOAK_GUEST $_det"
+	if [ $_bad = 0 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
 }
 
 # ---------------------------------------------------------------- main
 FAILED=
-CASES=$XR_CASES
+CASES=${XR_CASES:-$(matrix_guests | tr '\n' ' ')}
 if [ ! -x "$VD" ]; then
 	log "no virtiod in this dom0 image: running the probe case only"
 	CASES=probe
 fi
+setup_ext4 || { echo "XR-RESULT FAIL cannot make the ext4 store"; exit 1; }
 xl dmesg -c >/tmp/xl-dmesg-boot.log 2>&1
 T0=$(up)
 for CASE in $CASES; do
-	CASE_T0=$(up)
-	VDPID='' WATCHPID='' FOLLOW='' DOMID='' RETRY=0 ATTEMPT=1
-	log "=== case $CASE"
-	case_$CASE
-	if [ $RETRY = 1 ]; then
-		sleep 2
+	ATTEMPT=1
+	while :; do
 		CASE_T0=$(up)
-		VDPID='' WATCHPID='' FOLLOW='' DOMID='' RETRY=0 ATTEMPT=2
-		log "=== case $CASE (again)"
-		case_$CASE
-	fi
+		ALLPIDS='' WATCHPID='' FOLLOW='' DOMID='' RETRY=0
+		log "=== case $CASE (attempt $ATTEMPT)"
+		case $CASE in
+		probe | soak) case_$CASE ;;
+		*)
+			if [ -z "$(guest_row "$CASE")" ]; then
+				finish FAIL "no such case"
+			else
+				case_matrix
+			fi
+			;;
+		esac
+		[ $RETRY = 1 ] || break
+		ATTEMPT=$((ATTEMPT + 1))
+		sleep 2
+	done
 	sleep 1
 done
 if [ -z "$FAILED" ]; then

@@ -4,24 +4,26 @@
 #   $OUT/dom0-vmlinuz    Debian's generic kernel (PV dom0)
 #   $OUT/dom0-initrd.gz  busybox dom0: Xen toolstack, QEMU device model,
 #                        hvmloader, SeaBIOS, virtiod and its ldd closure,
-#                        e2fsck/debugfs, the guest's boot disk (syslinux,
-#                        kernel, initrd), /xr/*
+#                        vd-verify, mke2fs/e2fsck, the modules for ext4,
+#                        loop and xen-blkback, and for the guests: both
+#                        Debian kernel flavours (direct boot), one boot
+#                        disk per flavour (syslinux), one initrd, /xr/*
 # Packages are fetched with apt-get download into $CACHE/debs once and
 # extracted there; later runs work offline.
 #
 # Env: BUILD (build), VIRTIOD ($BUILD/virtiod; left out when missing),
-#      GUEST_FLAVOUR (cloud: LZ4 bzImage, fast to decompress in the nested
-#      guest; or generic), BASE (0xfe000000), IRQ (7), XR_CASES, KILL_SECS,
-#      KILL_AFTER, TPUT_MB, VD_ARGS, WATCH_ARGS, VD_READY_RE
+#      VERIFY ($BUILD/tests/vd-verify, required with VIRTIOD), XR_DEVS
+#      ("BASE:IRQ ..." of the guests' virtio-mmio devices), XR_CASES,
+#      XR_MATRIX (the matrix file), and the knobs written to /xr/config.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}
 CACHE=${CACHE:-$BUILD/xen-real-cache}
 OUT=${OUT:-$BUILD/xen-real}
 VIRTIOD=${VIRTIOD:-$BUILD/virtiod}
-GUEST_FLAVOUR=${GUEST_FLAVOUR:-cloud}
-BASE=${BASE:-0xfe000000}
-IRQ=${IRQ:-7}
+VERIFY=${VERIFY:-$BUILD/tests/vd-verify}
+XR_DEVS=${XR_DEVS:-0xfe000000:7 0xfe001000:6 0xfe002000:3}
+XR_MATRIX=${XR_MATRIX:-$HERE/matrix.txt}
 BB=/bin/busybox
 mkdir -p "$CACHE/debs" "$OUT"
 CACHE=$(cd "$CACHE" && pwd)
@@ -46,7 +48,7 @@ else
 	echo "$KABI" >"$CACHE/kernel-abi"
 fi
 KDEBS="linux-image-$KABI-amd64 linux-image-$KABI-cloud-amd64"
-# to make the guest's boot disk: run from the cache, not installed
+# to make the guests' boot disks: run from the cache, not installed
 BOOT_DEBS="syslinux mtools dosfstools"
 ALL_DEBS="$XEN_DEBS $KDEBS $BOOT_DEBS"
 if ! have_debs "$ALL_DEBS"; then
@@ -55,11 +57,18 @@ if ! have_debs "$ALL_DEBS"; then
 	(cd "$CACHE/debs" && { apt-get download $ALL_DEBS 2>/dev/null ||
 		{ apt-get update -qq >/dev/null && apt-get download $ALL_DEBS; }; })
 fi
-# x/: Xen + tools + generic kernel; xc/: cloud kernel
-extract() { # $1 dir, rest: package names (of the kernels: boot/ and a few modules)
+# The kernels' boot/ and the modules the test loads: in the guests virtio
+# and xen-blkfront, in dom0 the Xen drivers, loop, ext4 and xen-blkback.
+# (The cloud flavour has ext4 built in.)
+KMODS="./boot ./lib/modules/*/kernel/drivers/xen ./lib/modules/*/kernel/drivers/virtio
+./lib/modules/*/kernel/drivers/block"
+KMODS_DOM0="./lib/modules/*/kernel/fs/ext4 ./lib/modules/*/kernel/fs/jbd2
+./lib/modules/*/kernel/fs/mbcache.ko ./lib/modules/*/kernel/lib/crc16.ko
+./lib/modules/*/kernel/crypto/crc32c_generic.ko"
+extract() { # $1 dir, rest: package names
 	local d=$1 stamp
 	shift
-	stamp="v2 $(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')"
+	stamp="v3 $(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')"
 	if [ "$(cat "$CACHE/$d.stamp" 2>/dev/null)" != "$stamp" ]; then
 		rm -rf "${CACHE:?}/$d"
 		mkdir -p "$CACHE/$d"
@@ -67,8 +76,9 @@ extract() { # $1 dir, rest: package names (of the kernels: boot/ and a few modul
 		# would confuse the Makefile's `find $(BUILD) -name '*.d'`
 		for p in "$@"; do
 			case $p in
-			linux-image-*) set -- ./boot './lib/modules/*/kernel/drivers/xen' \
-				'./lib/modules/*/kernel/drivers/virtio' './lib/modules/*/kernel/drivers/block' ;;
+			# shellcheck disable=SC2086
+			linux-image-*-cloud-amd64) set -f; set -- $KMODS; set +f ;;
+			linux-image-*) set -f; set -- $KMODS $KMODS_DOM0; set +f ;;
 			*) set -- . ;;
 			esac
 			dpkg-deb --fsys-tarfile "$CACHE/debs/${p}_"*.deb |
@@ -82,13 +92,8 @@ extract xc "linux-image-$KABI-cloud-amd64"
 extract bt $BOOT_DEBS
 BT=$CACHE/bt
 X=$CACHE/x
-case $GUEST_FLAVOUR in
-cloud) GK=$CACHE/xc ;;
-generic) GK=$CACHE/x ;;
-*) echo "mkimages: GUEST_FLAVOUR=$GUEST_FLAVOUR: cloud or generic" >&2; exit 2 ;;
-esac
 KVER=$(ls "$X/lib/modules")
-GKVER=$(ls "$GK/lib/modules")
+CKVER=$(ls "$CACHE/xc/lib/modules")
 
 zcat "$X/boot/xen-4.17-amd64.gz" >"$OUT/xen"
 cp "$X/boot/vmlinuz-$KVER" "$OUT/dom0-vmlinuz"
@@ -102,7 +107,25 @@ bb_tree() { # $1 = root dir
 # ------------------------------------------------------------ guest initrd
 W=$OUT/work
 rm -rf "$W" && mkdir -p "$W"
-sed -e "s/@BASE@/$BASE/" -e "s/@IRQ@/$IRQ/" "$HERE/ssdt-virtio.asl" >"$W/ssdt-virtio.asl"
+devs=
+i=0
+for d in $XR_DEVS; do
+	devs="$devs        Device (VIO$i)
+        {
+            Name (_HID, \"LNRO0005\")
+            Name (_UID, $i)
+            Name (_CRS, ResourceTemplate ()
+            {
+                Memory32Fixed (ReadWrite, ${d%%:*}, 0x00000200)
+                IRQNoFlags () {${d##*:}}
+            })
+        }
+"
+	i=$((i + 1))
+done
+NDEVS=$i
+awk -v devs="$devs" '/@DEVICES@/ { printf "%s", devs; next } { print }' \
+	"$HERE/ssdt-virtio.asl" >"$W/ssdt-virtio.asl"
 iasl -p "$W/ssdt-virtio" "$W/ssdt-virtio.asl" >"$W/iasl.log" 2>&1 || { cat "$W/iasl.log"; exit 1; }
 mkdir -p "$W/acpi/kernel/firmware/acpi"
 cp "$W/ssdt-virtio.aml" "$W/acpi/kernel/firmware/acpi/"
@@ -110,37 +133,49 @@ cp "$W/ssdt-virtio.aml" "$W/acpi/kernel/firmware/acpi/"
 (cd "$W/acpi" && find kernel | cpio -o -H newc --quiet) >"$W/guest-initrd"
 G=$W/guest
 bb_tree "$G"
-mkdir -p "$G/lib/modules"
-for m in virtio/virtio_ring virtio/virtio virtio/virtio_mmio block/virtio_blk; do
-	cp "$GK/lib/modules/$GKVER/kernel/drivers/$m.ko" "$G/lib/modules/"
+# one initrd for both flavours: /init loads the modules of `uname -r`
+for k in "$X:$KVER" "$CACHE/xc:$CKVER"; do
+	mkdir -p "$G/lib/modules/${k##*:}"
+	for m in virtio/virtio_ring virtio/virtio virtio/virtio_mmio block/virtio_blk block/xen-blkfront; do
+		cp "${k%%:*}/lib/modules/${k##*:}/kernel/drivers/$m.ko" "$G/lib/modules/${k##*:}/"
+	done
 done
+if [ -x "$VIRTIOD" ]; then
+	[ -x "$VERIFY" ] || { echo "mkimages: no $VERIFY (make tests builds it)" >&2; exit 1; }
+	cp "$VERIFY" "$G/bin/vd-verify"
+fi
 cp "$HERE/guest-init.sh" "$G/init"
 chmod +x "$G/init"
-# Every byte of kernel and initrd reaches the guest through SeaBIOS's
-# linuxboot.bin reading QEMU's fw_cfg port (Xen's QEMU has no fw_cfg DMA):
-# one ioreq round trip to dom0 per page. Keep them small.
+printf 'XR_NDEVS=%s\nVERIFY_ARGS="%s"\n' "$NDEVS" "${VERIFY_ARGS:-}" >"$G/xr.conf"
+# Direct boot (kernel=/ramdisk=) brings every byte of kernel and initrd
+# through fw_cfg port I/O, one ioreq round trip to dom0 per page and a
+# per-byte loop in QEMU: keep the initrd small.
 (cd "$G" && find . | cpio -o -H newc --quiet | gzip -9) >>"$W/guest-initrd"
-# The guest boots from this FAT image, served by the device model as a
-# virtio-blk PCI disk (SeaBIOS reads it by DMA; see make_cfg in dom0-test.sh)
-ksize=$(stat -c %s "$GK/boot/vmlinuz-$GKVER")
-isize=$(stat -c %s "$W/guest-initrd")
-mkfs_kb=$(((ksize + isize) / 1024 + 2048))
+
+# One boot disk per flavour: a FAT image that QEMU serves as a virtio-blk
+# PCI disk, which SeaBIOS reads by DMA (see make_cfg in dom0-test.sh).
 export MTOOLS_SKIP_CHECK=1
-rm -f "$W/guest-boot.img"
-"$BT/sbin/mkfs.fat" -C "$W/guest-boot.img" $mkfs_kb >/dev/null
-printf 'DEFAULT linux\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd\n  APPEND console=hvc0 loglevel=4\n' \
-	>"$W/syslinux.cfg"
-"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$GK/boot/vmlinuz-$GKVER" ::vmlinuz
-"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$W/guest-initrd" ::initrd
-"$BT/usr/bin/mcopy" -i "$W/guest-boot.img" "$W/syslinux.cfg" ::syslinux.cfg
-PATH=$BT/usr/bin:$PATH "$BT/usr/bin/syslinux" --install "$W/guest-boot.img"
+boot_disk() { # $1 flavour, $2 kernel image
+	local img=$W/guest-boot-$1.img kb
+	kb=$((($(stat -c %s "$2") + $(stat -c %s "$W/guest-initrd")) / 1024 + 2048))
+	rm -f "$img"
+	"$BT/sbin/mkfs.fat" -C "$img" $kb >/dev/null
+	printf 'DEFAULT linux\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd\n  APPEND console=hvc0 loglevel=4\n' \
+		>"$W/syslinux.cfg"
+	"$BT/usr/bin/mcopy" -i "$img" "$2" ::vmlinuz
+	"$BT/usr/bin/mcopy" -i "$img" "$W/guest-initrd" ::initrd
+	"$BT/usr/bin/mcopy" -i "$img" "$W/syslinux.cfg" ::syslinux.cfg
+	PATH=$BT/usr/bin:$PATH "$BT/usr/bin/syslinux" --install "$img"
+}
+boot_disk generic "$X/boot/vmlinuz-$KVER"
+boot_disk cloud "$CACHE/xc/boot/vmlinuz-$CKVER"
 
 # ------------------------------------------------------------ dom0 initrd
 R=$W/dom0
 bb_tree "$R"
 mkdir -p "$R"/usr/lib/xen-4.17/{bin,boot} "$R/usr/libexec" "$R/usr/share/seabios" \
 	"$R/usr/share/qemu/keymaps" "$R/lib/x86_64-linux-gnu" "$R/lib64" "$R/lib/modules" \
-	"$R/etc/xen" "$R/var/lib/xen" "$R/var/lib/xenstored" "$R/var/log/xen/console" "$R/boot" "$R/xr"
+	"$R/etc/xen/scripts" "$R/var/lib/xen" "$R/var/lib/xenstored" "$R/var/log/xen/console" "$R/boot" "$R/xr"
 BINS=""
 for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper; do
 	cp "$X/usr/lib/xen-4.17/bin/$b" "$R/usr/lib/xen-4.17/bin/"
@@ -160,12 +195,13 @@ for f in linuxboot_dma.bin linuxboot.bin multiboot_dma.bin multiboot.bin kvmvapi
 done
 cp /usr/share/qemu/keymaps/en-us "$R/usr/share/qemu/keymaps/"
 BINS="$BINS /usr/libexec/xen-qemu-system-i386"
-# image checks in dom0
-for b in e2fsck debugfs; do cp "$(command -v $b)" "$R/usr/sbin/"; BINS="$BINS $(command -v $b)"; done
+# image checks and the ext4 store in dom0
+for b in e2fsck debugfs mke2fs; do cp "$(command -v $b)" "$R/usr/sbin/"; BINS="$BINS $(command -v $b)"; done
 if [ -x "$VIRTIOD" ]; then
 	cp "$VIRTIOD" "$R/usr/bin/virtiod"
+	cp "$VERIFY" "$R/usr/bin/vd-verify"
 	BINS="$BINS $VIRTIOD"
-	echo "mkimages: virtiod from $VIRTIOD"
+	echo "mkimages: virtiod from $VIRTIOD, vd-verify from $VERIFY"
 else
 	echo "mkimages: no $VIRTIOD: dom0 runs the probe case only"
 fi
@@ -178,34 +214,39 @@ cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
 # xl dlopen()s libgcc_s at exit (pthread_cancel); ldd does not list it
 cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$R/lib/x86_64-linux-gnu/"
 ln -s ../lib/x86_64-linux-gnu "$R/usr/lib/x86_64-linux-gnu"
-for m in xen-evtchn xen-privcmd xenfs/xenfs xen-gntdev xen-gntalloc; do
-	cp "$X/lib/modules/$KVER/kernel/drivers/xen/$m.ko" "$R/lib/modules/"
+# dom0-init.sh loads these in this order (dependencies first)
+KM=$X/lib/modules/$KVER/kernel
+for m in drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs \
+	drivers/xen/xen-gntdev drivers/xen/xen-gntalloc lib/crc16 fs/mbcache fs/jbd2/jbd2 \
+	crypto/crc32c_generic fs/ext4/ext4 drivers/block/loop drivers/block/xen-blkback/xen-blkback; do
+	cp "$KM/$m.ko" "$R/lib/modules/"
+	echo "${m##*/}" >>"$R/lib/modules/order"
 done
-cp "$W/guest-boot.img" "$R/boot/guest-boot.img"
+cp "$W/guest-initrd" "$R/boot/guest-initrd"
+cp "$X/boot/vmlinuz-$KVER" "$R/boot/vmlinuz-generic"
+cp "$CACHE/xc/boot/vmlinuz-$CKVER" "$R/boot/vmlinuz-cloud"
+cp "$W/guest-boot-generic.img" "$W/guest-boot-cloud.img" "$R/boot/"
 touch "$R/etc/xen/xl.conf" # else every xl command warns
 cp "$HERE/dom0-init.sh" "$R/init"
 cp "$HERE/dom0-test.sh" "$R/xr/dom0-test.sh"
-chmod +x "$R/init" "$R/xr/dom0-test.sh"
+cp "$HERE/block-phy.sh" "$R/etc/xen/scripts/block-phy"
+grep -vE '^[[:space:]]*(#|$)' "$XR_MATRIX" >"$R/xr/matrix"
+chmod +x "$R/init" "$R/xr/dom0-test.sh" "$R/etc/xen/scripts/block-phy"
 cat >"$R/xr/config" <<EOF
-BASE=$BASE
-IRQ=$IRQ
-XR_CASES="${XR_CASES:-explicit destroy xenstore}"
+XR_DEVS="$XR_DEVS"
+XR_CASES="${XR_CASES:-}"
+KERNEL_generic=$KVER
+KERNEL_cloud=$CKVER
 GUEST_MEM=${GUEST_MEM:-256}
-IMG_MB=96
-KILL_SECS=${KILL_SECS:-12}
-KILL_AFTER=${KILL_AFTER:-3}
-TPUT_MB=${TPUT_MB:-16}
+IMG_MB=${IMG_MB:-64}
+KILL_AFTER=${KILL_AFTER:-2}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}
 VD_EXIT_SECS=${VD_EXIT_SECS:-60}
+BOOT_RETRIES=${BOOT_RETRIES:-2}
+SOAK_N=${SOAK_N:-20}
+SOAK_GUEST=${SOAK_GUEST:-cloud:disk}
+BENCH_SECS=${BENCH_SECS:-10}
 VD_ARGS="${VD_ARGS:-}"
-WATCH_ARGS="${WATCH_ARGS:---config /xr/xen-devices.conf}"
-VD_READY_RE="${VD_READY_RE:-ready|serving|watching}"
 EOF
-# x86: the toolstack gives the watcher no window and no IRQ; this mapping
-# does. devid 51776 is libxl's number for vdev=xvde: xvda..xvdd of an HVM
-# guest are also handed to QEMU as emulated IDE disks, even with
-# specification=virtio, so the guest would see the image twice (and SeaBIOS
-# would try to boot it).
-echo "blk domain=xenstore devid=${XS_DEVID:-51776} base=$BASE irq=$IRQ" >"$R/xr/xen-devices.conf"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/dom0-initrd.gz"
-echo "mkimages: $(du -h "$OUT/dom0-initrd.gz" | cut -f1) dom0 initrd, guest kernel $GKVER ($GUEST_FLAVOUR), dom0 kernel $KVER"
+echo "mkimages: $(du -h "$OUT/dom0-initrd.gz" | cut -f1) dom0 initrd, guest kernels $KVER and $CKVER, dom0 kernel $KVER, $NDEVS virtio-mmio windows"
