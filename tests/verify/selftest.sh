@@ -85,7 +85,7 @@ expect_fail() {
 }
 
 # ------------------------------------------------------------ 2. one byte
-read -r off len gen <<<"$(data_extent "$IMG" 1)"
+read -r off _ gen <<<"$(data_extent "$IMG" 1)"
 if [ -z "${off:-}" ]; then
 	ko corrupt-one-byte "no data extent in the record"
 else
@@ -101,7 +101,7 @@ fi
 # ------------------------------------------------------------ 3. dropped write
 # The image keeps the previous generation of a block: what a write that never
 # reached the disk leaves behind.
-read -r off len gen <<<"$(data_extent "$IMG" 2)"
+read -r off _ gen <<<"$(data_extent "$IMG" 2)"
 if [ -z "${off:-}" ]; then
 	ko dropped-write-stale "no data extent of generation >= 2"
 else
