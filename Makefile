@@ -46,6 +46,9 @@ BENCH_CORE_SRC := $(sort $(wildcard bench/core_*.c))
 # bench/xen_*.c: one program each, driving the Xen shim through the stand-in.
 BENCH_XEN_SRC := $(sort $(wildcard bench/xen_*.c))
 LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
+# tests/verify/*.c: vd-verify, the guest-side block verifier (static, runs in
+# any Linux guest) and its host-side checker. docs/verify.md.
+VERIFY_SRC := $(sort $(wildcard tests/verify/*.c))
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
@@ -64,8 +67,14 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
 BENCH_XEN_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_XEN_SRC))
 LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
+VERIFY_BIN := $(BUILD)/tests/vd-verify
+# arm64 build of vd-verify, made when the cross compiler is installed
+# (`make verify-arm64` insists on it; make check builds it if it is there).
+CROSS_CC ?= aarch64-linux-gnu-gcc
+VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
+HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
-.PHONY: all deps check check-loadgen check-unit check-asan check-xen-standin check-vhost-user \
+.PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
 	check-guest check-xen fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -187,6 +196,27 @@ $(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
 
+# --------------------------------------------------------------- vd-verify
+# One static program (glibc only), so it can be dropped into any initramfs.
+VERIFY_CFLAGS = -std=c11 $(WARN) -D_GNU_SOURCE -O2 -static
+
+$(VERIFY_BIN): $(VERIFY_SRC) $(wildcard tests/verify/*.h)
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(VERIFY_CFLAGS) -o $@ $(VERIFY_SRC)
+
+$(VERIFY_ARM64): $(VERIFY_SRC) $(wildcard tests/verify/*.h)
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CROSS_CC) $(VERIFY_CFLAGS) -o $@ $(VERIFY_SRC)
+
+verify-arm64: $(VERIFY_ARM64)
+
+# Self-tests of vd-verify on host files (never timing); the arm64 binary is
+# checked to be a static AArch64 executable when it was built.
+check-verify: $(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
+	BUILD=$(BUILD) VERIFY_ARM64=$(if $(HAVE_CROSS_CC),$(VERIFY_ARM64)) tests/verify/selftest.sh
+
 bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 	@for b in $(BENCH_CORE_BINS) $(BENCH_XEN_BINS); do $$b || exit 1; done
 
@@ -214,7 +244,8 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN)
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
+	$(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
 
 check-unit: $(UNIT_BINS)
 	scripts/run-tests.sh unit $(UNIT_BINS)
@@ -233,7 +264,7 @@ check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
 check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh --selftest
 
-check-guest: $(DAEMON)
+check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
 check-xen: $(DAEMON)
@@ -248,6 +279,7 @@ check: deps
 	$(MAKE) --no-print-directory check-xen-standin
 	$(MAKE) --no-print-directory check-vhost-user
 	$(MAKE) --no-print-directory check-loadgen
+	$(MAKE) --no-print-directory check-verify
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
 	@echo "make check: all suites passed"
