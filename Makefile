@@ -75,7 +75,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-xen fuzz fuzz-smoke demo bench bench-core install clean format \
+	check-guest check-xen bench-xen fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
 # Keep objects built through pattern-rule chains (test objects).
@@ -267,9 +267,16 @@ check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
-check-xen: $(DAEMON)
+# The real-Xen matrix (docs/testing-xen-real.md): Debian's Xen under QEMU,
+# guests served by virtiod, vd-verify in the guests, the images checked in
+# dom0. bench-xen: virtiod beside xen-blkback in one guest (figures only).
+check-xen: $(DAEMON) $(VERIFY_BIN)
 	VIRTIOD_DEPS=xen scripts/deps.sh
-	$(if $(wildcard tests/xen-real/run.sh),BUILD=$(BUILD) tests/xen-real/run.sh)
+	BUILD=$(BUILD) VERIFY=$(VERIFY_BIN) tests/xen-real/run.sh
+
+bench-xen: $(DAEMON) $(VERIFY_BIN)
+	VIRTIOD_DEPS=xen scripts/deps.sh
+	BUILD=$(BUILD) VERIFY=$(VERIFY_BIN) XR_CASES=bench tests/xen-real/run.sh
 
 # The full suite. Sub-makes run in order so that output stays readable.
 check: deps

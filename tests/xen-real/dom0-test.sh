@@ -11,6 +11,8 @@
 #   probe    no daemon: the guest finds LNRO0005 and virtio_mmio tries to probe
 #   soak     SOAK_N boots of one guest (SOAK_GUEST=kernel:boot) with a short
 #            verify each: how often the nested guest dies, and where
+#   bench    virtiod's virtio-blk against xen-blkback's PV disk on one image
+#            in one guest: IOPS and dom0 CPU per request (make bench-xen)
 #
 # A guest that dies before its userspace has met no virtio device (the
 # drivers load in userspace): its case runs again, up to BOOT_RETRIES
@@ -510,8 +512,10 @@ case_soak() {
 		_pids=
 		for s in 0 1 2; do
 			truncate -s "${IMG_MB}M" /tmp/soak-$s.img
+			# slot 1 maps per request: the most mapping churn in dom0
+			_mc=; [ $s = 1 ] && _mc="--map-cache-size 0"
 			$VD blk --xen-domid "$_dom" --mmio-base "$(slot_base $s)" --irq "$(slot_irq $s)" \
-				--disk /tmp/soak-$s.img --serial "xr.S.$s" >/tmp/vd-soak-$s.log 2>&1 &
+				--disk /tmp/soak-$s.img --serial "xr.S.$s" $_mc >/tmp/vd-soak-$s.log 2>&1 &
 			_pids="$_pids $!"
 		done
 		sleep 1
@@ -541,6 +545,78 @@ case_soak() {
 	if [ $_bad = 0 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
 }
 
+# ---------------------------------------------------------------- bench
+# virtiod's virtio-blk against Xen's own PV disk (xen-blkback in dom0,
+# xen-blkfront in the guest) on the same image, in the same guest, one
+# workload after the other. Not a pass/fail test of speed: it prints
+# XR-BENCH lines (IOPS, MB/s, dom0 CPU per request) for bench/RESULTS.md.
+# dom0 CPU: busy time from /proc/stat (everything dom0 spent: the backend,
+# interrupts, event channels), read when the guest announces a workload.
+dom0_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+case_bench() {
+	_img=/tmp/bench.img
+	rm -f "$_img"
+	truncate -s 256M "$_img"
+	_loop=$(losetup -f)
+	losetup "$_loop" "$_img" || { finish FAIL "losetup $_loop $_img"; return; }
+	make_cfg "$CASE" cloud disk "disk = [ 'vdev=xvdh, format=raw, script=block-phy, target=$_loop' ]"
+	create "$CASE" || { losetup -d "$_loop"; finish FAIL "xl-create"; return; }
+	follow "$CASE"
+	ALLPIDS=
+	for s in 0 1 2; do
+		_d=$_img _ser=xr.X.$s.x
+		if [ $s != 0 ]; then
+			_d=/tmp/bench-idle-$s.img _ser=xr.X.$s
+			truncate -s 8M "$_d"
+		fi
+		$VD blk --xen-domid "$DOMID" --mmio-base "$(slot_base $s)" --irq "$(slot_irq $s)" \
+			--disk "$_d" --serial "$_ser" $VD_ARGS >/tmp/vd-bench-$s.log 2>&1 &
+		ALLPIDS="$ALLPIDS $!"
+		[ $s = 0 ] && BENCHPID=$!
+	done
+	for p in $ALLPIDS; do vd_ready /tmp/vd-bench-0.log "$p" 30 || true; done
+	sleep 1
+	xl unpause "$CASE"
+	_hz=100
+	_cpu0=0
+	rm -f /tmp/bench.fifo && mkfifo /tmp/bench.fifo
+	tail -n +1 -f "$(gcon "$CASE")" >/tmp/bench.fifo 2>/dev/null &
+	_tail=$!
+	# the reader below ends when tail does: when the domain is gone
+	(while xl domid "$CASE" >/dev/null 2>&1; do sleep 2; done; sleep 2; kill "$_tail") 2>/dev/null &
+	tr -d '\r' </tmp/bench.fifo | while read -r _l; do
+		case $_l in
+		*BENCH-BEGIN*) _cpu0=$(dom0_busy) _vd0=$(awk '{ print $14 + $15 }' /proc/$BENCHPID/stat) ;;
+		*"XR-G B "*VD-BENCH*) _res=${_l#*VD-BENCH } ;;
+		*BENCH-END*)
+			_cpu1=$(dom0_busy) _vd1=$(awk '{ print $14 + $15 }' /proc/$BENCHPID/stat)
+			_dev=$(echo "$_l" | sed 's/.*dev=\([a-z]*\).*/\1/')
+			_iops=$(echo "$_res" | sed -n 's/.*iops=\([0-9.]*\).*/\1/p')
+			_secs=$(echo "$_res" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
+			_kind=virtio-blk/virtiod; case $_dev in xvd*) _kind=xen-pv/blkback ;; esac
+			awk -v k="$_kind" -v r="$_res" -v c=$((_cpu1 - _cpu0)) -v v=$((_vd1 - _vd0)) -v hz=$_hz \
+				-v iops="${_iops:-0}" -v s="${_secs:-$BENCH_SECS}" 'BEGIN {
+				n = iops * s; if (n < 1) n = 1
+				printf "XR-BENCH %s %s dom0_cpu_s=%.2f dom0_us_per_req=%.1f virtiod_us_per_req=%.1f\n",
+					k, r, c / hz, c / hz / n * 1e6, v / hz / n * 1e6 }'
+			;;
+		*"RESULT "*) break ;;
+		esac
+		xl domid "$CASE" >/dev/null 2>&1 || break
+	done
+	kill "$_tail" 2>/dev/null
+	wait_gone "$CASE" 120
+	for p in $ALLPIDS; do wait_exit "$p" 30 || kill -KILL "$p"; done
+	losetup -d "$_loop"
+	_n=$(grep -c 'VD-BENCH' "$(gcon "$CASE")")
+	if grep -qE "${GUEST_RESULT}PASS bench" "$(gcon "$CASE")"; then
+		finish PASS "workloads=$_n (XR-BENCH lines above)"
+	else
+		finish FAIL "guest: $(grep -oE "${GUEST_RESULT}.*" "$(gcon "$CASE")" | head -n 1)"
+	fi
+	rm -f /tmp/bench*.img
+}
+
 # ---------------------------------------------------------------- main
 FAILED=
 CASES=${XR_CASES:-$(matrix_guests | tr '\n' ' ')}
@@ -558,7 +634,7 @@ for CASE in $CASES; do
 		ALLPIDS='' WATCHPID='' FOLLOW='' DOMID='' RETRY=0
 		log "=== case $CASE (attempt $ATTEMPT)"
 		case $CASE in
-		probe | soak) case_$CASE ;;
+		probe | soak | bench) case_$CASE ;;
 		*)
 			if [ -z "$(guest_row "$CASE")" ]; then
 				finish FAIL "no such case"

@@ -7,8 +7,9 @@
 #
 # What to do comes from each disk's virtio-blk serial, which dom0 sets
 # (--serial): "xr.<case>.<slot>[.<flags>]". Flags: b = after verifying,
-# keep writing to this disk until the domain is destroyed. The boot path
-# (disk or direct, kernel flavour) is the same for every case.
+# keep writing to this disk until the domain is destroyed; x = benchmark
+# this disk against the Xen PV disk (xen-blkfront) instead of verifying.
+# The boot path (disk or direct, kernel flavour) is the same for every case.
 #
 # Machine-readable lines (all start with "XR-G"):
 #   XR-G PHASE userspace|disks-up|busy-begin   dom0 reacts to some phases
@@ -28,7 +29,7 @@ mkdir -p /tmp && mount -t tmpfs tmpfs /tmp
 
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "XR-G [$(up)] $*"; }
-BUSY=
+BUSY= BENCH=
 end_guest() {
 	[ -n "$BUSY" ] && busy_loop "$BUSY"
 	sync
@@ -53,6 +54,28 @@ busy_loop() {
 		say "busy round $r written"
 		r=$((r + 1))
 	done
+}
+
+# bench DISK: the same workloads on the virtio disk and on the PV disk,
+# one after the other per workload; dom0 reads its CPU time at each
+# BENCH-BEGIN and BENCH-END line
+bench() {
+	insmod "$M/xen-blkfront.ko" || fail "insmod xen-blkfront"
+	i=0
+	while ! ls /sys/block | grep -q '^xvd' && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+	pv=$(ls /sys/block | grep '^xvd' | head -n 1)
+	[ -n "$pv" ] || fail "no Xen PV disk (xen-blkfront) after 60 s"
+	say "PHASE bench virtio=$1 pv=$pv sectors=$(cat /sys/block/$1/size)/$(cat /sys/block/$pv/size)"
+	for w in $BENCH_WORKLOADS; do
+		for d in $1 $pv; do
+			say "BENCH-BEGIN dev=$d workload=$w"
+			vd-verify bench --dev /dev/$d --seconds "$BENCH_SECS" --workloads "$w" 2>&1 |
+				sed "s/^/XR-G B $d: /"
+			say "BENCH-END dev=$d workload=$w"
+		done
+	done
+	say "RESULT PASS bench"
+	end_guest
 }
 
 say "PHASE userspace kernel=$(uname -r)"
@@ -88,8 +111,12 @@ for d in $DISKS; do
 	say "DISK dev=$d serial=$s sectors=$(cat /sys/block/$d/size)" \
 		"features=$(cat /sys/bus/virtio/devices/$v/features)" \
 		"irq=$(grep " $v\$" /proc/interrupts | tr -s ' ' | cut -d' ' -f2-4)"
-	case $s in xr.*.*.*b*) BUSY=$d ;; esac
+	case $s in
+	xr.*.*.*b*) BUSY=$d ;;
+	xr.*.*.*x*) BENCH=$d ;;
+	esac
 done
+[ -n "$BENCH" ] && bench "$BENCH"
 
 # every disk at once: the drivers, queues and IRQ lines of all devices
 # are busy together, as in a guest with several disks

@@ -146,7 +146,12 @@ if [ -x "$VIRTIOD" ]; then
 fi
 cp "$HERE/guest-init.sh" "$G/init"
 chmod +x "$G/init"
-printf 'XR_NDEVS=%s\nVERIFY_ARGS="%s"\n' "$NDEVS" "${VERIFY_ARGS:-}" >"$G/xr.conf"
+cat >"$G/xr.conf" <<EOF
+XR_NDEVS=$NDEVS
+VERIFY_ARGS="${VERIFY_ARGS:---bytes 8M --seconds 40 --progress 5}"
+BENCH_SECS=${BENCH_SECS:-10}
+BENCH_WORKLOADS="${BENCH_WORKLOADS:-randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32 read:1m:8 write:1m:8}"
+EOF
 # Direct boot (kernel=/ramdisk=) brings every byte of kernel and initrd
 # through fw_cfg port I/O, one ioreq round trip to dom0 per page and a
 # per-byte loop in QEMU: keep the initrd small.
@@ -245,7 +250,6 @@ VD_EXIT_SECS=${VD_EXIT_SECS:-60}
 BOOT_RETRIES=${BOOT_RETRIES:-2}
 SOAK_N=${SOAK_N:-20}
 SOAK_GUEST=${SOAK_GUEST:-cloud:disk}
-BENCH_SECS=${BENCH_SECS:-10}
 VD_ARGS="${VD_ARGS:-}"
 EOF
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/dom0-initrd.gz"
