@@ -13,8 +13,8 @@
 #define SX_MAX_DOMS    4
 #define SX_MAX_SERVERS 8
 #define SX_MAX_VCPUS   4
-#define SX_RAM_MAX     (64ULL << 20)
-#define SX_MAX_GRANTS  8192
+#define SX_RAM_MAX     (256ULL << 20)
+#define SX_MAX_GRANTS  32768
 #define SX_WAIT_MS     10000
 
 enum sx_arch { SX_X86, SX_ARM };
@@ -45,7 +45,7 @@ void sx_set_arch(enum sx_arch arch);
 void sx_set_xc_privileged(bool on); /* false: sysctls fail (driver domain) */
 void sx_set_backend_domid(uint32_t domid); /* xenstore's idea of "self" */
 
-/* A guest: nr_vcpus 1..SX_MAX_VCPUS, ram_mib <= 64. Frames in
+/* A guest: nr_vcpus 1..SX_MAX_VCPUS, ram_mib <= 256. Frames in
  * [hole_start, hole_end) (guest-physical) are not populated. */
 int sx_domain_create(uint32_t domid, enum sx_domtype type, unsigned nr_vcpus,
 		     unsigned ram_mib);
@@ -178,9 +178,9 @@ struct sx_blk_io {
  * then waited for; interrupts are taken like Linux (ISR read, ACK, then
  * the ring). Completions may come in any order. Thread-safe. Returns 0
  * (statuses in io[i].status), -ENOSPC (ring too full, nothing added),
- * -ETIMEDOUT (not all used), -EBUSY (a grant was still mapped when its
- * request completed) or -EPROTO (the device used an id it was not
- * given). */
+ * -ETIMEDOUT (not all used), -EIO (the device set DEVICE_NEEDS_RESET),
+ * -EBUSY (a grant was still mapped when its request completed) or -EPROTO
+ * (the device used an id it was not given). */
 int sx_blk_submit(struct sx_vdev *d, unsigned vcpu, struct sx_blk_io *io,
 		  unsigned n, unsigned flags);
 

@@ -366,6 +366,18 @@ static void take_interrupt(struct sx_vdev *d, unsigned v)
 	pthread_mutex_unlock(&d->lock);
 	if (rd(d, v, VIRTIO_MMIO_INTERRUPT_STATUS, &isr) == 0 && isr)
 		wr(d, v, VIRTIO_MMIO_INTERRUPT_ACK, isr);
+	/* A config interrupt: the device may have given up on the ring
+	 * (virtio 1.2 §2.1.2); nothing in flight will complete then. */
+	if (isr & VIRTIO_MMIO_INT_CONFIG) {
+		uint32_t st = 0;
+
+		if (rd(d, v, VIRTIO_MMIO_STATUS, &st) == 0 &&
+		    (st & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+			pthread_mutex_lock(&d->lock);
+			d->needs_reset = true;
+			pthread_mutex_unlock(&d->lock);
+		}
+	}
 	pthread_mutex_lock(&d->lock);
 	if (!d->ring_ops->more_used(d)) {
 		d->st.irqs_no_work++;
@@ -419,7 +431,7 @@ static int wait_done(struct sx_vdev *d, unsigned v, struct sx_req **reqs,
 	for (;;) {
 		unsigned left = 0;
 		uint64_t seen;
-		bool bad;
+		bool bad, reset;
 
 		take_interrupt(d, v);
 		pthread_mutex_lock(&d->lock);
@@ -427,11 +439,14 @@ static int wait_done(struct sx_vdev *d, unsigned v, struct sx_req **reqs,
 			left += !reqs[i]->done;
 		seen = d->irq_seen;
 		bad = d->bad_ring;
+		reset = d->needs_reset;
 		pthread_mutex_unlock(&d->lock);
 		if (!left)
 			return 0;
 		if (bad)
 			return -EPROTO;
+		if (reset)
+			return -EIO;
 		if (now_ms() > deadline)
 			return -ETIMEDOUT;
 		/* Short slices: another vCPU may take the interrupt for us. */

@@ -92,6 +92,7 @@ struct sx_vdev {
 	uint64_t table_area;  /* indirect tables: a page per id */
 	pthread_mutex_t lock; /* everything below, and the ring */
 	bool bad_ring;
+	bool needs_reset; /* the device set DEVICE_NEEDS_RESET */
 	unsigned next_seq, last_done_seq;
 	uint8_t *hdr_busy; /* sx_blk_rw's header slots */
 	uint64_t next_alloc;

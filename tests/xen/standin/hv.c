@@ -164,7 +164,7 @@ int sx_domain_create(uint32_t domid, enum sx_domtype type, unsigned nr_vcpus,
 	memset(sx->pages[di], 0, sizeof(sx->pages[di]));
 	sx_unlock();
 	/* Fresh RAM and no stale events from an earlier domain here. */
-	memset(ram_view[di], 0, SX_RAM_MAX);
+	memset(ram_view[di], 0, (size_t)ram_mib << 20);
 	for (int s = 0; s < SX_MAX_SERVERS; s++) {
 		for (int v = 0; v < SX_MAX_VCPUS; v++) {
 			uint64_t x;
