@@ -127,6 +127,11 @@ const char *xt_shape_name(enum xt_shape s);
  * 1 MiB boundary. */
 uint32_t xt_shape_fill(enum xt_shape s, struct xt_frames *f,
 		       struct sx_blk_io *io, unsigned *crossings);
+/* n segments that each map as two pieces: 8 KiB across a 1 MiB bucket
+ * boundary (foreign mapping), or 1 MiB at 0x200 into a frame, 257 frames
+ * (grants: the shim maps 256 per call). Returns n, 0 when f is used up. */
+unsigned xt_segs_split_in_two(struct xt_frames *f, struct sx_blk_io *io,
+			      unsigned n, bool grant);
 /* A request header where Linux may put it (the status byte follows):
  * variant 0 at in-page offset 0xff0 (status on the next page), 1 at 0xff8
  * (the header across two pages), 2 ending at a bucket boundary (status in

@@ -102,6 +102,31 @@ uint32_t xt_shape_fill(enum xt_shape s, struct xt_frames *f,
 	return bytes;
 }
 
+unsigned xt_segs_split_in_two(struct xt_frames *f, struct sx_blk_io *io,
+			      unsigned n, bool grant)
+{
+	io->nseg = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t g;
+
+		if (grant) {
+			/* 1 MiB at 0x200 into a frame: 257 frames. */
+			g = xt_frames_take(f, 257, 1);
+			if (!g)
+				return 0;
+			io->seg[io->nseg++] =
+				(struct sx_seg){g + 0x200, 1 << 20};
+		} else {
+			/* A frame either side of a bucket boundary. */
+			g = xt_frames_take_across_bucket(f);
+			if (!g)
+				return 0;
+			io->seg[io->nseg++] = (struct sx_seg){g - 4096, 8192};
+		}
+	}
+	return io->nseg;
+}
+
 uint64_t xt_hdr_place(struct xt_frames *f, unsigned variant)
 {
 	uint64_t g;
