@@ -68,7 +68,6 @@ struct mx {
 	uint8_t *ram;
 	uint64_t area;
 	struct xt_frames frames;
-	bool discard;
 	unsigned requests, batches;
 	uint32_t seed;
 };
@@ -158,12 +157,12 @@ static struct mx *mx_start(const struct mx_case *c)
 					m->state_dir, model),
 			 0);
 	assert_int_equal(sx_vdev_probe(&o, &m->dev), 0);
-	/* What the case is about was negotiated through the registers. */
-	want = o.features & ~(1ULL << VIRTIO_BLK_F_DISCARD);
-	if (o.grant == false)
+	/* What the case is about was negotiated through the registers (an
+	 * image file offers DISCARD: a punched hole). */
+	want = o.features;
+	if (!o.grant)
 		want &= ~(1ULL << VIRTIO_F_ACCESS_PLATFORM);
 	assert_int_equal(sx_vdev_features(m->dev) & want, want);
-	m->discard = sx_vdev_features(m->dev) & (1ULL << VIRTIO_BLK_F_DISCARD);
 	assert_int_equal(
 		sx_vdev_config(m->dev, 0,
 			       offsetof(struct virtio_blk_config, seg_max),
@@ -224,12 +223,14 @@ static void flush(struct mx *m, struct sx_blk_io *io, unsigned variant)
 	hdr(m, io, variant);
 }
 
-/* DISCARD / WRITE_ZEROES of one range: the range is kmalloc'ed (16
- * bytes), here ending at a page end. */
+/* DISCARD / WRITE_ZEROES of n ranges of nsec sectors, 64 sectors apart
+ * (bios the block layer merged): the ranges are kmalloc'ed, here the last
+ * bytes before a page end. */
 static void dwz(struct mx *m, struct sx_blk_io *io, uint32_t type,
-		uint64_t sector, uint32_t nsec, uint32_t flags)
+		uint64_t sector, uint32_t nsec, unsigned n, uint32_t flags)
 {
 	struct virtio_blk_discard_write_zeroes *r;
+	uint32_t len = n * (uint32_t)sizeof(*r);
 	uint64_t g;
 
 	memset(io, 0, sizeof(*io));
@@ -237,16 +238,19 @@ static void dwz(struct mx *m, struct sx_blk_io *io, uint32_t type,
 	hdr(m, io, 0);
 	g = xt_frames_take(&m->frames, 1, 1);
 	assert_true(g != 0);
-	r = (struct virtio_blk_discard_write_zeroes *)(m->ram + g + 0xff0);
-	r->sector = sector;
-	r->num_sectors = nsec;
-	r->flags = flags;
-	io->seg[0] = (struct sx_seg){g + 0xff0, sizeof(*r)};
+	r = (struct virtio_blk_discard_write_zeroes *)(m->ram + g + 4096 - len);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t at = sector + k * (uint64_t)(nsec + 64);
+
+		r[k] = (struct virtio_blk_discard_write_zeroes){
+			.sector = at, .num_sectors = nsec, .flags = flags};
+		if (type == VIRTIO_BLK_T_WRITE_ZEROES)
+			xt_disk_zeroed(&disk, at, nsec);
+		else
+			xt_disk_discarded(&disk, at, nsec);
+	}
+	io->seg[0] = (struct sx_seg){g + 4096 - len, len};
 	io->nseg = 1;
-	if (type == VIRTIO_BLK_T_WRITE_ZEROES)
-		xt_disk_zeroed(&disk, sector, nsec);
-	else
-		xt_disk_discarded(&disk, sector, nsec);
 }
 
 static void get_id(struct mx *m, struct sx_blk_io *io)
@@ -358,13 +362,11 @@ static void workload(struct mx *m)
 	next_batch(m);
 	rw(m, &io[n++], VIRTIO_BLK_T_IN, 1, 2);
 	rw(m, &io[n++], VIRTIO_BLK_T_OUT, 0, 0);
-	dwz(m, &io[n++], VIRTIO_BLK_T_WRITE_ZEROES, 3 * SLOT_SECS + 8, 1000,
+	dwz(m, &io[n++], VIRTIO_BLK_T_WRITE_ZEROES, 3 * SLOT_SECS + 8, 1000, 1,
 	    VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
-	dwz(m, &io[n++], VIRTIO_BLK_T_WRITE_ZEROES, 3 * SLOT_SECS + 2048, 64,
+	dwz(m, &io[n++], VIRTIO_BLK_T_WRITE_ZEROES, 3 * SLOT_SECS + 2048, 64, 3,
 	    0);
-	if (m->discard)
-		dwz(m, &io[n++], VIRTIO_BLK_T_DISCARD, 4 * SLOT_SECS + 16, 2048,
-		    0);
+	dwz(m, &io[n++], VIRTIO_BLK_T_DISCARD, 4 * SLOT_SECS + 16, 600, 3, 0);
 	flush(m, &io[n++], 0);
 	run_batch(m, io, n, m->c->event_idx ? SX_SUBMIT_ONE_IRQ : 0);
 
