@@ -56,16 +56,13 @@ static char *state_dir;
 static int group_setup(void **state)
 {
 	(void)state;
-	vd_log_set_level(VD_LOG_WARN);
-	sx_init(SX_X86);
-	return xt_disk_new(&disk, IMG_SIZE);
+	return xt_begin(&disk, IMG_SIZE);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	xt_disk_free(&disk);
-	return 0;
+	return xt_end(&disk);
 }
 
 static int case_teardown(void **state)

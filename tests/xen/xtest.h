@@ -76,6 +76,10 @@ struct xt_disk {
 /* An image of `size` bytes (a multiple of 512) holding xt_pattern, in
  * /dev/shm (so a matrix of cases can afford one). */
 int xt_disk_new(struct xt_disk *d, size_t size);
+/* A test program's start (quiet log, the stand-in for x86, one image)
+ * and end. */
+int xt_begin(struct xt_disk *d, size_t size);
+int xt_end(struct xt_disk *d);
 /* Back to xt_pattern (only what changed is rewritten). */
 int xt_disk_reset(struct xt_disk *d);
 void xt_disk_free(struct xt_disk *d);

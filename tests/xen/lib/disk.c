@@ -48,6 +48,19 @@ int xt_disk_new(struct xt_disk *d, size_t size)
 	return 0;
 }
 
+int xt_begin(struct xt_disk *d, size_t size)
+{
+	vd_log_set_level(VD_LOG_WARN);
+	sx_init(SX_X86);
+	return xt_disk_new(d, size);
+}
+
+int xt_end(struct xt_disk *d)
+{
+	xt_disk_free(d);
+	return 0;
+}
+
 void xt_disk_free(struct xt_disk *d)
 {
 	if (d->fd >= 0) {
