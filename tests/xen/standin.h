@@ -169,8 +169,9 @@ struct sx_blk_io {
 	int status;	   /* out: the status byte */
 	uint32_t used_len; /* out: what the device reported */
 };
-/* With EVENT_IDX, ask for a single interrupt, when the last request of
- * the batch is used (used_event / off_wrap set past all of them). */
+/* With EVENT_IDX, ask for a single interrupt, when the last buffer in
+ * flight is used (used_event / off_wrap name it): with nothing else in
+ * flight, the batch's last. */
 #define SX_SUBMIT_ONE_IRQ 1u
 
 /* n requests: all added to the ring, one kick decision (a QueueNotify

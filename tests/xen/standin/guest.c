@@ -475,9 +475,11 @@ static int submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
 		rc = build_req(d, reqs[i], &io[i]);
 		if (rc)
 			goto out;
-		need += ops->slots(d, reqs[i]->n_out + reqs[i]->n_in);
 	}
 	pthread_mutex_lock(&d->lock);
+	/* Room for all of them, or none goes on the ring. */
+	for (unsigned i = 0; i < n; i++)
+		need += ops->slots(d, reqs[i]->n_out + reqs[i]->n_in);
 	if (need > ops->num_free(d)) {
 		pthread_mutex_unlock(&d->lock);
 		rc = -ENOSPC;
