@@ -38,6 +38,8 @@ UNIT_LIB_SRC := $(sort $(wildcard tests/unit/lib/*.c))
 UNIT_TESTS := $(sort $(wildcard tests/unit/test_*.c))
 XEN_TEST_SRC := $(sort $(wildcard tests/xen/test_*.c))
 XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
+# Helpers shared by the Xen stand-in tests and benchmarks (xtest.h).
+XEN_TEST_LIB_SRC := $(sort $(wildcard tests/xen/lib/*.c))
 VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 # bench/core_*.c: one program each, driving the core through the test driver;
@@ -152,7 +154,7 @@ $(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(
 # against differ (tests/xen/standin provides those symbols).
 XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen
 
-$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
@@ -163,7 +165,7 @@ $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 	$(Q)$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
 
 # Xen's public headers (xenctrl.h: anonymous unions, asm barriers) need GNU C.
-$(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC)): ALL_CFLAGS += -std=gnu11
+$(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC) $(XEN_TEST_LIB_SRC)): ALL_CFLAGS += -std=gnu11
 
 # --------------------------------------------------------------- vhost-user tests
 $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
@@ -179,7 +181,7 @@ $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tes
 
 # The Xen shim's own objects linked against the stand-in libxen*, as the
 # Xen stand-in tests are; GNU C for Xen's headers.
-$(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+$(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
