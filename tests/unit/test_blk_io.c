@@ -572,10 +572,10 @@ static void one_kick_batch_gets_few_notifications(void **state)
 					   env_hva(&env, got->data), 4096));
 	}
 	/* sync: the whole kick runs as one batch, so one notification.
-	 * io_uring and threads complete asynchronously (on tmpfs io_uring
-	 * hands every request to io-wq), so how completions group into
-	 * batches is up to the scheduler: never more than one notification
-	 * per request is all that holds every time. */
+	 * io_uring (a read not in the page cache goes to io-wq) and threads
+	 * complete asynchronously, so how completions group into batches is
+	 * up to the scheduler: never more than one notification per request
+	 * is all that holds every time. */
 	if (strcmp(engine_of(state), "sync") == 0)
 		assert_int_equal(atomic_load(&env.notifies[0]), 1);
 	else
