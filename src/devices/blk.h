@@ -205,12 +205,6 @@ void blk_backend_close(struct blk_backend *be);
 void blk_backend_default_serial(const char *path,
 				char serial[VIRTIO_BLK_ID_BYTES + 1]);
 
-/* blk_request.c: iovec copies (bounded by the iovecs and len). */
-size_t blk_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t skip,
-		      void *buf, size_t len);
-size_t blk_buf_to_iov(const struct iovec *iov, unsigned n, const void *buf,
-		      size_t len);
-
 /* blk_request.c: parse and validate a popped chain into r. Returns 0 (r is
  * ready: phase set, or BLK_PH_DONE with r->st decided) or -EBADMSG when the
  * chain itself is broken (no room for the header or the status byte); then
