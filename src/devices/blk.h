@@ -172,7 +172,6 @@ struct blk_queue {
 	struct blk_dev *dev;
 	struct vd_queue *q;
 	struct vd_vq *vq;
-	struct vd_mem *mem;
 	const char *who;
 	unsigned depth;	  /* slots: the model's max queue size */
 	unsigned max_iov; /* iovecs per request copy */
@@ -184,7 +183,6 @@ struct blk_queue {
 	struct blk_engine *eng;
 
 	unsigned active; /* popped, not yet pushed */
-	unsigned pushed; /* pushed since the last vd_queue_complete_batch */
 	bool broken;	 /* the driver broke a chain: pop no more */
 	bool stopping;
 

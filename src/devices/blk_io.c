@@ -367,7 +367,6 @@ void blk_req_finish(struct blk_queue *bq, struct blk_req *r)
 			   ? UINT32_MAX
 			   : (uint32_t)r->elem->write_len);
 	r->elem = NULL;
-	bq->pushed++;
 	bq->active--;
 }
 
@@ -391,8 +390,5 @@ void blk_io_batch_done(void *ctx)
 	blk_run_waiters(bq);
 	if (bq->eng_ops->submit(bq->eng) < 0)
 		vd_queue_rekick(bq->q); /* the kernel was short; retry */
-	if (bq->pushed) {
-		bq->pushed = 0;
-		vd_queue_complete_batch(bq->q);
-	}
+	/* The core publishes the completions at the end of the round. */
 }

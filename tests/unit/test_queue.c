@@ -1,8 +1,9 @@
 /* Queue threads: start/stop, kicks through an eventfd, one notification per
- * batch, draining on stop, NEEDS_RESET from a broken chain, kick fd
- * replacement, rekick, dirty logging, and the guest-memory grace with a
- * memory-table writer. A tiny model defined here pops chains through the
- * real virtqueue and the test driver plays the guest. */
+ * batch (the model only pushes: the core publishes), draining on stop,
+ * NEEDS_RESET from a broken chain, kick fd replacement, rekick, dirty logging,
+ * and the guest-memory grace with a memory-table writer. A tiny model defined
+ * here pops chains through the real virtqueue and the test driver plays the
+ * guest. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_config.h>
@@ -74,7 +75,7 @@ static void complete_held(struct qstate *s)
 	for (unsigned i = 0; i < s->nheld; i++)
 		complete(s->q, s->held[i]);
 	s->nheld = 0;
-	vd_queue_complete_batch(s->q);
+	/* No vd_queue_complete_batch: the core publishes after the round. */
 	atomic_fetch_add(&echo.batches, 1);
 	atomic_store(&echo.completed_seq, atomic_fetch_add(&echo.seq, 1) + 1);
 }
@@ -128,10 +129,8 @@ static void echo_queue_kick(void *model, struct vd_queue *q)
 			break;
 		}
 	}
-	if (pushed) {
-		vd_queue_complete_batch(q);
+	if (pushed)
 		atomic_fetch_add(&echo.batches, 1);
-	}
 }
 
 static void echo_queue_stop(void *model, struct vd_queue *q)
