@@ -86,6 +86,9 @@ struct vd_device_type {
 	const char *name;
 	const char *summary;
 	const struct vd_device_option *options; /* terminated by {NULL} */
+	/* NULL for a type without options (then opts_set and opts_free may
+	 * be NULL too, and create gets NULL): callers go through
+	 * vd_device_type_opts_new/_set/_free below. */
 	void *(*opts_new)(void);
 	/* Returns 0, or -EINVAL with a message naming the option in err. */
 	int (*opts_set)(void *opts, const char *name, const char *value,
@@ -101,6 +104,16 @@ struct vd_device_type {
 const struct vd_device_type *vd_device_type_find(const char *name);
 /* NULL-terminated list of every registered type. */
 const struct vd_device_type *const *vd_device_types(void);
+
+/* A type's options, whether it has any or not (src/core/device_type.c).
+ * opts_new: 0 with *opts NULL for a type without options, or -ENOMEM.
+ * opts_set: -EINVAL naming the option in err if the type has none.
+ * opts_free: NULL is fine. */
+int vd_device_type_opts_new(const struct vd_device_type *t, void **opts);
+int vd_device_type_opts_set(const struct vd_device_type *t, void *opts,
+			    const char *name, const char *value, char *err,
+			    size_t errlen);
+void vd_device_type_opts_free(const struct vd_device_type *t, void *opts);
 
 /* ---------------------------------------------------------------- device */
 
