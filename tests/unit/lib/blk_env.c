@@ -326,3 +326,32 @@ uint64_t env_cfg(struct blk_env *env, uint32_t off, uint32_t len)
 		v = v << 8 | b[i];
 	return v;
 }
+
+/* An image of `size` in dir served with `engine` on nq queues (NULL: 1)
+ * of 128 and one extra option (name NULL: none). -1 if create refused it
+ * (a failed test if `must`). */
+int env_open_engine(struct blk_env *env, const char *engine, const char *dir,
+		    uint64_t size, const char *extra_name,
+		    const char *extra_val, const char *nq,
+		    enum vd_vq_layout layout, bool must)
+{
+	const char *opts[9] = {"io-engine", engine, "num-queues", nq ? nq : "1",
+			       NULL};
+	unsigned n = 4;
+
+	if (extra_name) {
+		opts[n++] = extra_name;
+		opts[n++] = extra_val;
+	}
+	opts[n] = NULL;
+	memset(env, 0, sizeof(*env));
+	env->img = -1;
+	env_image(env, dir, size, false);
+	if (env_create(env, opts) != 0) {
+		if (must)
+			fail_msg("create: %s", env->err);
+		return -1;
+	}
+	env_start(env, layout, 128, 0);
+	return 0;
+}

@@ -109,4 +109,12 @@ uint64_t env_cfg(struct blk_env *env, uint32_t off, uint32_t len);
 	env_cfg(env, offsetof(struct virtio_blk_config, field),                \
 		sizeof(((struct virtio_blk_config *)0)->field))
 
+/* An image of `size` in dir served with `engine` on nq queues (NULL: 1)
+ * of 128 and one extra option (name NULL: none). -1 if create refused it
+ * (a failed test if `must`). */
+int env_open_engine(struct blk_env *env, const char *engine, const char *dir,
+		    uint64_t size, const char *extra_name,
+		    const char *extra_val, const char *nq,
+		    enum vd_vq_layout layout, bool must);
+
 #endif
