@@ -38,14 +38,17 @@ struct vd_device_ops {
 	 * and turns them on again, re-checking the ring, before the queue
 	 * sleeps; so pop until vd_vq_pop returns 0, or stop early and call
 	 * vd_queue_rekick. Chains left in the ring otherwise wait for the
-	 * driver's next kick. */
+	 * driver's next kick. vd_vq_pop gives nothing while a guest-memory
+	 * writer waits; the core kicks again once it is done. What the
+	 * model pushed (here, in its fd callbacks, in queue_poll and
+	 * queue_stop) the core publishes and notifies once per round. */
 	void (*queue_kick)(void *model, struct vd_queue *q);
 	/* Optional, for busy polling (vd_queue_setup.poll_us): deliver the
 	 * completions that are ready, without blocking and preferably
 	 * without a system call. Returns true if it delivered any. Without
 	 * it, completions wait for the end of the polling window. */
 	bool (*queue_poll)(void *model, struct vd_queue *q);
-	/* Stop: finish every in-flight request, push and flush its completion,
+	/* Stop: finish every in-flight request and push its completion,
 	 * release per-queue state. The queue's loop is still usable. */
 	void (*queue_stop)(void *model, struct vd_queue *q);
 	/* Device reset (all queues already stopped). */
@@ -83,6 +86,9 @@ struct vd_device_type {
 	const char *name;
 	const char *summary;
 	const struct vd_device_option *options; /* terminated by {NULL} */
+	/* NULL for a type without options (then opts_set and opts_free may
+	 * be NULL too, and create gets NULL): callers go through
+	 * vd_device_type_opts_new/_set/_free below. */
 	void *(*opts_new)(void);
 	/* Returns 0, or -EINVAL with a message naming the option in err. */
 	int (*opts_set)(void *opts, const char *name, const char *value,
@@ -98,6 +104,16 @@ struct vd_device_type {
 const struct vd_device_type *vd_device_type_find(const char *name);
 /* NULL-terminated list of every registered type. */
 const struct vd_device_type *const *vd_device_types(void);
+
+/* A type's options, whether it has any or not (src/core/device_type.c).
+ * opts_new: 0 with *opts NULL for a type without options, or -ENOMEM.
+ * opts_set: -EINVAL naming the option in err if the type has none.
+ * opts_free: NULL is fine. */
+int vd_device_type_opts_new(const struct vd_device_type *t, void **opts);
+int vd_device_type_opts_set(const struct vd_device_type *t, void *opts,
+			    const char *name, const char *value, char *err,
+			    size_t errlen);
+void vd_device_type_opts_free(const struct vd_device_type *t, void *opts);
 
 /* ---------------------------------------------------------------- device */
 
@@ -221,7 +237,11 @@ struct vd_dev *vd_queue_dev(struct vd_queue *q);
 const char *vd_queue_who(const struct vd_queue *q); /* "blk0 q1" */
 void *vd_queue_model_data(struct vd_queue *q);
 void vd_queue_set_model_data(struct vd_queue *q, void *data);
-/* Flush the vq and, if the driver wants it, notify through the shim. */
+/* Publish the completions pushed so far and, if the driver wants it,
+ * notify through the shim. The core does this after every round on the
+ * queue's thread (a queue_kick, a queue_poll that delivered, the event
+ * loop's callbacks, queue_stop), so a model only pushes; this is for a
+ * model that wants its completions seen before its round ends. */
 void vd_queue_complete_batch(struct vd_queue *q);
 /* Ask the queue thread to run queue_kick again soon (from its own thread,
  * e.g. after I/O freed capacity). */

@@ -23,12 +23,13 @@ struct vd_mmio_ops {
 	 * the interrupt once. Called from queue threads and from the thread
 	 * that feeds register accesses; must be thread-safe. */
 	void (*raise_irq)(void *ctx, uint32_t new_bits);
-	/* Optional: fill per-queue virtqueue hooks (inflight tracking)
-	 * before queue `idx` starts at vq's position, serving n_requeue
-	 * chains of an earlier process first. */
-	void (*queue_hooks)(void *ctx, unsigned idx,
-			    const struct vd_vq_config *vq, unsigned n_requeue,
-			    struct vd_vq_hooks *hooks);
+	/* Optional: queue `idx` is about to start with `setup` (rings
+	 * mapped, positions set): the shim may add its vq hooks (inflight
+	 * tracking), move the positions and name chains of an earlier
+	 * process to serve first (setup->requeue, valid until the queue has
+	 * started). A negative errno refuses the start. */
+	int (*queue_setup)(void *ctx, unsigned idx,
+			   struct vd_queue_setup *setup);
 	/* Optional: the driver reset the device (after every queue stopped
 	 * and its rings were unmapped): drop cached guest mappings. */
 	void (*reset)(void *ctx);
@@ -87,12 +88,10 @@ void vd_mmio_suspend(struct vd_mmio *m, struct vd_mmio_state *st,
 void vd_mmio_save(struct vd_mmio *m, struct vd_mmio_state *st,
 		  struct vd_mmio_queue_state *qs);
 /* Bring a fresh model to a predecessor's state: features, status and the
- * ready queues restarted at the recorded positions, each serving
- * requeue[i] (n_requeue[i] heads; both may be NULL) first. Refuses a state
- * that the registers could not have produced (-EINVAL); the device is then
- * left reset. */
+ * ready queues restarted at the recorded positions (ops->queue_setup may
+ * move them and requeue chains). Refuses a state that the registers could
+ * not have produced (-EINVAL); the device is then left reset. */
 int vd_mmio_restore(struct vd_mmio *m, const struct vd_mmio_state *st,
-		    const struct vd_mmio_queue_state *qs, unsigned nq,
-		    uint16_t *const *requeue, const unsigned *n_requeue);
+		    const struct vd_mmio_queue_state *qs, unsigned nq);
 
 #endif

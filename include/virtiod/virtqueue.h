@@ -125,7 +125,9 @@ int vd_vq_new(const struct vd_vq_config *cfg, struct vd_mem *mem,
 void vd_vq_free(struct vd_vq *vq);
 
 /* Pop the next available chain. Returns 1 and *out, 0 if none is available
- * (or the queue is broken), or 0 with the queue broken on malformed input.
+ * (or the queue is broken, or a guest-memory writer waits for its grace
+ * period: vd_mem_grace_pending), or 0 with the queue broken on malformed
+ * input.
  * The element stays owned by the device until pushed. With EVENT_IDX, the
  * pop that finds the ring empty asks the driver to kick for the next entry
  * (avail_event); a device that stops popping earlier must rekick itself. */

@@ -41,6 +41,9 @@ struct xdev {
 	char state_path[PATH_MAX];
 	unsigned nq;
 	struct vd_mmio_queue_state *qs; /* scratch, nq entries */
+	/* While restoring after a crash: the predecessor's record, whose
+	 * inflight regions the queues take over as they start. */
+	const struct vd_xen_prev *prev;
 };
 
 static void raise_irq(void *ctx, uint32_t new_bits)
@@ -49,13 +52,15 @@ static void raise_irq(void *ctx, uint32_t new_bits)
 	vd_xen_irq_raise(&((struct xdev *)ctx)->irq);
 }
 
-static void queue_hooks(void *ctx, unsigned idx, const struct vd_vq_config *vq,
-			unsigned n_requeue, struct vd_vq_hooks *hooks)
+static int queue_setup(void *ctx, unsigned idx, struct vd_queue_setup *setup)
 {
 	struct xdev *x = ctx;
 
-	if (x->state)
-		vd_xen_state_queue_start(x->state, idx, vq, n_requeue, hooks);
+	if (!x->state)
+		return 0;
+	return vd_xen_state_queue_start(
+		x->state, idx, setup,
+		x->prev ? vd_xen_prev_inflight(x->prev, idx) : NULL);
 }
 
 static void drop_mappings(void *ctx)
@@ -68,7 +73,7 @@ static void drop_mappings(void *ctx)
 
 static const struct vd_mmio_ops mmio_ops = {
 	.raise_irq = raise_irq,
-	.queue_hooks = queue_hooks,
+	.queue_setup = queue_setup,
 	.reset = drop_mappings,
 };
 
@@ -197,51 +202,20 @@ static int load_prev(struct xdev *x, struct vd_xen_prev *prev)
 	return prev->server_id;
 }
 
-/* Bring the device back to where the predecessor left it, re-serving the
- * chains it had in flight. */
+/* Bring the device back to where the predecessor left it. After a crash,
+ * each queue takes its inflight region over as it starts (queue_setup) and
+ * serves the chains that were in flight again, split or packed. */
 static void restore_device(struct xdev *x, const struct vd_xen_prev *prev)
 {
-	uint16_t **requeue = calloc(x->nq, sizeof(*requeue));
-	unsigned *n_requeue = calloc(x->nq, sizeof(*n_requeue));
-	bool broken = false;
-	int rc = -ENOMEM;
+	int rc = -EINVAL;
 
-	if (!requeue || !n_requeue)
-		goto out;
-	rc = -EINVAL;
-	if (!prev->have_device || prev->nq != x->nq)
-		goto out;
-	for (unsigned i = 0; i < x->nq; i++) {
-		struct vd_mmio_queue_state *q = &x->qs[i];
-		uint16_t used = 0;
-
-		vd_xen_prev_queue(prev, i, q);
-		if (!q->ready || prev->clean)
-			continue;
-		if (q->num == 0 || q->num > VD_VQ_MAX_SIZE)
-			goto out;
-		requeue[i] = calloc(q->num, sizeof(uint16_t));
-		if (!requeue[i]) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (!q->used_idx_valid) {
-			/* split: used->idx is what the driver has seen */
-			if (vd_mem_read(x->mem, q->device + 2, &used, 2) < 0)
-				goto out;
-			q->used_idx = le16toh(used);
-			q->used_idx_valid = 1;
-		}
-		if (vd_xen_prev_requeue(prev, i, q->used_idx, requeue[i],
-					&n_requeue[i]) < 0)
-			broken = true; /* packed with chains in flight */
+	if (prev->have_device && prev->nq == x->nq) {
+		for (unsigned i = 0; i < x->nq; i++)
+			vd_xen_prev_queue(prev, i, &x->qs[i]);
+		x->prev = prev;
+		rc = vd_mmio_restore(x->mmio, &prev->st, x->qs, x->nq);
+		x->prev = NULL;
 	}
-	rc = vd_mmio_restore(x->mmio, &prev->st, x->qs, x->nq, requeue,
-			     n_requeue);
-	if (rc == 0 && broken)
-		vd_dev_needs_reset(vd_mmio_dev(x->mmio),
-				   "in-flight packed chains lost in a restart");
-out:
 	if (rc < 0)
 		vd_warn(x->who,
 			"device state of the predecessor unusable (%s); "
@@ -250,10 +224,6 @@ out:
 	else
 		vd_info(x->who, "device state restored (%s)",
 			prev->clean ? "handover" : "after a crash");
-	for (unsigned i = 0; requeue && i < x->nq; i++)
-		free(requeue[i]);
-	free(requeue);
-	free(n_requeue);
 }
 
 /* True while the guest lives; checks Xen at most once a LIVENESS_MS. */

@@ -1,8 +1,9 @@
 /* The restart record: a file under /run/virtiod, mapped shared for the life
  * of the server, naming the IOREQ server and holding the device's registers
- * and each queue's in-flight chains, so a successor can take the device
- * over after a crash. Queue threads only store to their own queue's area;
- * no system call is made on the data path. */
+ * and each queue's in-flight chains (a core inflight region, split or
+ * packed), so a successor can take the device over after a crash. Queue
+ * threads only store to their own queue's region; no system call is made
+ * on the data path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,10 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "virtiod/inflight.h"
+
 #include "state.h"
 
-#define MAGIC	"VDXENST1"
-#define VERSION 1u
+#define MAGIC "VDXENST1"
+/* 2: each queue's in-flight chains are a core inflight region
+ * (virtiod/inflight.h), packed rings included. */
+#define VERSION 2u
 
 struct file_hdr {
 	char magic[8];
@@ -29,24 +34,45 @@ struct file_hdr {
 	struct vd_mmio_state st;
 };
 
-struct slot {
-	uint32_t seq;	   /* pop order, 0: not in flight */
-	uint16_t push_pos; /* split: used ring position it was pushed at */
-	uint8_t pushed;
-	uint8_t pad;
-};
+#define ALIGN64(n) (((n) + 63) & ~(size_t)63)
+#define HDR_SIZE   ALIGN64(sizeof(struct file_hdr))
+#define QS_SIZE	   ALIGN64(sizeof(struct vd_mmio_queue_state))
 
-/* Written by the queue's thread only. */
-struct qarea {
-	struct vd_mmio_queue_state qs; /* registers, and positions at start */
-	uint32_t packed;
-	uint32_t pop_seq;
-	uint16_t last_avail; /* next avail entry (split) / position (packed) */
-	uint16_t published;  /* used idx at the last publish */
-	uint8_t avail_wrap, used_wrap;
-	uint16_t n_pending; /* pushed since the last publish */
-	uint32_t inflight;
-	struct slot slot[]; /* qmax entries */
+/* Per queue: its registers (and positions at start), then its inflight
+ * region, written by the queue's thread only. Room for a packed region,
+ * the larger: the layout is chosen at FEATURES_OK, after the file is. */
+static size_t region_size(unsigned qmax)
+{
+	return vd_inflight_region_size(VD_VQ_PACKED, (uint16_t)qmax);
+}
+
+static size_t area_size(unsigned qmax)
+{
+	return QS_SIZE + region_size(qmax);
+}
+
+static size_t file_size(unsigned nq, unsigned qmax)
+{
+	return HDR_SIZE + (size_t)nq * area_size(qmax);
+}
+
+static struct vd_mmio_queue_state *area_qs(uint8_t *map, unsigned qmax,
+					   unsigned i)
+{
+	return (struct vd_mmio_queue_state *)(map + HDR_SIZE +
+					      (size_t)i * area_size(qmax));
+}
+
+static void *area_region(uint8_t *map, unsigned qmax, unsigned i)
+{
+	return (uint8_t *)area_qs(map, qmax, i) + QS_SIZE;
+}
+
+/* Per queue, private to its thread once it runs. */
+struct vd_xen_qtrack {
+	struct vd_inflight *inflight;
+	uint16_t *requeue; /* qmax: heads to serve again, till started */
+	char who[24];
 };
 
 struct vd_xen_state {
@@ -57,33 +83,6 @@ struct vd_xen_state {
 	unsigned nq, qmax;
 	struct vd_xen_qtrack *tr; /* nq */
 };
-
-/* Per queue, private to its thread: what to clear at publish. */
-struct vd_xen_qtrack {
-	struct vd_xen_state *st;
-	unsigned idx;
-	unsigned requeue_left; /* requeued pops come first and do not move
-				  last_avail */
-	uint16_t *pending;     /* ids pushed since the last publish */
-};
-
-static size_t area_size(unsigned qmax)
-{
-	size_t s = sizeof(struct qarea) + (size_t)qmax * sizeof(struct slot);
-
-	return (s + 7) & ~(size_t)7;
-}
-
-static size_t file_size(unsigned nq, unsigned qmax)
-{
-	return sizeof(struct file_hdr) + (size_t)nq * area_size(qmax);
-}
-
-static struct qarea *area(uint8_t *map, unsigned qmax, unsigned i)
-{
-	return (struct qarea *)(map + sizeof(struct file_hdr) +
-				(size_t)i * area_size(qmax));
-}
 
 void vd_xen_state_path(char *buf, size_t len, const char *dir, uint32_t domid,
 		       uint64_t base)
@@ -146,59 +145,14 @@ void vd_xen_prev_free(struct vd_xen_prev *p)
 void vd_xen_prev_queue(const struct vd_xen_prev *p, unsigned i,
 		       struct vd_mmio_queue_state *qs)
 {
-	const struct qarea *a = area(p->data, p->qmax, i);
-
-	*qs = a->qs;
-	if (p->clean)
-		return;
-	/* After a crash: restart where the predecessor had got to; the
-	 * used index is re-read from the ring. */
-	qs->avail_idx = a->last_avail;
-	qs->avail_wrap = a->avail_wrap;
-	qs->used_idx = a->published;
-	qs->used_wrap = a->used_wrap;
-	qs->used_idx_valid = a->packed ? 1 : 0;
+	*qs = *area_qs(p->data, p->qmax, i);
 }
 
-int vd_xen_prev_requeue(const struct vd_xen_prev *p, unsigned i,
-			uint16_t ring_used, uint16_t *heads, unsigned *n)
+const void *vd_xen_prev_inflight(const struct vd_xen_prev *p, unsigned i)
 {
-	const struct qarea *a = area(p->data, p->qmax, i);
-	unsigned num = a->qs.num, cnt = 0;
-	uint16_t published_since = (uint16_t)(ring_used - a->published);
-
-	*n = 0;
-	if (p->clean || !a->qs.ready)
-		return 0;
-	if (num > p->qmax)
-		return -EINVAL;
-	for (unsigned id = 0; id < num; id++) {
-		const struct slot *s = &a->slot[id];
-
-		if (!s->seq)
-			continue;
-		/* Pushed, and the used index already covers it: the driver
-		 * has seen it (the crash hit between store and hook). */
-		if (s->pushed &&
-		    (uint16_t)(s->push_pos - a->published) < published_since)
-			continue;
-		if (a->packed)
-			return -EOPNOTSUPP; /* positions, not heads */
-		heads[cnt++] = (uint16_t)id;
-	}
-	/* Submission order: by pop sequence (insertion sort, bounded). */
-	for (unsigned k = 1; k < cnt; k++) {
-		uint16_t h = heads[k];
-		unsigned j = k;
-
-		while (j > 0 && a->slot[heads[j - 1]].seq > a->slot[h].seq) {
-			heads[j] = heads[j - 1];
-			j--;
-		}
-		heads[j] = h;
-	}
-	*n = cnt;
-	return 0;
+	if (p->clean || i >= p->nq || !area_qs(p->data, p->qmax, i)->ready)
+		return NULL;
+	return area_region(p->data, p->qmax, i);
 }
 
 int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
@@ -250,10 +204,9 @@ int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
 		goto fail;
 	}
 	for (unsigned i = 0; i < nq; i++) {
-		s->tr[i].st = s;
-		s->tr[i].idx = i;
-		s->tr[i].pending = calloc(qmax ? qmax : 1, sizeof(uint16_t));
-		if (!s->tr[i].pending) {
+		snprintf(s->tr[i].who, sizeof(s->tr[i].who), "restart q%u", i);
+		s->tr[i].requeue = calloc(qmax ? qmax : 1, sizeof(uint16_t));
+		if (!s->tr[i].requeue) {
 			rc = -ENOMEM;
 			goto fail;
 		}
@@ -276,8 +229,10 @@ void vd_xen_state_close(struct vd_xen_state *s, bool remove)
 		close(s->fd);
 	if (remove && s->path[0])
 		unlink(s->path);
-	for (unsigned i = 0; i < s->nq; i++)
-		free(s->tr[i].pending);
+	for (unsigned i = 0; i < s->nq; i++) {
+		vd_inflight_free(s->tr[i].inflight);
+		free(s->tr[i].requeue);
+	}
 	free(s->tr);
 	free(s);
 }
@@ -299,99 +254,53 @@ void vd_xen_state_set_device(struct vd_xen_state *s,
 
 	h->st = *st;
 	for (unsigned i = 0; i < s->nq; i++) {
-		struct qarea *a = area(s->map, s->qmax, i);
-		uint16_t avail = a->qs.avail_idx, used = a->qs.used_idx;
-		uint8_t aw = a->qs.avail_wrap, uw = a->qs.used_wrap;
+		struct vd_mmio_queue_state *a = area_qs(s->map, s->qmax, i);
+		uint16_t avail = a->avail_idx, used = a->used_idx;
+		uint8_t aw = a->avail_wrap, uw = a->used_wrap;
+		uint8_t valid = a->used_idx_valid;
 
-		a->qs = qs[i];
+		*a = qs[i];
 		if (!clean) {
 			/* Keep the start position of a running queue. */
-			a->qs.avail_idx = avail;
-			a->qs.used_idx = used;
-			a->qs.avail_wrap = aw;
-			a->qs.used_wrap = uw;
+			a->avail_idx = avail;
+			a->used_idx = used;
+			a->avail_wrap = aw;
+			a->used_wrap = uw;
+			a->used_idx_valid = valid;
 		}
 	}
 	h->clean = clean;
 	h->have_device = 1;
 }
 
-static void on_pop(void *ctx, const struct vd_vq_elem *e)
+int vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
+			     struct vd_queue_setup *setup, const void *prev)
 {
-	struct vd_xen_qtrack *t = ctx;
-	struct qarea *a = area(t->st->map, t->st->qmax, t->idx);
-
-	if (e->id >= t->st->qmax)
-		return;
-	a->slot[e->id].seq = ++a->pop_seq ? a->pop_seq : ++a->pop_seq;
-	a->slot[e->id].pushed = 0;
-	a->inflight++;
-	if (t->requeue_left) {
-		t->requeue_left--;
-		return;
-	}
-	if (a->packed) {
-		uint16_t next = (uint16_t)(a->last_avail + e->ndescs);
-
-		if (next >= a->qs.num) {
-			next = (uint16_t)(next - a->qs.num);
-			a->avail_wrap ^= 1;
-		}
-		a->last_avail = next;
-	} else {
-		a->last_avail++;
-	}
-}
-
-static void on_push(void *ctx, const struct vd_vq_elem *e)
-{
-	struct vd_xen_qtrack *t = ctx;
-	struct qarea *a = area(t->st->map, t->st->qmax, t->idx);
-
-	if (e->id >= t->st->qmax || t->st->qmax == 0 ||
-	    a->n_pending >= t->st->qmax)
-		return;
-	a->slot[e->id].push_pos = (uint16_t)(a->published + a->n_pending);
-	a->slot[e->id].pushed = 1;
-	t->pending[a->n_pending++] = e->id;
-}
-
-static void on_publish(void *ctx, uint16_t used_idx, bool used_wrap)
-{
-	struct vd_xen_qtrack *t = ctx;
-	struct qarea *a = area(t->st->map, t->st->qmax, t->idx);
-
-	for (unsigned k = 0; k < a->n_pending; k++) {
-		a->slot[t->pending[k]].seq = 0;
-		a->inflight--;
-	}
-	a->n_pending = 0;
-	a->published = used_idx;
-	a->used_wrap = used_wrap;
-}
-
-void vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
-			      const struct vd_vq_config *vq, unsigned n_requeue,
-			      struct vd_vq_hooks *hooks)
-{
-	struct qarea *a = area(s->map, s->qmax, i);
+	struct vd_mmio_queue_state *a = area_qs(s->map, s->qmax, i);
 	struct vd_xen_qtrack *t = &s->tr[i];
+	struct vd_vq_config *vq = &setup->vq;
+	void *region = area_region(s->map, s->qmax, i);
+	unsigned n = 0;
+	int rc;
 
-	memset(a->slot, 0, (size_t)s->qmax * sizeof(struct slot));
-	a->packed = vq->layout == VD_VQ_PACKED;
-	a->inflight = 0;
-	a->n_pending = 0;
-	a->last_avail = vq->avail_idx;
+	/* The queue's previous run has stopped. */
+	vd_inflight_free(t->inflight);
+	t->inflight = NULL;
+	if (prev)
+		memcpy(region, prev, region_size(s->qmax));
+	rc = vd_inflight_attach(region, (uint16_t)s->qmax, prev != NULL, vq,
+				t->requeue, &n, t->who, &t->inflight);
+	if (rc < 0)
+		return rc;
+	setup->requeue = n ? t->requeue : NULL;
+	setup->n_requeue = n;
+	/* Where it starts, for a successor whose record has no chain in
+	 * flight on this queue. */
+	a->avail_idx = vq->avail_idx;
 	a->avail_wrap = vq->avail_wrap;
-	a->published = vq->used_idx;
+	a->used_idx = vq->used_idx;
 	a->used_wrap = vq->used_wrap;
-	a->qs.avail_idx = vq->avail_idx;
-	a->qs.avail_wrap = vq->avail_wrap;
-	a->qs.used_idx = vq->used_idx;
-	a->qs.used_wrap = vq->used_wrap;
-	t->requeue_left = n_requeue;
-	hooks->ctx = t;
-	hooks->on_pop = on_pop;
-	hooks->on_push = on_push;
-	hooks->on_publish = on_publish;
+	a->used_idx_valid = vq->used_idx_valid;
+	vd_inflight_set_hooks(t->inflight, &setup->hooks);
+	return 0;
 }

@@ -26,14 +26,13 @@ struct vd_xen_prev {
 /* 0, -ENOENT, or -EINVAL for a file that is not a whole record. */
 int vd_xen_prev_load(const char *path, struct vd_xen_prev *p);
 void vd_xen_prev_free(struct vd_xen_prev *p);
-/* Queue i's registers and where to restart it. */
+/* Queue i's registers, with its positions: exact after a handover; after a
+ * crash, where it started (its inflight region says where it goes on). */
 void vd_xen_prev_queue(const struct vd_xen_prev *p, unsigned i,
 		       struct vd_mmio_queue_state *qs);
-/* Split queue i's chains in flight at the crash, in submission order, into
- * heads (room for the queue size); `ring_used` is used->idx read from the
- * ring. -EOPNOTSUPP for a packed queue with chains in flight. */
-int vd_xen_prev_requeue(const struct vd_xen_prev *p, unsigned i,
-			uint16_t ring_used, uint16_t *heads, unsigned *n);
+/* Queue i's inflight region after a crash, for vd_xen_state_queue_start;
+ * NULL after a handover (nothing in flight) or for a queue not ready. */
+const void *vd_xen_prev_inflight(const struct vd_xen_prev *p, unsigned i);
 
 /* ---- our own record, mapped shared while we serve */
 int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
@@ -46,10 +45,12 @@ void vd_xen_state_set_server(struct vd_xen_state *s, int id,
 void vd_xen_state_set_device(struct vd_xen_state *s,
 			     const struct vd_mmio_state *st,
 			     const struct vd_mmio_queue_state *qs, bool clean);
-/* Queue i starts at `vq`'s position with n_requeue chains to serve first:
- * reset its in-flight record and hook its thread to it. */
-void vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
-			      const struct vd_vq_config *vq, unsigned n_requeue,
-			      struct vd_vq_hooks *hooks);
+/* Queue i starts with `setup` (rings mapped): its inflight region starts
+ * empty at setup's positions or, with `prev` (vd_xen_prev_inflight), takes
+ * the predecessor's record over and recovers it: setup's positions move and
+ * setup->requeue names the chains to serve again (kept till the next
+ * start). Hooks the queue's thread to the region. 0 or -errno. */
+int vd_xen_state_queue_start(struct vd_xen_state *s, unsigned i,
+			     struct vd_queue_setup *setup, const void *prev);
 
 #endif

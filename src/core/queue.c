@@ -444,6 +444,13 @@ static void serve_kick(struct vd_queue *q)
 	}
 	q->kick_pending = false;
 	m->ops->queue_kick(m, q);
+	vd_queue_complete_batch(q);
+	/* A memory-table writer came meanwhile: vd_vq_pop gave nothing
+	 * more, so serve again once it is done (queue_serve waits). */
+	if (vd_mem_grace_pending(vd_dev_mem(q->dev))) {
+		q->kick_pending = true;
+		return;
+	}
 	if (q->kick_pending || ring_mark(q) != mark ||
 	    !vd_vq_avail_pending(q->vq))
 		q->stalls = 0;
@@ -469,8 +476,10 @@ static bool queue_poll(struct vd_queue *q)
 			q->kick_pending = true;
 			return true;
 		}
-		if (m->ops->queue_poll && m->ops->queue_poll(m, q))
+		if (m->ops->queue_poll && m->ops->queue_poll(m, q)) {
+			vd_queue_complete_batch(q);
 			return true;
+		}
 		if (now_ns() >= end)
 			return false;
 		cpu_relax();
@@ -519,6 +528,9 @@ static void queue_serve(struct vd_queue *q)
 		if (q->poll_ns)
 			q->last_round = now_ns();
 		mem_enter(q);
+		/* What the round's callbacks (I/O completions) pushed: one
+		 * used-index store and at most one notification for all. */
+		vd_queue_complete_batch(q);
 		if (r < 0) {
 			vd_dev_needs_reset(q->dev, "q%u: event loop: %s",
 					   q->index, strerror(-r));

@@ -434,7 +434,10 @@ void vq_table_unmap(struct vd_vq *vq, struct vq_table *t)
 
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 {
-	if (vq->broken)
+	/* While a memory-table writer waits, take nothing new: requests in
+	 * flight drain, the queue thread leaves its read section, and a
+	 * busy guest cannot starve the writer (docs/core.md). */
+	if (vq->broken || vd_mem_grace_pending(vq->mem))
 		return 0;
 	return vq->cfg.layout == VD_VQ_SPLIT ? vq_split_pop(vq, out)
 					     : vq_packed_pop(vq, out);

@@ -342,7 +342,6 @@ static int blk_queue_start(void *model, struct vd_queue *q)
 	bq->dev = d;
 	bq->q = q;
 	bq->vq = vd_queue_vq(q);
-	bq->mem = vd_dev_mem(vd_queue_dev(q));
 	bq->who = vd_queue_who(q);
 	/* Slots are below the queue size, which vd_queue_start bounds by
 	 * max_queue_size. */
@@ -395,7 +394,7 @@ static bool pop_all(struct blk_queue *bq, unsigned *budget)
 		struct blk_req *r;
 		const char *why = NULL;
 
-		if (bq->broken || vd_mem_grace_pending(bq->mem))
+		if (bq->broken)
 			return false;
 		if (vd_vq_pop(bq->vq, &e) <= 0)
 			return true;
@@ -407,7 +406,6 @@ static bool pop_all(struct blk_queue *bq, unsigned *budget)
 				vd_queue_dev(bq->q), "q%u: slot %u past %u",
 				vd_queue_index(bq->q), e->slot, bq->depth);
 			vd_vq_push(bq->vq, e, 0);
-			bq->pushed++;
 			bq->active--;
 			bq->broken = true;
 			return false;
@@ -419,7 +417,6 @@ static bool pop_all(struct blk_queue *bq, unsigned *budget)
 			vd_dev_needs_reset(vd_queue_dev(bq->q), "q%u: %s",
 					   vd_queue_index(bq->q), why);
 			vd_vq_push(bq->vq, e, 0);
-			bq->pushed++;
 			bq->active--;
 			bq->broken = true;
 			return false;
@@ -440,17 +437,14 @@ static void blk_queue_kick(void *model, struct vd_queue *q)
 		return;
 	budget = bq->depth;
 	/* The core has turned driver notifications off and turns them on
-	 * again, with a last look at the ring, once we return. */
+	 * again, with a last look at the ring, once we return; it also
+	 * publishes what we pushed, with one notification decision. */
 	drained = pop_all(bq, &budget);
 	blk_run_waiters(bq);
 	if (bq->eng_ops->submit(bq->eng) < 0)
 		drained = false; /* the kernel was short; retry soon */
 	if (!drained && !bq->broken)
-		vd_queue_rekick(q); /* budget spent, a memory writer waits */
-	if (bq->pushed) {
-		bq->pushed = 0;
-		vd_queue_complete_batch(q);
-	}
+		vd_queue_rekick(q); /* budget spent, or the kernel was short */
 }
 
 /* Busy polling: completions the engine has ready, without sleeping. */
@@ -483,10 +477,6 @@ static void blk_queue_stop(void *model, struct vd_queue *q)
 			       bq->active, strerror(-ret));
 			break;
 		}
-	}
-	if (bq->pushed) {
-		bq->pushed = 0;
-		vd_queue_complete_batch(q);
 	}
 	vd_queue_set_model_data(q, NULL);
 	queue_free(bq);

@@ -172,7 +172,6 @@ struct blk_queue {
 	struct blk_dev *dev;
 	struct vd_queue *q;
 	struct vd_vq *vq;
-	struct vd_mem *mem;
 	const char *who;
 	unsigned depth;	  /* slots: the model's max queue size */
 	unsigned max_iov; /* iovecs per request copy */
@@ -184,7 +183,6 @@ struct blk_queue {
 	struct blk_engine *eng;
 
 	unsigned active; /* popped, not yet pushed */
-	unsigned pushed; /* pushed since the last vd_queue_complete_batch */
 	bool broken;	 /* the driver broke a chain: pop no more */
 	bool stopping;
 
@@ -204,12 +202,6 @@ void blk_backend_close(struct blk_backend *be);
 /* Default serial: "vd-" and a hash of the canonical path. */
 void blk_backend_default_serial(const char *path,
 				char serial[VIRTIO_BLK_ID_BYTES + 1]);
-
-/* blk_request.c: iovec copies (bounded by the iovecs and len). */
-size_t blk_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t skip,
-		      void *buf, size_t len);
-size_t blk_buf_to_iov(const struct iovec *iov, unsigned n, const void *buf,
-		      size_t len);
 
 /* blk_request.c: parse and validate a popped chain into r. Returns 0 (r is
  * ready: phase set, or BLK_PH_DONE with r->st decided) or -EBADMSG when the

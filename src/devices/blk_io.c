@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "virtiod/iov.h"
+
 #include "blk.h"
 
 /* Source for BLK_Z_WRITE; never written. Page-aligned for O_DIRECT. */
@@ -46,20 +48,14 @@ static bool dio_aligned(const struct blk_backend *be, const struct iovec *iov,
 	return true;
 }
 
-/* Advance the request's data iovecs past `n` completed bytes. */
+/* Move the request's data iovecs past `n` completed bytes. */
 static void iov_advance(struct blk_req *r, uint64_t n)
 {
-	while (n && r->iov_idx < r->n_iov) {
-		struct iovec *v = &r->iov[r->iov_idx];
+	struct iovec *v = r->iov + r->iov_idx;
+	unsigned left = r->n_iov - r->iov_idx;
 
-		if (n < v->iov_len) {
-			v->iov_base = (char *)v->iov_base + n;
-			v->iov_len -= n;
-			return;
-		}
-		n -= v->iov_len;
-		r->iov_idx++;
-	}
+	vd_iov_advance(&v, &left, n);
+	r->iov_idx = (unsigned)(v - r->iov);
 }
 
 static bool bounce_get(struct blk_queue *bq, struct blk_req *r)
@@ -107,9 +103,9 @@ static int issue_rw(struct blk_queue *bq, struct blk_req *r)
 		r->chunk =
 			r->left < BLK_BOUNCE_SIZE ? r->left : BLK_BOUNCE_SIZE;
 		if (write)
-			blk_iov_to_buf(r->iov + r->iov_idx,
-				       r->n_iov - r->iov_idx, 0, r->bounce,
-				       r->chunk);
+			vd_iov_to_buf(r->iov + r->iov_idx,
+				      r->n_iov - r->iov_idx, 0, r->bounce,
+				      r->chunk);
 		r->bounce_iov.iov_base = r->bounce;
 		r->bounce_iov.iov_len = r->chunk;
 		io->iov = &r->bounce_iov;
@@ -309,8 +305,8 @@ static void rw_done(struct blk_req *r, uint64_t n)
 	if (n > r->chunk)
 		n = r->chunk;
 	if (r->bounced && r->type == VIRTIO_BLK_T_IN)
-		blk_buf_to_iov(r->iov + r->iov_idx, r->n_iov - r->iov_idx,
-			       r->bounce, n);
+		vd_iov_from_buf(r->iov + r->iov_idx, r->n_iov - r->iov_idx, 0,
+				r->bounce, n);
 	/* A short transfer continues from where it stopped. */
 	iov_advance(r, n);
 	r->off += n;
@@ -371,7 +367,6 @@ void blk_req_finish(struct blk_queue *bq, struct blk_req *r)
 			   ? UINT32_MAX
 			   : (uint32_t)r->elem->write_len);
 	r->elem = NULL;
-	bq->pushed++;
 	bq->active--;
 }
 
@@ -395,8 +390,5 @@ void blk_io_batch_done(void *ctx)
 	blk_run_waiters(bq);
 	if (bq->eng_ops->submit(bq->eng) < 0)
 		vd_queue_rekick(bq->q); /* the kernel was short; retry */
-	if (bq->pushed) {
-		bq->pushed = 0;
-		vd_queue_complete_batch(bq->q);
-	}
+	/* The core publishes the completions at the end of the round. */
 }

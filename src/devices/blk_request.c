@@ -6,76 +6,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "virtiod/iov.h"
+
 #include "blk.h"
-
-/* Copy bytes [skip, skip + len) of an iovec array into buf; returns bytes
- * copied (less than len only if the iovecs are shorter). */
-size_t blk_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t skip,
-		      void *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		memcpy((char *)buf + done, (char *)iov[i].iov_base + skip, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
-}
-
-/* Copy buf into the iovec array from its start; returns bytes copied. */
-size_t blk_buf_to_iov(const struct iovec *iov, unsigned n, const void *buf,
-		      size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (l > len - done)
-			l = len - done;
-		memcpy(iov[i].iov_base, (const char *)buf + done, l);
-		done += l;
-	}
-	return done;
-}
-
-/* dst = the iovecs covering bytes [skip, skip + len) of src. Returns the
- * count, or -ENOBUFS if more than max are needed. */
-static int iov_slice(const struct iovec *src, unsigned n, uint64_t skip,
-		     uint64_t len, struct iovec *dst, unsigned max)
-{
-	unsigned out = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		uint64_t l = src[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		if (out == max)
-			return -ENOBUFS;
-		dst[out].iov_base = (char *)src[i].iov_base + skip;
-		dst[out].iov_len = l;
-		out++;
-		len -= l;
-		skip = 0;
-	}
-	return (int)out;
-}
 
 /* The status byte: last byte of the last non-empty writable buffer. */
 static uint8_t *status_byte(const struct vd_vq_elem *e)
@@ -125,12 +58,12 @@ static void parse_rw(struct blk_queue *bq, struct blk_req *r, uint64_t sector)
 	if (len == 0)
 		return set_done(r, VIRTIO_BLK_S_OK);
 	if (write)
-		n = iov_slice(e->read_iov, e->n_read,
-			      sizeof(struct virtio_blk_outhdr), len, r->iov,
-			      bq->max_iov);
+		n = vd_iov_slice(e->read_iov, e->n_read,
+				 sizeof(struct virtio_blk_outhdr), len, r->iov,
+				 bq->max_iov);
 	else
-		n = iov_slice(e->write_iov, e->n_write, 0, len, r->iov,
-			      bq->max_iov);
+		n = vd_iov_slice(e->write_iov, e->n_write, 0, len, r->iov,
+				 bq->max_iov);
 	if (n < 0)
 		return set_done(r, VIRTIO_BLK_S_IOERR);
 	r->n_iov = (unsigned)n;
@@ -148,7 +81,7 @@ static void parse_get_id(struct blk_queue *bq, struct blk_req *r)
 		room < VIRTIO_BLK_ID_BYTES ? (size_t)room : VIRTIO_BLK_ID_BYTES;
 
 	/* The status byte is after these n bytes, so it is not overwritten. */
-	blk_buf_to_iov(e->write_iov, e->n_write, bq->dev->serial, n);
+	vd_iov_from_buf(e->write_iov, e->n_write, 0, bq->dev->serial, n);
 	set_done(r, VIRTIO_BLK_S_OK);
 }
 
@@ -179,9 +112,9 @@ static void parse_dwz(struct blk_queue *bq, struct blk_req *r)
 		uint32_t num, flags;
 
 		/* Copied once: the guest may change its buffer meanwhile. */
-		blk_iov_to_buf(e->read_iov, e->n_read,
-			       sizeof(struct virtio_blk_outhdr) + i * sizeof(s),
-			       &s, sizeof(s));
+		vd_iov_to_buf(e->read_iov, e->n_read,
+			      sizeof(struct virtio_blk_outhdr) + i * sizeof(s),
+			      &s, sizeof(s));
 		sector = le64toh(s.sector);
 		num = le32toh(s.num_sectors);
 		flags = le32toh(s.flags);
@@ -238,7 +171,7 @@ int blk_req_parse(struct blk_queue *bq, struct blk_req *r, struct vd_vq_elem *e,
 		memcpy(&hdr, e->read_iov[0].iov_base, sizeof(hdr));
 		__asm__ __volatile__("" ::: "memory");
 	} else {
-		blk_iov_to_buf(e->read_iov, e->n_read, 0, &hdr, sizeof(hdr));
+		vd_iov_to_buf(e->read_iov, e->n_read, 0, &hdr, sizeof(hdr));
 	}
 	r->type = le32toh(hdr.type);
 

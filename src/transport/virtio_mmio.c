@@ -298,8 +298,7 @@ static void *map_ring(struct vd_mmio *m, uint64_t gpa, size_t len,
 /* QueueReady 1: check the driver's values, map the rings, start the
  * queue's thread at the given ring position. */
 static int queue_start(struct vd_mmio *m, unsigned i,
-		       const struct vd_mmio_queue_state *pos,
-		       const uint16_t *requeue, unsigned n_requeue)
+		       const struct vd_mmio_queue_state *pos)
 {
 	struct mmio_queue *q = &m->q[i];
 	uint64_t feat = vd_dev_driver_features(m->dev);
@@ -358,13 +357,10 @@ static int queue_start(struct vd_mmio *m, unsigned i,
 		.used_wrap = pos ? pos->used_wrap : true,
 		.used_idx_valid = pos ? pos->used_idx_valid : true,
 	};
-	setup.requeue = requeue;
-	setup.n_requeue = requeue ? n_requeue : 0;
-	if (m->ops->queue_hooks)
-		m->ops->queue_hooks(m->ctx, i, &setup.vq, setup.n_requeue,
-				    &setup.hooks);
 	setup.kick_fd = q->kick_fd;
-	rc = vd_queue_start(vd_dev_queue(m->dev, i), &setup);
+	rc = m->ops->queue_setup ? m->ops->queue_setup(m->ctx, i, &setup) : 0;
+	if (rc == 0)
+		rc = vd_queue_start(vd_dev_queue(m->dev, i), &setup);
 	if (rc < 0) {
 		queue_unmap(m, q);
 		vd_err(m->who, "q%u: cannot start: %s", i, strerror(-rc));
@@ -393,7 +389,7 @@ static int write_queue_ready(struct vd_mmio *m, uint32_t v)
 	    (status & VIRTIO_CONFIG_S_DRIVER_OK))
 		return ignored(m, "q%u: QueueReady in status 0x%x",
 			       m->queue_sel, status);
-	return queue_start(m, m->queue_sel, NULL, NULL, 0);
+	return queue_start(m, m->queue_sel, NULL);
 }
 
 /* Queue setup registers: only for a valid, stopped queue before
@@ -669,8 +665,7 @@ void vd_mmio_suspend(struct vd_mmio *m, struct vd_mmio_state *st,
 }
 
 int vd_mmio_restore(struct vd_mmio *m, const struct vd_mmio_state *st,
-		    const struct vd_mmio_queue_state *qs, unsigned nq,
-		    uint16_t *const *requeue, const unsigned *n_requeue)
+		    const struct vd_mmio_queue_state *qs, unsigned nq)
 {
 	static const uint8_t steps[] = {
 		VIRTIO_CONFIG_S_ACKNOWLEDGE,
@@ -708,8 +703,7 @@ int vd_mmio_restore(struct vd_mmio *m, const struct vd_mmio_state *st,
 			continue;
 		if (!(status & VIRTIO_CONFIG_S_FEATURES_OK))
 			goto bad;
-		rc = queue_start(m, i, &qs[i], requeue ? requeue[i] : NULL,
-				 n_requeue ? n_requeue[i] : 0);
+		rc = queue_start(m, i, &qs[i]);
 		if (rc < 0)
 			goto bad;
 	}

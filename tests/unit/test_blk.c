@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "log_capture.h"
-#include "test_blk_env.h"
+#include "blk_env.h"
 #include "virtiod/log.h"
 
 #define DIR	    "/tmp"

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "test_blk_env.h"
+#include "blk_env.h"
 #include "virtiod/log.h"
 
 #define IMG_SIZE (4u << 20)

@@ -526,7 +526,7 @@ static void suspend_and_restore_carry_a_queue_on(void **state)
 	assert_int_equal(vd_mmio_new(&e->f2.m, td_mem_vd(e->mem), &shim_ops,
 				     NULL, "mmio-test 2", &m2),
 			 0);
-	assert_int_equal(vd_mmio_restore(m2, &st, qs, NQ, NULL, NULL), 0);
+	assert_int_equal(vd_mmio_restore(m2, &st, qs, NQ), 0);
 	vd_mmio_free(e->m);
 	e->m = m2;
 	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0xf);
@@ -537,7 +537,7 @@ static void suspend_and_restore_carry_a_queue_on(void **state)
 	/* a state the registers could not have produced is refused, and
 	 * leaves the device reset */
 	qs[0].num = 3;
-	assert_int_equal(vd_mmio_restore(m2, &st, qs, NQ, NULL, NULL), -EINVAL);
+	assert_int_equal(vd_mmio_restore(m2, &st, qs, NQ), -EINVAL);
 	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
 	td_vq_free(q);
 }

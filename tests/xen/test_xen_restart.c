@@ -1,13 +1,16 @@
 /* A daemon that goes away while its guest runs: handed over on purpose or
  * killed, its successor takes the IOREQ server over, answers the ioreq a
  * vCPU was left waiting on, and the guest's driver carries on without a
- * reset, wrapped split or packed rings with EVENT_IDX included. A stale record
- * never makes it take over someone else's server. */
+ * reset, wrapped split or packed rings with EVENT_IDX included; chains in
+ * flight at a SIGKILL are served again, exactly once, split or packed. A stale
+ * record never makes it take over someone else's server. */
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -196,7 +199,61 @@ static void handover_of_a_wrapped_packed_ring_with_event_idx(void **s)
 	handover_after_wrap(1ULL << VIRTIO_F_RING_PACKED);
 }
 
-static pid_t fork_server(void)
+/* ---- a daemon that dies with requests in flight
+ *
+ * In the child that is to be killed, blk's queue callbacks are replaced:
+ * every chain is popped, every second one (0, 2, ...) is answered at once
+ * with VIRTIO_BLK_S_UNSUPP and nothing done, the others are held and never
+ * answered. Config space and features stay blk's, so the successor (a
+ * plain blk model) takes the same device over. */
+static atomic_uint *held_pops; /* shared with the child */
+
+static int hold_queue_start(void *model, struct vd_queue *q)
+{
+	(void)model;
+	(void)q;
+	return 0;
+}
+
+static void hold_queue_kick(void *model, struct vd_queue *q)
+{
+	struct vd_vq_elem *e;
+
+	(void)model;
+	while (vd_vq_pop(vd_queue_vq(q), &e) == 1) {
+		unsigned k = atomic_fetch_add(held_pops, 1);
+		const struct iovec *last;
+
+		if (k % 2 || !e->n_write)
+			continue; /* held: in flight when the daemon dies */
+		last = &e->write_iov[e->n_write - 1];
+		((uint8_t *)last->iov_base)[last->iov_len - 1] =
+			VIRTIO_BLK_S_UNSUPP;
+		vd_vq_push(vd_queue_vq(q), e, (uint32_t)e->write_len);
+	}
+}
+
+static void hold_queue_stop(void *model, struct vd_queue *q)
+{
+	(void)model;
+	(void)q;
+}
+
+static struct vd_model *holding_model(void)
+{
+	static struct vd_device_ops ops;
+	struct vd_model *m = model();
+
+	ops = *m->ops;
+	ops.queue_start = hold_queue_start;
+	ops.queue_kick = hold_queue_kick;
+	ops.queue_poll = NULL;
+	ops.queue_stop = hold_queue_stop;
+	m->ops = &ops;
+	return m;
+}
+
+static pid_t fork_server_with(bool holding)
 {
 	pid_t pid = fork();
 
@@ -209,11 +266,19 @@ static pid_t fork_server(void)
 					    .state_dir = state_dir};
 		volatile int stop = 0;
 
-		_exit(vd_xen_serve(&cfg, model(), &stop) ? 1 : 0);
+		_exit(vd_xen_serve(&cfg, holding ? holding_model() : model(),
+				   &stop)
+			      ? 1
+			      : 0);
 	}
 	for (int i = 0; i < 2000 && sx_server_for(DOMID, XT_BASE) < 0; i++)
 		usleep(1000);
 	return pid;
+}
+
+static pid_t fork_server(void)
+{
+	return fork_server_with(false);
 }
 
 static void crash_and_take_over(uint64_t features, unsigned rounds)
@@ -261,6 +326,113 @@ static void crash_after_wrap_of_a_packed_ring_with_event_idx(void **s)
 				    1ULL << VIRTIO_RING_F_EVENT_IDX |
 				    1ULL << VIRTIO_RING_F_INDIRECT_DESC,
 			    40);
+}
+
+#define N_INFLIGHT 6
+
+struct batch {
+	pthread_t t;
+	struct sx_blk_req r[N_INFLIGHT];
+	int rc;
+};
+
+static void *run_batch(void *arg)
+{
+	struct batch *b = arg;
+
+	b->rc = sx_blk_rw_batch(dev, 0, b->r, N_INFLIGHT);
+	return NULL;
+}
+
+/* SIGKILL with chains in flight, some completed out of order before it:
+ * the successor serves the held ones again, each exactly once, and the
+ * ones answered before the crash are not served twice. */
+static void crash_with_requests_in_flight(uint64_t features)
+{
+	uint8_t *ram = sx_guest_ram(DOMID), disk[4096];
+	struct sx_vdev_stats st;
+	struct batch b = {0};
+	pid_t pid;
+	int status;
+
+	held_pops = mmap(NULL, sizeof(*held_pops), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(held_pops != MAP_FAILED);
+	atomic_store(held_pops, 0);
+	pid = fork_server_with(true);
+	probe_with(features);
+	/* A few served before, so the ring is not at its start. */
+	for (unsigned i = 0; i < N_INFLIGHT; i++) {
+		b.r[i] = (struct sx_blk_req){
+			.type = VIRTIO_BLK_T_OUT,
+			.len = 4096,
+			.sector = 2000 + 16 * i,
+			.data_gpa = sx_vdev_alloc(dev, 4096),
+		};
+		for (size_t k = 0; k < 4096; k++)
+			ram[b.r[i].data_gpa + k] = xt_pattern(500 + i, k);
+	}
+	assert_int_equal(pthread_create(&b.t, NULL, run_batch, &b), 0);
+	for (int i = 0; i < 5000 && atomic_load(held_pops) < N_INFLIGHT; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(held_pops), N_INFLIGHT);
+	usleep(50000); /* the answered half is published and notified */
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	pid = fork_server();
+	pthread_join(b.t, NULL);
+	assert_int_equal(b.rc, 0);
+	for (unsigned i = 0; i < N_INFLIGHT; i++) {
+		off_t off = (off_t)b.r[i].sector * 512;
+
+		assert_int_equal(pread(img_fd, disk, 4096, off), 4096);
+		if (i % 2 == 0) {
+			/* answered by the dead daemon, never written */
+			assert_int_equal(b.r[i].status, VIRTIO_BLK_S_UNSUPP);
+			for (size_t k = 0; k < 4096; k++)
+				assert_int_equal(
+					disk[k],
+					xt_pattern((uint32_t)(b.r[i].sector +
+							      k / 512),
+						   k % 512));
+		} else {
+			/* held, then served by the successor */
+			assert_int_equal(b.r[i].status, VIRTIO_BLK_S_OK);
+			assert_memory_equal(disk, ram + b.r[i].data_gpa, 4096);
+		}
+	}
+	/* No id came back twice, and the ring goes on. */
+	sx_vdev_stats(dev, &st);
+	assert_int_equal(st.bad_ring, 0);
+	for (unsigned i = 0; i < 2 * N_INFLIGHT; i++)
+		rw_check(i % 2, 2400 + 8 * i, 600 + i);
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	munmap(held_pops, sizeof(*held_pops));
+}
+
+static void crash_with_split_chains_in_flight(void **s)
+{
+	(void)s;
+	crash_with_requests_in_flight(1ULL << VIRTIO_RING_F_EVENT_IDX);
+}
+
+/* Linux's default: a packed ring, chains of three descriptors (no indirect
+ * tables), so the out-of-order completions overwrite held chains' slots. */
+static void crash_with_packed_chains_in_flight(void **s)
+{
+	(void)s;
+	crash_with_requests_in_flight(1ULL << VIRTIO_F_RING_PACKED |
+				      1ULL << VIRTIO_RING_F_EVENT_IDX);
+}
+
+/* The same with indirect tables (one ring slot per request). */
+static void crash_with_packed_indirect_chains_in_flight(void **s)
+{
+	(void)s;
+	crash_with_requests_in_flight(1ULL << VIRTIO_F_RING_PACKED |
+				      1ULL << VIRTIO_RING_F_EVENT_IDX |
+				      1ULL << VIRTIO_RING_F_INDIRECT_DESC);
 }
 
 /* The record names a server id that is now another device model's: the
@@ -380,6 +552,13 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			crash_after_wrap_of_a_packed_ring_with_event_idx, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_with_split_chains_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_with_packed_chains_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_with_packed_indirect_chains_in_flight, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			stale_record_never_takes_over_another_server, setup,

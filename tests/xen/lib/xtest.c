@@ -34,27 +34,29 @@ struct vd_model *xt_blk_model_opts(const char *disk, const char *const *opts)
 	const struct vd_device_type *t = vd_device_type_find("blk");
 	struct vd_model *m = NULL;
 	char err[256] = "";
-	void *o;
+	void *o = NULL;
 	int rc;
 
 	if (!t)
 		return NULL;
-	o = t->opts_new();
-	rc = o ? t->opts_set(o, "disk", disk, err, sizeof(err)) : -ENOMEM;
+	rc = vd_device_type_opts_new(t, &o);
+	if (!rc)
+		rc = vd_device_type_opts_set(t, o, "disk", disk, err,
+					     sizeof(err));
 	for (unsigned i = 0; !rc && opts && opts[i]; i++) {
 		char name[64];
 		const char *eq = strchr(opts[i], '=');
 		size_t n = eq ? (size_t)(eq - opts[i]) : strlen(opts[i]);
 
 		snprintf(name, sizeof(name), "%.*s", (int)n, opts[i]);
-		rc = t->opts_set(o, name, eq ? eq + 1 : NULL, err, sizeof(err));
+		rc = vd_device_type_opts_set(t, o, name, eq ? eq + 1 : NULL,
+					     err, sizeof(err));
 	}
 	if (rc || t->create(o, &m, err, sizeof(err)) < 0) {
 		fprintf(stderr, "blk model: %s\n", err);
 		m = NULL;
 	}
-	if (o)
-		t->opts_free(o);
+	vd_device_type_opts_free(t, o);
 	return m;
 }
 

@@ -1,51 +1,16 @@
-/* Test environment for the virtio-blk model: an image file, the device
- * built through vd_blk_type, started through the core's queues, and the
- * test driver as the guest. Shared by tests/unit/test_blk*.c; test-only. */
-#ifndef VIRTIOD_TEST_BLK_ENV_H
-#define VIRTIOD_TEST_BLK_ENV_H
+/* The virtio-blk test environment (blk_env.h): an image, the device built
+ * through vd_blk_type and started through the core, the test driver as the
+ * guest. Test-only. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include <endian.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/virtio_blk.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
-#include <poll.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#include <cmocka.h>
 
-#include "test_driver.h"
-#include "virtiod/device.h"
+#include "blk_env.h"
 
-extern const struct vd_device_type vd_blk_type;
-
-#define ENV_MAX_QUEUES 4
-#define ENV_WAIT_MS    10000
-#define ENV_MEM_SIZE   (24u << 20)
-
-struct blk_env {
-	char path[128];
-	int img; /* the image, for checking what the device did */
-	uint64_t img_size;
-	struct td_mem *m;
-	struct vd_model *model;
-	struct vd_dev *dev;
-	unsigned nq;
-	struct td_vq *vq[ENV_MAX_QUEUES];
-	int kick[ENV_MAX_QUEUES];
-	int call[ENV_MAX_QUEUES]; /* written by notify_queue */
-	atomic_int notifies[ENV_MAX_QUEUES];
-	atomic_int config_notifies;
-	char err[256];
-};
-
-static inline void env_notify_queue(void *shim, struct vd_queue *q)
+void env_notify_queue(void *shim, struct vd_queue *q)
 {
 	struct blk_env *env = shim;
 	unsigned i = vd_queue_index(q);
@@ -56,20 +21,19 @@ static inline void env_notify_queue(void *shim, struct vd_queue *q)
 		fail_msg("call eventfd: %s", strerror(errno));
 }
 
-static inline void env_notify_config(void *shim)
+void env_notify_config(void *shim)
 {
 	atomic_fetch_add(&((struct blk_env *)shim)->config_notifies, 1);
 }
 
-static const struct vd_dev_shim_ops env_shim_ops = {
+const struct vd_dev_shim_ops env_shim_ops = {
 	.notify_queue = env_notify_queue,
 	.notify_config = env_notify_config,
 };
 
 /* A fresh image of `size` bytes in dir, filled with a byte pattern
  * (byte i = i*7 + i/4096) unless sparse. */
-static inline void env_image(struct blk_env *env, const char *dir,
-			     uint64_t size, bool sparse)
+void env_image(struct blk_env *env, const char *dir, uint64_t size, bool sparse)
 {
 	static atomic_int seq;
 
@@ -100,14 +64,14 @@ static inline void env_image(struct blk_env *env, const char *dir,
 	}
 }
 
-static inline uint8_t env_pattern(uint64_t off)
+uint8_t env_pattern(uint64_t off)
 {
 	return (uint8_t)(off * 7 + off / 4096);
 }
 
 /* Create the model from name/value pairs (value NULL for flags), NULL
  * terminated; "disk" is added. Returns create's result, message in err. */
-static inline int env_create(struct blk_env *env, const char *const *opts)
+int env_create(struct blk_env *env, const char *const *opts)
 {
 	void *o = vd_blk_type.opts_new();
 	int r;
@@ -125,8 +89,7 @@ static inline int env_create(struct blk_env *env, const char *const *opts)
 	return r;
 }
 
-static inline uint64_t env_features(const struct blk_env *env,
-				    enum vd_vq_layout layout)
+uint64_t env_features(const struct blk_env *env, enum vd_vq_layout layout)
 {
 	uint64_t f = env->model->features;
 
@@ -136,8 +99,8 @@ static inline uint64_t env_features(const struct blk_env *env,
 }
 
 /* Device + queues, driver features = offered & ~drop (layout-adjusted). */
-static inline void env_start(struct blk_env *env, enum vd_vq_layout layout,
-			     uint16_t qsize, uint64_t drop)
+void env_start(struct blk_env *env, enum vd_vq_layout layout, uint16_t qsize,
+	       uint64_t drop)
 {
 	uint64_t f = env_features(env, layout) & ~drop;
 	uint8_t st = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
@@ -176,8 +139,8 @@ static inline void env_start(struct blk_env *env, enum vd_vq_layout layout,
 	assert_int_equal(vd_dev_set_status(env->dev, st), 0);
 }
 
-static inline void env_open(struct blk_env *env, const char *dir, uint64_t size,
-			    const char *const *opts, enum vd_vq_layout layout)
+void env_open(struct blk_env *env, const char *dir, uint64_t size,
+	      const char *const *opts, enum vd_vq_layout layout)
 {
 	memset(env, 0, sizeof(*env));
 	env_image(env, dir, size, false);
@@ -186,7 +149,7 @@ static inline void env_open(struct blk_env *env, const char *dir, uint64_t size,
 	env_start(env, layout, 128, 0);
 }
 
-static inline void env_close(struct blk_env *env)
+void env_close(struct blk_env *env)
 {
 	if (env->dev) {
 		vd_dev_free(env->dev); /* stops queues, destroys the model */
@@ -208,7 +171,7 @@ static inline void env_close(struct blk_env *env)
 	env->img = -1;
 }
 
-static inline void env_kick(struct blk_env *env, unsigned qi)
+void env_kick(struct blk_env *env, unsigned qi)
 {
 	uint64_t one = 1;
 
@@ -217,7 +180,7 @@ static inline void env_kick(struct blk_env *env, unsigned qi)
 				 sizeof(one));
 }
 
-static inline uint64_t env_now_ms(void)
+uint64_t env_now_ms(void)
 {
 	struct timespec ts;
 
@@ -226,7 +189,7 @@ static inline uint64_t env_now_ms(void)
 }
 
 /* Wait for one used entry; fails the test after ENV_WAIT_MS. */
-static inline void *env_wait(struct blk_env *env, unsigned qi, uint32_t *len)
+void *env_wait(struct blk_env *env, unsigned qi, uint32_t *len)
 {
 	uint64_t deadline = env_now_ms() + ENV_WAIT_MS;
 	void *token = NULL;
@@ -253,14 +216,7 @@ static inline void *env_wait(struct blk_env *env, unsigned qi, uint32_t *len)
 	return token;
 }
 
-/* A request in guest memory: header, data, status. */
-struct env_req {
-	uint64_t hdr, data, status; /* gpas */
-	uint32_t len;
-};
-
-static inline void env_hdr(struct blk_env *env, uint64_t gpa, uint32_t type,
-			   uint64_t sector)
+void env_hdr(struct blk_env *env, uint64_t gpa, uint32_t type, uint64_t sector)
 {
 	struct virtio_blk_outhdr *h = td_mem_hva(env->m, gpa);
 
@@ -269,8 +225,7 @@ static inline void env_hdr(struct blk_env *env, uint64_t gpa, uint32_t type,
 	h->sector = htole64(sector);
 }
 
-static inline void env_req_alloc(struct blk_env *env, struct env_req *r,
-				 uint32_t len)
+void env_req_alloc(struct blk_env *env, struct env_req *r, uint32_t len)
 {
 	r->hdr = td_mem_alloc(env->m, 16, 16);
 	r->data = len ? td_mem_alloc(env->m, len, 4096) : 0;
@@ -281,9 +236,8 @@ static inline void env_req_alloc(struct blk_env *env, struct env_req *r,
 
 /* Queue a header / data / status request (3 descriptors, or 2 with no
  * data) without waiting. */
-static inline void env_req_add(struct blk_env *env, unsigned qi,
-			       struct env_req *r, uint32_t type,
-			       uint64_t sector, bool data_write, bool indirect)
+void env_req_add(struct blk_env *env, unsigned qi, struct env_req *r,
+		 uint32_t type, uint64_t sector, bool data_write, bool indirect)
 {
 	struct td_buf b[3];
 	unsigned n = 0;
@@ -297,15 +251,14 @@ static inline void env_req_add(struct blk_env *env, unsigned qi,
 	assert_int_equal(td_vq_add(env->vq[qi], b, n, indirect, r), 0);
 }
 
-static inline uint8_t env_status(struct blk_env *env, const struct env_req *r)
+uint8_t env_status(struct blk_env *env, const struct env_req *r)
 {
 	return *(uint8_t *)td_mem_hva(env->m, r->status);
 }
 
 /* One request, waited for; returns the status byte, *used the used len. */
-static inline uint8_t env_do(struct blk_env *env, unsigned qi, uint32_t type,
-			     uint64_t sector, uint64_t data_gpa, uint32_t len,
-			     uint32_t *used)
+uint8_t env_do(struct blk_env *env, unsigned qi, uint32_t type, uint64_t sector,
+	       uint64_t data_gpa, uint32_t len, uint32_t *used)
 {
 	struct env_req r;
 	bool dwrite = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
@@ -319,14 +272,14 @@ static inline uint8_t env_do(struct blk_env *env, unsigned qi, uint32_t type,
 	return env_status(env, &r);
 }
 
-static inline void *env_hva(struct blk_env *env, uint64_t gpa)
+void *env_hva(struct blk_env *env, uint64_t gpa)
 {
 	return td_mem_hva(env->m, gpa);
 }
 
 /* True if the image bytes [off, off+len) equal buf. */
-static inline bool env_img_equals(struct blk_env *env, uint64_t off,
-				  const void *buf, size_t len)
+bool env_img_equals(struct blk_env *env, uint64_t off, const void *buf,
+		    size_t len)
 {
 	uint8_t *tmp = malloc(len);
 	bool eq;
@@ -338,7 +291,7 @@ static inline bool env_img_equals(struct blk_env *env, uint64_t off,
 	return eq;
 }
 
-static inline bool env_img_zero(struct blk_env *env, uint64_t off, size_t len)
+bool env_img_zero(struct blk_env *env, uint64_t off, size_t len)
 {
 	uint8_t *z = calloc(1, len);
 	bool eq;
@@ -349,8 +302,7 @@ static inline bool env_img_zero(struct blk_env *env, uint64_t off, size_t len)
 	return eq;
 }
 
-static inline bool env_img_pattern(struct blk_env *env, uint64_t off,
-				   size_t len)
+bool env_img_pattern(struct blk_env *env, uint64_t off, size_t len)
 {
 	uint8_t *tmp = malloc(len);
 	bool ok = true;
@@ -364,7 +316,7 @@ static inline bool env_img_pattern(struct blk_env *env, uint64_t off,
 }
 
 /* Config space helpers. */
-static inline uint64_t env_cfg(struct blk_env *env, uint32_t off, uint32_t len)
+uint64_t env_cfg(struct blk_env *env, uint32_t off, uint32_t len)
 {
 	uint8_t b[8] = {0};
 	uint64_t v = 0;
@@ -375,8 +327,31 @@ static inline uint64_t env_cfg(struct blk_env *env, uint32_t off, uint32_t len)
 	return v;
 }
 
-#define ENV_CFG(env, field)                                                    \
-	env_cfg(env, offsetof(struct virtio_blk_config, field),                \
-		sizeof(((struct virtio_blk_config *)0)->field))
+/* An image of `size` in dir served with `engine` on nq queues (NULL: 1)
+ * of 128 and one extra option (name NULL: none). -1 if create refused it
+ * (a failed test if `must`). */
+int env_open_engine(struct blk_env *env, const char *engine, const char *dir,
+		    uint64_t size, const char *extra_name,
+		    const char *extra_val, const char *nq,
+		    enum vd_vq_layout layout, bool must)
+{
+	const char *opts[9] = {"io-engine", engine, "num-queues", nq ? nq : "1",
+			       NULL};
+	unsigned n = 4;
 
-#endif
+	if (extra_name) {
+		opts[n++] = extra_name;
+		opts[n++] = extra_val;
+	}
+	opts[n] = NULL;
+	memset(env, 0, sizeof(*env));
+	env->img = -1;
+	env_image(env, dir, size, false);
+	if (env_create(env, opts) != 0) {
+		if (must)
+			fail_msg("create: %s", env->err);
+		return -1;
+	}
+	env_start(env, layout, 128, 0);
+	return 0;
+}

@@ -1,45 +1,19 @@
-/* Shared setup for the virtqueue tests: a test driver and the core device on
+/* The virtqueue test harness (vq_harness.h): a test driver and a vd_vq on
  * one test memory, hook recorders, raw malicious chains and the request
- * stress loop. Test-only; include after cmocka.h. */
-#ifndef VIRTIOD_TEST_VQ_HARNESS_H
-#define VIRTIOD_TEST_VQ_HARNESS_H
+ * stress loops. Test-only. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <cmocka.h>
 
-#include "test_driver.h"
-#include "virtiod/virtqueue.h"
+#include "vq_harness.h"
 
-#define VQH_MEM_SIZE	(4u << 20)
-#define VQH_MEM_REGIONS 5 /* boundaries not on buffer-slot boundaries */
-#define VQH_MAX_LOG	256
-
-struct vqh {
-	struct td_mem *m;
-	struct td_vq *q;
-	struct vd_vq *vq;
-	struct vd_vq_config cfg;
-	struct vd_vq_hooks hooks;
-	/* on_broken */
-	unsigned broken_calls;
-	enum vd_vq_error broken_err;
-	char reason[200];
-	/* other hooks */
-	unsigned pops, pushes, publishes;
-	uint16_t last_pub_idx;
-	bool last_pub_wrap;
-	struct {
-		uint64_t gpa, len;
-	} log[VQH_MAX_LOG];
-	unsigned n_log;
-};
-
-static inline void vqh_on_broken(void *ctx, struct vd_vq *vq,
-				 enum vd_vq_error err, const char *reason)
+void vqh_on_broken(void *ctx, struct vd_vq *vq, enum vd_vq_error err,
+		   const char *reason)
 {
 	struct vqh *h = ctx;
 
@@ -49,19 +23,19 @@ static inline void vqh_on_broken(void *ctx, struct vd_vq *vq,
 	snprintf(h->reason, sizeof(h->reason), "%s", reason);
 }
 
-static inline void vqh_on_pop(void *ctx, const struct vd_vq_elem *e)
+void vqh_on_pop(void *ctx, const struct vd_vq_elem *e)
 {
 	(void)e;
 	((struct vqh *)ctx)->pops++;
 }
 
-static inline void vqh_on_push(void *ctx, const struct vd_vq_elem *e)
+void vqh_on_push(void *ctx, const struct vd_vq_elem *e)
 {
 	(void)e;
 	((struct vqh *)ctx)->pushes++;
 }
 
-static inline void vqh_on_publish(void *ctx, uint16_t idx, bool wrap)
+void vqh_on_publish(void *ctx, uint16_t idx, bool wrap)
 {
 	struct vqh *h = ctx;
 
@@ -70,7 +44,7 @@ static inline void vqh_on_publish(void *ctx, uint16_t idx, bool wrap)
 	h->last_pub_wrap = wrap;
 }
 
-static inline void vqh_log_write(void *ctx, uint64_t gpa, uint64_t len)
+void vqh_log_write(void *ctx, uint64_t gpa, uint64_t len)
 {
 	struct vqh *h = ctx;
 
@@ -81,9 +55,9 @@ static inline void vqh_log_write(void *ctx, uint64_t gpa, uint64_t len)
 }
 
 /* Driver + config; the test may edit h->cfg before vqh_start. */
-static inline void vqh_init_mem(struct vqh *h, enum vd_vq_layout layout,
-				uint16_t num, bool event_idx, bool indirect,
-				size_t mem_size, unsigned nregions)
+void vqh_init_mem(struct vqh *h, enum vd_vq_layout layout, uint16_t num,
+		  bool event_idx, bool indirect, size_t mem_size,
+		  unsigned nregions)
 {
 	memset(h, 0, sizeof(*h));
 	h->m = td_mem_new(mem_size, nregions);
@@ -99,28 +73,28 @@ static inline void vqh_init_mem(struct vqh *h, enum vd_vq_layout layout,
 	};
 }
 
-static inline void vqh_init(struct vqh *h, enum vd_vq_layout layout,
-			    uint16_t num, bool event_idx, bool indirect)
+void vqh_init(struct vqh *h, enum vd_vq_layout layout, uint16_t num,
+	      bool event_idx, bool indirect)
 {
 	vqh_init_mem(h, layout, num, event_idx, indirect, VQH_MEM_SIZE,
 		     VQH_MEM_REGIONS);
 }
 
-static inline void vqh_start(struct vqh *h)
+void vqh_start(struct vqh *h)
 {
 	assert_int_equal(vd_vq_new(&h->cfg, td_mem_vd(h->m), &h->hooks,
 				   "test q0", &h->vq),
 			 0);
 }
 
-static inline void vqh_new(struct vqh *h, enum vd_vq_layout layout,
-			   uint16_t num, bool event_idx, bool indirect)
+void vqh_new(struct vqh *h, enum vd_vq_layout layout, uint16_t num,
+	     bool event_idx, bool indirect)
 {
 	vqh_init(h, layout, num, event_idx, indirect);
 	vqh_start(h);
 }
 
-static inline void vqh_fini(struct vqh *h)
+void vqh_fini(struct vqh *h)
 {
 	assert_true(td_mem_canary_ok(h->m));
 	vd_vq_free(h->vq);
@@ -129,8 +103,7 @@ static inline void vqh_fini(struct vqh *h)
 }
 
 /* Every iovec of e lies inside test guest memory. */
-static inline void vqh_check_elem_in_memory(struct vqh *h,
-					    const struct vd_vq_elem *e)
+void vqh_check_elem_in_memory(struct vqh *h, const struct vd_vq_elem *e)
 {
 	for (unsigned i = 0; i < e->n_read; i++)
 		assert_true(td_mem_contains_hva(h->m, e->read_iov[i].iov_base,
@@ -142,7 +115,7 @@ static inline void vqh_check_elem_in_memory(struct vqh *h,
 
 /* The queue must be broken by the next pop, with err, reported once, and
  * memory outside the guest untouched. */
-static inline void vqh_expect_broken(struct vqh *h, enum vd_vq_error err)
+void vqh_expect_broken(struct vqh *h, enum vd_vq_error err)
 {
 	struct vd_vq_elem *e = NULL;
 	unsigned inflight = vd_vq_inflight(h->vq);
@@ -161,20 +134,10 @@ static inline void vqh_expect_broken(struct vqh *h, enum vd_vq_error err)
 	assert_true(td_mem_canary_ok(h->m));
 }
 
-/* A descriptor for raw (malicious) chains. split: written at desc[idx]
- * with `next`; packed: at the next ring positions with `id`. */
-struct vqh_raw {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags; /* NEXT / WRITE / INDIRECT */
-	uint16_t next;
-	uint16_t id;
-};
-
 /* Writes descriptors and makes the chain starting at d[0] available. For
  * split, d[i] goes to descriptor index `first + i`. */
-static inline void vqh_raw_chain(struct vqh *h, uint16_t first,
-				 const struct vqh_raw *d, unsigned n)
+void vqh_raw_chain(struct vqh *h, uint16_t first, const struct vqh_raw *d,
+		   unsigned n)
 {
 	if (td_vq_layout(h->q) == VD_VQ_SPLIT) {
 		struct vring_desc *t = td_vq_split_desc(h->q);
@@ -204,8 +167,7 @@ static inline void vqh_raw_chain(struct vqh *h, uint16_t first,
 }
 
 /* Writes an indirect table in the layout's descriptor format. */
-static inline uint64_t vqh_table(struct vqh *h, const struct vqh_raw *d,
-				 unsigned n)
+uint64_t vqh_table(struct vqh *h, const struct vqh_raw *d, unsigned n)
 {
 	uint64_t gpa = td_mem_alloc(h->m, 16u * n + 16, 16);
 	uint8_t *p = td_mem_hva(h->m, gpa);
@@ -226,17 +188,7 @@ static inline uint64_t vqh_table(struct vqh *h, const struct vqh_raw *d,
 	return gpa;
 }
 
-/* ------------------------------------------------------------ stress */
-
-struct vqh_req {
-	uint32_t no;
-	unsigned n;
-	struct td_buf bufs[8];
-	uint32_t read_len, write_len, expect_written;
-	bool busy;
-};
-
-static inline uint32_t vqh_rand(uint64_t *s)
+uint32_t vqh_rand(uint64_t *s)
 {
 	*s ^= *s << 13;
 	*s ^= *s >> 7;
@@ -244,14 +196,10 @@ static inline uint32_t vqh_rand(uint64_t *s)
 	return (uint32_t)(*s >> 11);
 }
 
-/* Bytes per request slot: buffers of a request stay inside its slot. */
-#define VQH_SLOT_BYTES 4096u
-
 /* Builds request `no` in slot memory at slot_gpa: the number in the first
  * 4 bytes, then readable pattern bytes, then writable buffers. */
-static inline void vqh_req_build(struct td_mem *m, struct vqh_req *r,
-				 uint32_t no, uint64_t slot_gpa, uint64_t *rng,
-				 unsigned max_bufs)
+void vqh_req_build(struct td_mem *m, struct vqh_req *r, uint32_t no,
+		   uint64_t slot_gpa, uint64_t *rng, unsigned max_bufs)
 {
 	unsigned nr = 1 + vqh_rand(rng) % 3, nw = vqh_rand(rng) % 4;
 	uint64_t at = slot_gpa;
@@ -289,7 +237,7 @@ static inline void vqh_req_build(struct td_mem *m, struct vqh_req *r,
 
 /* Device side of the stress: check the readable stream, write the reply.
  * Returns bytes written. */
-static inline uint32_t vqh_serve(const struct vd_vq_elem *e)
+uint32_t vqh_serve(const struct vd_vq_elem *e)
 {
 	uint32_t no = 0, off = 0, wlen, want;
 
@@ -319,8 +267,7 @@ static inline uint32_t vqh_serve(const struct vd_vq_elem *e)
 }
 
 /* Driver side: the reply is what vqh_serve wrote. */
-static inline bool vqh_req_check(struct td_mem *m, const struct vqh_req *r,
-				 uint32_t len)
+bool vqh_req_check(struct td_mem *m, const struct vqh_req *r, uint32_t len)
 {
 	uint32_t off = 0;
 
@@ -344,8 +291,8 @@ static inline bool vqh_req_check(struct td_mem *m, const struct vqh_req *r,
 /* Single-threaded stress: `total` requests through the queue, device
  * completing in order or in a random order, flushing at random points.
  * Checks data both ways and that every completion comes back once. */
-static inline void vqh_stress(struct vqh *h, uint32_t total, bool out_of_order,
-			      bool use_indirect, uint64_t seed)
+void vqh_stress(struct vqh *h, uint32_t total, bool out_of_order,
+		bool use_indirect, uint64_t seed)
 {
 	uint16_t num = td_vq_num(h->q);
 	struct vqh_req *reqs = calloc(num, sizeof(*reqs));
@@ -457,17 +404,7 @@ static inline void vqh_stress(struct vqh *h, uint32_t total, bool out_of_order,
 	free(held);
 }
 
-/* ------------------------------------------------------------ threads */
-
-struct vqh_thread {
-	struct vqh *h;
-	uint32_t total;
-	uint64_t seed;
-	atomic_bool stop;
-	const char *fail; /* device thread's first failure */
-};
-
-static inline double vqh_now(void)
+double vqh_now(void)
 {
 	struct timespec ts;
 
@@ -477,7 +414,7 @@ static inline double vqh_now(void)
 
 /* The device on its own thread: pops, serves and pushes in a random order,
  * flushes; no cmocka asserts here (not thread-safe), failures recorded. */
-static inline void *vqh_device_thread(void *arg)
+void *vqh_device_thread(void *arg)
 {
 	struct vqh_thread *t = arg;
 	struct vqh *h = t->h;
@@ -529,8 +466,8 @@ static inline void *vqh_device_thread(void *arg)
 
 /* Driver on the calling thread, device on another: `total` requests with
  * data checked both ways. Fails after 5 s without progress, not hang. */
-static inline void vqh_stress_threaded(struct vqh *h, uint32_t total,
-				       bool use_indirect, uint64_t seed)
+void vqh_stress_threaded(struct vqh *h, uint32_t total, bool use_indirect,
+			 uint64_t seed)
 {
 	uint16_t num = td_vq_num(h->q);
 	struct vqh_req *reqs = calloc(num, sizeof(*reqs));
@@ -614,5 +551,3 @@ static inline void vqh_stress_threaded(struct vqh *h, uint32_t total,
 	assert_true(td_mem_canary_ok(h->m));
 	free(reqs);
 }
-
-#endif
