@@ -16,7 +16,8 @@
 #
 # A guest that dies before its userspace has met no virtio device (the
 # drivers load in userspace): its case runs again, up to BOOT_RETRIES
-# times. A guest that dies later fails its case: never retried.
+# times, and at most RETRIES_MAX times in a run (a bound on the run time).
+# A guest that dies later fails its case: never retried.
 . /xr/config
 VD=/usr/bin/virtiod
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -273,13 +274,15 @@ finish() {
 	for p in $ALLPIDS; do kill -KILL "$p" 2>/dev/null; done
 	ALLPIDS=
 	# a guest that died before its userspace never met virtiod
-	if [ "$1" != PASS ] && [ "$ATTEMPT" -le "$BOOT_RETRIES" ] && [ -n "$DOMID" ] &&
+	if [ "$1" != PASS ] && [ "$ATTEMPT" -le "$BOOT_RETRIES" ] && [ "$RETRIES" -lt "$RETRIES_MAX" ] &&
+		[ -n "$DOMID" ] &&
 		! grep -q 'PHASE userspace' "$(gcon "$CASE")" 2>/dev/null; then
 		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log 2>&1
 		_tf=$(grep -c 'Triple fault' /tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log)
 		log "case $CASE: the guest died before its userspace ($_tf triple faults in the Xen log): boot flake, running the case again"
 		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_faults=$_tf $2"
 		RETRY=1
+		RETRIES=$((RETRIES + 1))
 		return
 	fi
 	echo "XR-CASE $CASE $1 $2 secs=$(since "$CASE_T0")"
@@ -619,6 +622,7 @@ case_bench() {
 
 # ---------------------------------------------------------------- main
 FAILED=
+RETRIES=0
 CASES=${XR_CASES:-$(matrix_guests | tr '\n' ' ')}
 if [ ! -x "$VD" ]; then
 	log "no virtiod in this dom0 image: running the probe case only"
