@@ -250,7 +250,7 @@ int vd_xen_config_file_main(const char *path, volatile int *stop)
 		if (!live)
 			break;
 	}
-	vd_xen_super_stop_all(sup, *stop ? *stop : VD_XEN_STOP, 10000);
+	vd_xen_super_stop_all(sup, *stop ? *stop : VD_STOP, 10000);
 	free(specs);
 	free(sup);
 	return rc == 0 ? 0 : 1;

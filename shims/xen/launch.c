@@ -68,7 +68,7 @@ static volatile int child_stop;
 
 static void on_signal(int sig)
 {
-	child_stop = sig == SIGUSR1 ? VD_XEN_HANDOVER : VD_XEN_STOP;
+	child_stop = sig == SIGUSR1 ? VD_HANDOVER : VD_STOP;
 }
 
 static void child_main(const struct vd_xen_device_spec *spec)
@@ -145,7 +145,7 @@ void vd_xen_super_signal(struct vd_xen_super *sup, unsigned slot, int how)
 	struct vd_xen_child *c = &sup->c[slot];
 
 	if (c->used && c->running)
-		kill(c->pid, how == VD_XEN_HANDOVER ? SIGUSR1 : SIGTERM);
+		kill(c->pid, how == VD_HANDOVER ? SIGUSR1 : SIGTERM);
 }
 
 unsigned vd_xen_super_reap(struct vd_xen_super *sup)

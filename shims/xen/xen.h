@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "virtiod/device.h"
+#include "virtiod/shim.h"
 
 enum vd_xen_mem_mode {
 	VD_XEN_MEM_FOREIGN, /* xenforeignmemory through the mapping cache */
@@ -32,16 +33,13 @@ struct vd_xen_config {
 
 #define VD_XEN_MAP_CACHE_NONE 0xffffffffu
 
-/* Values of *stop for vd_xen_serve. STOP removes the device (the IOREQ
- * server is destroyed); HANDOVER drains the queues, records the device
- * state and leaves the server registered for the next daemon. */
-#define VD_XEN_STOP	1
-#define VD_XEN_HANDOVER 2
-
-/* Serve one device for one guest until *stop or the guest dies. Returns 0
- * when the guest went away or a stop was requested, -errno on failure.
- * A server left by a predecessor for the same window (after a crash or a
- * VD_XEN_HANDOVER) is taken over and its pending ioreqs answered. */
+/* Serve one device for one guest until *stop or the guest dies. *stop:
+ * VD_STOP removes the device (the IOREQ server is destroyed); VD_HANDOVER
+ * drains the queues, records the device state and leaves the server
+ * registered for the next daemon. Returns 0 when the guest went away or a
+ * stop was requested, -errno on failure. A server left by a predecessor
+ * for the same window (after a crash or a handover) is taken over and its
+ * pending ioreqs answered. */
 int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		 volatile int *stop);
 

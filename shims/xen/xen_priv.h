@@ -225,7 +225,7 @@ struct vd_xen_super {
 };
 
 /* Fork a process serving spec; its SIGTERM/SIGINT stop the device,
- * SIGUSR1 hands it over (VD_XEN_HANDOVER). Returns the slot or -errno. */
+ * SIGUSR1 hands it over (VD_HANDOVER). Returns the slot or -errno. */
 int vd_xen_super_spawn(struct vd_xen_super *sup,
 		       const struct vd_xen_device_spec *spec);
 /* Restart the process of a slot whose process ended. */
@@ -233,7 +233,7 @@ int vd_xen_super_respawn(struct vd_xen_super *sup, unsigned slot);
 void vd_xen_super_signal(struct vd_xen_super *sup, unsigned slot, int how);
 /* Collect ended processes; returns how many ended. */
 unsigned vd_xen_super_reap(struct vd_xen_super *sup);
-/* Stop (how: VD_XEN_STOP or VD_XEN_HANDOVER) every process and wait up
+/* Stop (how: VD_STOP or VD_HANDOVER) every process and wait up
  * to timeout_ms, then kill what is left. */
 void vd_xen_super_stop_all(struct vd_xen_super *sup, int how, int timeout_ms);
 int vd_xen_super_find(const struct vd_xen_super *sup, const char *xs_path);

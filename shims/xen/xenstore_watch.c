@@ -275,7 +275,7 @@ static void scan(struct watcher *w)
 		if (!c->used || node_exists(w, c->spec.xs_path))
 			continue;
 		if (c->running)
-			vd_xen_super_signal(&w->sup, i, VD_XEN_STOP);
+			vd_xen_super_signal(&w->sup, i, VD_STOP);
 		else
 			c->used = false;
 	}
@@ -400,7 +400,7 @@ int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
 		if (changed)
 			scan(w);
 	}
-	vd_xen_super_stop_all(&w->sup, *stop ? *stop : VD_XEN_STOP, 10000);
+	vd_xen_super_stop_all(&w->sup, *stop ? *stop : VD_STOP, 10000);
 	xs_close(w->xs);
 	free(w->map);
 	free(w);

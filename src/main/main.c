@@ -25,7 +25,7 @@ static volatile sig_atomic_t stop;
 static void on_stop(int sig)
 {
 	(void)sig;
-	stop = VD_XEN_STOP;
+	stop = VD_STOP;
 }
 
 /* Xen: hand the IOREQ server over to the next daemon instead of
@@ -33,7 +33,7 @@ static void on_stop(int sig)
 static void on_handover(int sig)
 {
 	(void)sig;
-	stop = VD_XEN_HANDOVER;
+	stop = VD_HANDOVER;
 }
 
 /* No SA_RESTART: a blocking call returns EINTR so the stop is seen. */

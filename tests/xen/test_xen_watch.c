@@ -99,7 +99,7 @@ static volatile int daemon_stop;
 static void on_term(int sig)
 {
 	(void)sig;
-	daemon_stop = VD_XEN_STOP;
+	daemon_stop = VD_STOP;
 }
 
 /* The daemon in a process of its own, as `virtiod xen-watch` or
