@@ -72,7 +72,7 @@ struct vd_model {
 };
 
 /* A device type for the command line and the registry
- * (src/devices/registry.c). Options are parsed into an opaque struct. */
+ * (src/main/registry.c). Options are parsed into an opaque struct. */
 struct vd_device_option {
 	const char *name;     /* long option, without "--" */
 	const char *arg_name; /* NULL: a flag without argument */
@@ -94,10 +94,6 @@ struct vd_device_type {
 	/* vhost-user --print-capabilities "type" (e.g. "blk-fs"?), or "" */
 	const char *vhost_user_type;
 };
-
-const struct vd_device_type *vd_device_type_find(const char *name);
-/* NULL-terminated list of every registered type. */
-const struct vd_device_type *const *vd_device_types(void);
 
 /* ---------------------------------------------------------------- device */
 

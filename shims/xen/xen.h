@@ -1,6 +1,7 @@
 /* Xen shim: virtiod as its own IOREQ server for one guest, emulating
- * virtio-mmio; plus the xenstore watcher that launches one such server per
- * toolstack device. The daemon's main calls in here. */
+ * virtio-mmio; plus the xenstore watcher and the static configuration that
+ * describe one such device each for the composition root's launcher. The
+ * composition root reaches it through vd_xen_shim. */
 #ifndef VIRTIOD_SHIM_XEN_H
 #define VIRTIOD_SHIM_XEN_H
 
@@ -33,6 +34,9 @@ struct vd_xen_config {
 
 #define VD_XEN_MAP_CACHE_NONE 0xffffffffu
 
+/* The shim, for the composition root's registry. */
+extern const struct vd_shim vd_xen_shim;
+
 /* Serve one device for one guest until *stop or the guest dies. *stop:
  * VD_STOP removes the device (the IOREQ server is destroyed); VD_HANDOVER
  * drains the queues, records the device state and leaves the server
@@ -43,12 +47,14 @@ struct vd_xen_config {
 int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		 volatile int *stop);
 
-/* `virtiod xen-watch [options]`: argv[0] is "xen-watch". Returns the exit
- * status. */
-int vd_xen_watch_main(int argc, char **argv, volatile int *stop);
+/* `virtiod xen-watch [options]`: argv[0] is "xen-watch"; each device the
+ * toolstack describes is served through l. Returns the exit status. */
+int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
+		      volatile int *stop);
 
-/* `virtiod --config FILE`: the static configuration (dom0less). Returns the
- * exit status. */
-int vd_xen_config_file_main(const char *path, volatile int *stop);
+/* `virtiod --config FILE`: the static configuration (dom0less), each
+ * device served through l. Returns the exit status. */
+int vd_xen_config_file_main(const char *path, struct vd_launcher *l,
+			    volatile int *stop);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "launch.h"
 #include "xen_priv.h"
 #include "xtest.h"
 
@@ -96,6 +97,9 @@ static void write_conf(const char *text)
 
 static volatile int daemon_stop;
 
+extern const struct vd_device_type vd_blk_type;
+static const struct vd_device_type *const types[] = {&vd_blk_type, NULL};
+
 static void on_term(int sig)
 {
 	(void)sig;
@@ -116,7 +120,9 @@ static void start_watcher(bool with_conf)
 		signal(SIGTERM, on_term);
 		if (!with_conf)
 			argv[5] = NULL;
-		_exit(vd_xen_watch_main(with_conf ? 7 : 5, argv, &daemon_stop));
+		_exit(vd_xen_watch_main(with_conf ? 7 : 5, argv,
+					vd_launcher_new(&vd_xen_shim, types),
+					&daemon_stop));
 	}
 }
 
@@ -126,7 +132,9 @@ static void start_config_main(void)
 	assert_true(daemon_pid >= 0);
 	if (daemon_pid == 0) {
 		signal(SIGTERM, on_term);
-		_exit(vd_xen_config_file_main(conf, &daemon_stop));
+		_exit(vd_xen_config_file_main(
+			conf, vd_launcher_new(&vd_xen_shim, types),
+			&daemon_stop));
 	}
 }
 
@@ -354,18 +362,18 @@ static void config_lines_are_checked(void **s)
 					 "map-cache-size=0 devid=1",
 					 &sp, err, sizeof(err)),
 		0);
-	assert_string_equal(sp.type, "blk");
-	assert_int_equal(sp.cfg.domid, 3);
-	assert_int_equal(sp.cfg.mmio_base, 0x2000200);
-	assert_int_equal(sp.cfg.irq, 34);
+	assert_string_equal(sp.dev.type, "blk");
+	assert_int_equal(sp.xen.cfg.domid, 3);
+	assert_int_equal(sp.xen.cfg.mmio_base, 0x2000200);
+	assert_int_equal(sp.xen.cfg.irq, 34);
 	assert_int_equal(sp.devid, 1);
-	assert_int_equal(sp.cfg.mem_mode, VD_XEN_MEM_GRANT);
-	assert_int_equal(sp.cfg.map_cache_size, VD_XEN_MAP_CACHE_NONE);
-	assert_int_equal(sp.nopt, 2);
-	assert_string_equal(sp.opt_name[0], "disk");
-	assert_string_equal(sp.opt_val[0], "/a.img");
-	assert_string_equal(sp.opt_name[1], "readonly");
-	assert_false(sp.opt_has_val[1]);
+	assert_int_equal(sp.xen.cfg.mem_mode, VD_XEN_MEM_GRANT);
+	assert_int_equal(sp.xen.cfg.map_cache_size, VD_XEN_MAP_CACHE_NONE);
+	assert_int_equal(sp.dev.nopt, 2);
+	assert_string_equal(sp.dev.opt_name[0], "disk");
+	assert_string_equal(sp.dev.opt_val[0], "/a.img");
+	assert_string_equal(sp.dev.opt_name[1], "readonly");
+	assert_false(sp.dev.opt_has_val[1]);
 	/* refused, with a reason */
 	assert_int_equal(vd_xen_config_parse_line("blk base=1 irq=2", &sp, err,
 						  sizeof(err)),
