@@ -84,6 +84,7 @@ static int describe(struct watcher *w, const char *path, unsigned kind,
 		/* A 4.17 "specification=virtio" disk: always a block device. */
 		char *params = xs_get(w, path, "params");
 		char *mode = xs_get(w, path, "mode");
+		int r;
 
 		snprintf(s->dev.type, sizeof(s->dev.type), "blk");
 		if (!params || !*params) {
@@ -92,14 +93,13 @@ static int describe(struct watcher *w, const char *path, unsigned kind,
 			free(mode);
 			goto out;
 		}
-		rc = vd_xen_spec_set_opt(&s->dev, "disk", params);
-		if (rc == 0 && mode && !strcmp(mode, "r"))
-			rc = vd_xen_spec_set_opt(&s->dev, "readonly", NULL);
+		r = vd_xen_spec_set_opt(&s->dev, "disk", params);
+		if (r == 0 && mode && !strcmp(mode, "r"))
+			r = vd_xen_spec_set_opt(&s->dev, "readonly", NULL);
 		free(params);
 		free(mode);
-		if (rc < 0) {
+		if (r < 0) {
 			snprintf(why, wl, "params too long");
-			rc = -EINVAL;
 			goto out;
 		}
 	} else {

@@ -230,6 +230,23 @@ static void xs417_x86_window_from_config_then_removed(void **s)
 	assert_null(sx_xs_read(BE "/virtio_disk/7/0/state"));
 }
 
+/* x86 without a --config line: no window and no IRQ, so nothing to serve
+ * (not a window at guest-physical 0). */
+static void xs417_x86_without_window_is_refused(void **s)
+{
+	struct sx_counters c0, c1;
+
+	(void)s;
+	sx_counters(&c0);
+	start_watcher(false);
+	toolstack_417(NULL, NULL, "w");
+	usleep(800000);
+	sx_counters(&c1);
+	/* No device process even tried. */
+	assert_int_equal(c1.dm_open, c0.dm_open);
+	assert_int_equal(sx_servers(DOMID), 0);
+}
+
 static void xs417_readonly_arm_window_from_xenstore(void **s)
 {
 	uint8_t *ram;
@@ -399,6 +416,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			xs417_x86_window_from_config_then_removed, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			xs417_x86_without_window_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			xs417_readonly_arm_window_from_xenstore, setup,
 			teardown),
