@@ -79,10 +79,27 @@ struct vd_device_option {
 	const char *help;
 };
 
+/* A key a toolstack writes in the device's backend node, and the option it
+ * stands for (Xen 4.17's libxl, virtio disk: params is the image, mode=r
+ * read-only). Data for a discovery source that serves a node without a
+ * configuration line; the model never sees it. */
+struct vd_device_backend_key {
+	const char *key;      /* "params" */
+	const char *match;    /* NULL: the key's value is the option's value;
+				 else the option, a flag, when it holds this */
+	const char *option;   /* "disk" */
+	const char *required; /* what a node without the key lacks ("disk
+				 image"): refused; NULL: optional */
+};
+
 struct vd_device_type {
 	const char *name;
 	const char *summary;
+	uint32_t device_id; /* VIRTIO_ID_*: how a toolstack names the type */
 	const struct vd_device_option *options; /* terminated by {NULL} */
+	/* Terminated by {NULL}; NULL: a toolstack's node alone cannot
+	 * describe this device. */
+	const struct vd_device_backend_key *backend_keys;
 	void *(*opts_new)(void);
 	/* Returns 0, or -EINVAL with a message naming the option in err. */
 	int (*opts_set)(void *opts, const char *name, const char *value,

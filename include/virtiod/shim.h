@@ -97,8 +97,9 @@ struct vd_launcher_ops {
 struct vd_launcher {
 	const struct vd_launcher_ops *ops;
 	const struct vd_shim *shim; /* whose serve runs each device */
-	/* Every device type (NULL-terminated), for the models the root
-	 * builds. */
+	/* Every device type (NULL-terminated): a discovery source reads their
+	 * data (device_id, backend_keys) to describe a toolstack's node; the
+	 * root builds the models. */
 	const struct vd_device_type *const *types;
 	const char *who; /* log subject of the mode ("xen-watch"); set it */
 	struct vd_launch_slot slot[VD_LAUNCH_MAX];

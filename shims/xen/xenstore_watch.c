@@ -2,9 +2,11 @@
  * 4.17 backend/virtio_disk, 4.18+ backend/virtio), describes each device
  * for the composition root's launcher (one process each) and stops it when
  * its nodes go. Everything read from xenstore is checked: a node it cannot
- * use is refused with a reason. */
+ * use is refused with a reason. It names no device type: a node's keys
+ * are mapped by the type's backend_keys table. */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/virtio_ids.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,10 @@ enum layout {
 static const struct {
 	const char *dir;
 	enum layout layout;
+	uint32_t device_id; /* the one virtio device such a node is, or 0 */
 } kinds[] = {
-	{"virtio_disk", LAYOUT_417},
-	{"virtio", LAYOUT_418},
+	{"virtio_disk", LAYOUT_417, VIRTIO_ID_BLOCK},
+	{"virtio", LAYOUT_418, 0},
 };
 
 struct watcher {
@@ -59,6 +62,52 @@ mapping(struct watcher *w, uint32_t domid, uint32_t devid, const char *name)
 	return NULL;
 }
 
+/* A node that is always one virtio device (4.17's virtio_disk): the device
+ * type with that id, and its options read from the node through the type's
+ * backend_keys. Options of the mapping line stay unless the node names
+ * them. 0, or -EINVAL with the reason in why. */
+static int node_options(struct watcher *w, const char *path, uint32_t device_id,
+			struct vd_device_spec *d, char *why, size_t wl)
+{
+	const struct vd_device_type *t = NULL;
+
+	for (const struct vd_device_type *const *p = w->l->types; p && *p; p++)
+		if ((*p)->device_id == device_id && (*p)->backend_keys) {
+			t = *p;
+			break;
+		}
+	if (!t) {
+		snprintf(why, wl, "no device type serves virtio device %u",
+			 device_id);
+		return -EINVAL;
+	}
+	snprintf(d->type, sizeof(d->type), "%s", t->name);
+	d->expect_device_id = device_id;
+	for (const struct vd_device_backend_key *k = t->backend_keys; k->key;
+	     k++) {
+		char *v = xs_get(w, path, k->key);
+		int rc = 0;
+
+		if (!v || !*v) {
+			free(v);
+			if (!k->required)
+				continue;
+			snprintf(why, wl, "no %s (%s)", k->key, k->required);
+			return -EINVAL;
+		}
+		if (!k->match)
+			rc = vd_xen_spec_set_opt(d, k->option, v);
+		else if (!strcmp(v, k->match))
+			rc = vd_xen_spec_set_opt(d, k->option, NULL);
+		free(v);
+		if (rc < 0) {
+			snprintf(why, wl, "%s too long", k->key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The device at `path` as the toolstack describes it, completed by the
  * mapping file. 0, or -EINVAL with the reason in why. */
 static int describe(struct watcher *w, const char *path, unsigned kind,
@@ -82,26 +131,9 @@ static int describe(struct watcher *w, const char *path, unsigned kind,
 	s->devid = devid;
 	if (kinds[kind].layout == LAYOUT_417) {
 		/* A 4.17 "specification=virtio" disk: always a block device. */
-		char *params = xs_get(w, path, "params");
-		char *mode = xs_get(w, path, "mode");
-		int r;
-
-		snprintf(s->dev.type, sizeof(s->dev.type), "blk");
-		if (!params || !*params) {
-			snprintf(why, wl, "no params (disk image)");
-			free(params);
-			free(mode);
+		if (node_options(w, path, kinds[kind].device_id, &s->dev, why,
+				 wl) < 0)
 			goto out;
-		}
-		r = vd_xen_spec_set_opt(&s->dev, "disk", params);
-		if (r == 0 && mode && !strcmp(mode, "r"))
-			r = vd_xen_spec_set_opt(&s->dev, "readonly", NULL);
-		free(params);
-		free(mode);
-		if (r < 0) {
-			snprintf(why, wl, "params too long");
-			goto out;
-		}
 	} else {
 		unsigned n;
 
