@@ -1,6 +1,7 @@
 /* Discovery: the xenstore watcher with Xen 4.17's and 4.18's node layouts
  * (x86 without a window in xenstore, Arm with one), device removal and
- * guest death; the static configuration file and its parser. */
+ * guest death; the static configuration file (a crashed device restarted)
+ * and its parser. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -362,6 +363,56 @@ static void static_config_file_serves_dom0less_devices(void **s)
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
+/* The one device process of the supervisor, or -1. */
+static pid_t device_process(void)
+{
+	char path[64];
+	int pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
+		 (int)daemon_pid, (int)daemon_pid);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%d", &pid) != 1)
+		pid = -1;
+	if (f)
+		fclose(f);
+	return pid;
+}
+
+/* `virtiod --config`: a device process that crashes is started again and
+ * takes its IOREQ server over; the guest's device carries on. */
+static void static_config_restarts_a_crashed_device(void **s)
+{
+	struct sx_counters c0, c1;
+	char line[256];
+	pid_t first, second = -1;
+
+	(void)s;
+	snprintf(line, sizeof(line),
+		 "blk domid=7 base=0xfe000000 irq=7 disk=%s\n", img);
+	write_conf(line);
+	start_config_main();
+	assert_int_equal(wait_servers(1, 10000), 0);
+	probe(false);
+	io_check(120);
+	first = device_process();
+	assert_true(first > 0);
+	sx_counters(&c0);
+	kill(first, SIGKILL);
+	for (int t = 0; t < 5000 && (second <= 0 || second == first); t += 10) {
+		usleep(10000);
+		second = device_process();
+	}
+	assert_true(second > 0 && second != first);
+	io_check(160); /* answered by the successor */
+	sx_counters(&c1);
+	assert_int_equal(c1.dm_create, c0.dm_create);
+	assert_int_equal(sx_servers(DOMID), 1);
+	stop_daemon();
+	assert_int_equal(sx_servers(DOMID), 0);
+}
+
 static void config_lines_are_checked(void **s)
 {
 	struct vd_xen_device_spec sp;
@@ -431,6 +482,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			static_config_file_serves_dom0less_devices, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			static_config_restarts_a_crashed_device, setup,
 			teardown),
 		cmocka_unit_test(config_lines_are_checked),
 	};
