@@ -31,7 +31,15 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 # --------------------------------------------------------------- sources
 CORE_SRC := $(sort $(wildcard src/core/*.c src/transport/*.c src/devices/*.c))
+# src/main: the composition root (command line, registries, launcher).
 MAIN_SRC := $(sort $(wildcard src/main/*.c))
+# Shims: every folder under shims/ is one, built into $(BUILD)/libvd-NAME.a
+# and linked whole into the daemon; shims/NAME/shim.mk may add to
+# SHIM_LDLIBS. The shim itself is listed in src/main/registry.c.
+SHIMS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard shims/*/*.c)))))
+shim_lib = $(BUILD)/libvd-$(1).a
+SHIM_LDLIBS =
+-include $(wildcard shims/*/shim.mk)
 VU_SRC := $(sort $(wildcard shims/vhost-user/*.c))
 XEN_SRC := $(sort $(wildcard shims/xen/*.c))
 UNIT_LIB_SRC := $(sort $(wildcard tests/unit/lib/*.c))
@@ -56,8 +64,11 @@ obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
 # --------------------------------------------------------------- outputs
 LIB := $(BUILD)/libvirtiod.a
-VU_LIB := $(BUILD)/libvd-vhost-user.a
-XEN_LIB := $(BUILD)/libvd-xen.a
+SHIM_LIBS := $(foreach s,$(SHIMS),$(call shim_lib,$(s)))
+VU_LIB := $(call shim_lib,vhost-user)
+XEN_LIB := $(call shim_lib,xen)
+# The composition root without main(), for tests that drive the launcher.
+MAIN_LIB := $(BUILD)/libvirtiod-main.a
 DAEMON := $(BUILD)/virtiod
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_TESTS))
 ASAN_BUILD := $(BUILD)/asan
@@ -99,21 +110,24 @@ $(LIB): $(call obj,$(BUILD),$(CORE_SRC))
 	@printf "  %-4s %s\n" AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(VU_LIB): $(call obj,$(BUILD),$(VU_SRC))
+define shim_rule
+$(call shim_lib,$(1)): $(call obj,$(BUILD),$(sort $(wildcard shims/$(1)/*.c)))
+	@mkdir -p $$(dir $$@)
+	@printf "  %-4s %s\n" AR $$@
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach s,$(SHIMS),$(eval $(call shim_rule,$(s))))
+
+$(MAIN_LIB): $(call obj,$(BUILD),$(filter-out src/main/main.c,$(MAIN_SRC)))
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(XEN_LIB): $(call obj,$(BUILD),$(XEN_SRC))
-	@mkdir -p $(dir $@)
-	@printf "  %-4s %s\n" AR $@
-	$(Q)rm -f $@ && ar rcs $@ $^
-
-$(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(VU_LIB) $(XEN_LIB) $(LIB)
+$(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(SHIM_LIBS) $(LIB)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
-		-Wl,--whole-archive $(VU_LIB) $(XEN_LIB) -Wl,--no-whole-archive $(LIB) \
-		$(URING_LIBS) $(XEN_LIBS) $(LDLIBS_COMMON)
+		-Wl,--whole-archive $(SHIM_LIBS) -Wl,--no-whole-archive $(LIB) \
+		$(URING_LIBS) $(SHIM_LDLIBS) $(LDLIBS_COMMON)
 
 # --------------------------------------------------------------- unit tests
 TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
@@ -152,9 +166,10 @@ $(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(
 # --------------------------------------------------------------- Xen stand-in tests
 # The shim's objects are the daemon's own; only the libxen* they link
 # against differ (tests/xen/standin provides those symbols).
-XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen
+# The multi-device modes also need the composition root's launcher.
+XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen -Isrc/main
 
-$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(MAIN_LIB) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)

@@ -234,7 +234,7 @@ static int run_row(const char *img, double secs, struct row *row)
 		rc = -ETIMEDOUT;
 out_srv:
 	/* The server first, then the guest's rings (grants) go. */
-	xt_serve_stop(&srv, VD_XEN_STOP);
+	xt_serve_stop(&srv, VD_STOP);
 	sx_vdev_free(g.dev);
 out_dom:
 	sx_domain_destroy(DOMID);

@@ -75,17 +75,34 @@ struct vd_model {
 };
 
 /* A device type for the command line and the registry
- * (src/devices/registry.c). Options are parsed into an opaque struct. */
+ * (src/main/registry.c). Options are parsed into an opaque struct. */
 struct vd_device_option {
 	const char *name;     /* long option, without "--" */
 	const char *arg_name; /* NULL: a flag without argument */
 	const char *help;
 };
 
+/* A key a toolstack writes in the device's backend node, and the option it
+ * stands for (Xen 4.17's libxl, virtio disk: params is the image, mode=r
+ * read-only). Data for a discovery source that serves a node without a
+ * configuration line; the model never sees it. */
+struct vd_device_backend_key {
+	const char *key;      /* "params" */
+	const char *match;    /* NULL: the key's value is the option's value;
+				 else the option, a flag, when it holds this */
+	const char *option;   /* "disk" */
+	const char *required; /* what a node without the key lacks ("disk
+				 image"): refused; NULL: optional */
+};
+
 struct vd_device_type {
 	const char *name;
 	const char *summary;
+	uint32_t device_id; /* VIRTIO_ID_*: how a toolstack names the type */
 	const struct vd_device_option *options; /* terminated by {NULL} */
+	/* Terminated by {NULL}; NULL: a toolstack's node alone cannot
+	 * describe this device. */
+	const struct vd_device_backend_key *backend_keys;
 	/* NULL for a type without options (then opts_set and opts_free may
 	 * be NULL too, and create gets NULL): callers go through
 	 * vd_device_type_opts_new/_set/_free below. */
@@ -100,10 +117,6 @@ struct vd_device_type {
 	/* vhost-user --print-capabilities "type" (e.g. "blk-fs"?), or "" */
 	const char *vhost_user_type;
 };
-
-const struct vd_device_type *vd_device_type_find(const char *name);
-/* NULL-terminated list of every registered type. */
-const struct vd_device_type *const *vd_device_types(void);
 
 /* A type's options, whether it has any or not (src/core/device_type.c).
  * opts_new: 0 with *opts NULL for a type without options, or -ENOMEM.

@@ -3,17 +3,13 @@
  * gives the xenstore watcher what the toolstack does not write. A bad line
  * is reported with its number and refused, never half-applied. */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "xen_priv.h"
 
-#define RESTART_MAX 5
-
-int vd_xen_spec_set_opt(struct vd_xen_device_spec *s, const char *name,
+int vd_xen_spec_set_opt(struct vd_device_spec *s, const char *name,
 			const char *val)
 {
 	unsigned i;
@@ -25,7 +21,7 @@ int vd_xen_spec_set_opt(struct vd_xen_device_spec *s, const char *name,
 		if (!strcmp(s->opt_name[i], name))
 			break;
 	if (i == s->nopt) {
-		if (s->nopt == VD_XEN_MAX_OPTS)
+		if (s->nopt == VD_DEVICE_SPEC_MAX_OPTS)
 			return -ENOSPC;
 		s->nopt++;
 	}
@@ -35,7 +31,7 @@ int vd_xen_spec_set_opt(struct vd_xen_device_spec *s, const char *name,
 	return 0;
 }
 
-static int parse_u64(const char *v, uint64_t max, uint64_t *out)
+int vd_xen_parse_u64(const char *v, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long x;
@@ -43,7 +39,7 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
 	if (!v || !*v || *v == '-')
 		return -EINVAL;
 	errno = 0;
-	x = strtoull(v, &end, 0); /* decimal, or 0x hex */
+	x = strtoull(v, &end, 0); /* decimal, or 0x hex (4.18 writes hex) */
 	if (errno || *end || x > max)
 		return -EINVAL;
 	*out = x;
@@ -64,7 +60,7 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 	}
 #define NEED_NUM(max)                                                          \
 	do {                                                                   \
-		if (parse_u64(val, (max), &x) < 0) {                           \
+		if (vd_xen_parse_u64(val, (max), &x) < 0) {                    \
 			snprintf(err, errlen,                                  \
 				 "%s: expected a number up to "                \
 				 "%llu",                                       \
@@ -74,8 +70,8 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 	} while (0)
 	if (!strcmp(w, "domid")) {
 		NEED_NUM(0x7fefULL);
-		s->cfg.domid = (uint32_t)x;
-		s->have_domid = true;
+		s->xen.cfg.domid = (uint32_t)x;
+		s->xen.have_domid = true;
 	} else if (!strcmp(w, "domain")) {
 		if (!val || !*val || strlen(val) >= sizeof(s->domain)) {
 			snprintf(err, errlen, "domain: expected a guest name");
@@ -87,25 +83,26 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 		s->devid = (uint32_t)x;
 	} else if (!strcmp(w, "base")) {
 		NEED_NUM(~0ULL);
-		s->cfg.mmio_base = x;
-		s->have_base = true;
+		s->xen.cfg.mmio_base = x;
+		s->xen.have_base = true;
 	} else if (!strcmp(w, "size")) {
 		NEED_NUM(1ULL << 32);
-		s->cfg.mmio_size = x;
+		s->xen.cfg.mmio_size = x;
 	} else if (!strcmp(w, "irq")) {
 		NEED_NUM(1019ULL);
-		s->cfg.irq = (uint32_t)x;
-		s->have_irq = true;
+		s->xen.cfg.irq = (uint32_t)x;
+		s->xen.have_irq = true;
 	} else if (!strcmp(w, "map-cache-size")) {
 		NEED_NUM(65536ULL);
-		s->cfg.map_cache_size = x ? (unsigned)x : VD_XEN_MAP_CACHE_NONE;
+		s->xen.cfg.map_cache_size =
+			x ? (unsigned)x : VD_XEN_MAP_CACHE_NONE;
 	} else if (!strcmp(w, "grant") && !val) {
-		s->cfg.mem_mode = VD_XEN_MEM_GRANT;
-		s->have_grant = true;
+		s->xen.cfg.mem_mode = VD_XEN_MEM_GRANT;
+		s->xen.have_grant = true;
 	} else if (!strcmp(w, "foreign") && !val) {
-		s->cfg.mem_mode = VD_XEN_MEM_FOREIGN;
-		s->have_grant = true;
-	} else if (vd_xen_spec_set_opt(s, w, val) < 0) {
+		s->xen.cfg.mem_mode = VD_XEN_MEM_FOREIGN;
+		s->xen.have_grant = true;
+	} else if (vd_xen_spec_set_opt(&s->dev, w, val) < 0) {
 		/* Anything else belongs to the device (disk=, readonly...). */
 		snprintf(err, errlen, "%s: too many or too long options", w);
 		return -EINVAL;
@@ -132,19 +129,19 @@ int vd_xen_config_parse_line(const char *line, struct vd_xen_device_spec *s,
 	w = strtok_r(buf, " \t\r\n", &save);
 	if (!w)
 		return 1;
-	if (strlen(w) >= sizeof(s->type)) {
+	if (strlen(w) >= sizeof(s->dev.type)) {
 		snprintf(err, errlen, "%s: not a device type", w);
 		return -EINVAL;
 	}
-	snprintf(s->type, sizeof(s->type), "%s", w);
+	snprintf(s->dev.type, sizeof(s->dev.type), "%s", w);
 	while ((w = strtok_r(NULL, " \t\r\n", &save))) {
 		rc = apply_word(s, w, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
-	if (!s->have_domid && !s->domain[0]) {
+	if (!s->xen.have_domid && !s->domain[0]) {
 		snprintf(err, errlen, "%s: needs domid=N or domain=NAME",
-			 s->type);
+			 s->dev.type);
 		return -EINVAL;
 	}
 	return 0;
@@ -198,60 +195,41 @@ fail:
 
 /* `virtiod --config FILE`: every device of the file in its own process,
  * restarted (taking its server over) if it dies while its guest lives. */
-int vd_xen_config_file_main(const char *path, volatile int *stop)
+int vd_xen_config_file_main(const char *path, struct vd_launcher *l,
+			    volatile int *stop)
 {
-	struct vd_xen_super *sup = calloc(1, sizeof(*sup));
 	struct vd_xen_device_spec *specs = NULL;
-	unsigned n = 0, live;
+	unsigned n = 0;
 	char err[512];
 	int rc;
 
-	if (!sup)
-		return 1;
-	sup->who = "xen-config";
+	l->who = "xen-config";
 	rc = vd_xen_config_load(path, &specs, &n, err, sizeof(err));
 	if (rc < 0 || n == 0) {
-		vd_err(sup->who, "%s", rc < 0 ? err : "no device in the file");
-		free(sup);
+		vd_err(l->who, "%s", rc < 0 ? err : "no device in the file");
 		free(specs);
 		return 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		if (!specs[i].have_domid || !specs[i].have_base ||
-		    !specs[i].have_irq) {
-			vd_err(sup->who,
+		struct vd_xen_device_spec *s = &specs[i];
+
+		if (!s->xen.have_domid || !s->xen.have_base ||
+		    !s->xen.have_irq) {
+			vd_err(l->who,
 			       "%s: device %u (%s) needs domid=, base= "
 			       "and irq= (dom0less has no toolstack)",
-			       path, i + 1, specs[i].type);
+			       path, i + 1, s->dev.type);
 			rc = -EINVAL;
 		}
+		snprintf(s->dev.who, sizeof(s->dev.who), "%s dom%u dev%u",
+			 s->dev.type, s->xen.cfg.domid, s->devid);
 	}
 	for (unsigned i = 0; rc == 0 && i < n; i++)
-		if (vd_xen_super_spawn(sup, &specs[i]) < 0)
+		if (l->ops->start(l, NULL, &specs[i].dev, &specs[i].xen) < 0)
 			rc = -EIO;
-	while (rc == 0 && !*stop) {
-		poll(NULL, 0, 200);
-		if (!vd_xen_super_reap(sup))
-			continue;
-		live = 0;
-		for (unsigned i = 0; i < VD_XEN_MAX_CHILDREN; i++) {
-			struct vd_xen_child *c = &sup->c[i];
-
-			if (!c->used)
-				continue;
-			/* A crash restarts the device (it takes its server
-			 * over), up to RESTART_MAX times; an exit means its
-			 * guest went away or it could not start. */
-			if (!c->running && WIFSIGNALED(c->status) &&
-			    c->restarts < RESTART_MAX)
-				vd_xen_super_respawn(sup, i);
-			live += c->running;
-		}
-		if (!live)
-			break;
-	}
-	vd_xen_super_stop_all(sup, *stop ? *stop : VD_XEN_STOP, 10000);
+	if (rc == 0)
+		l->ops->supervise(l, stop);
+	l->ops->stop_all(l, *stop ? *stop : VD_STOP, 10000);
 	free(specs);
-	free(sup);
 	return rc == 0 ? 0 : 1;
 }

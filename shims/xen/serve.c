@@ -465,7 +465,7 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 	rc = serve_loop(&x, stop, &gone);
 	/* Without a record no successor could find the server: remove it
 	 * rather than leave an orphan claiming the window. */
-	handover = !gone && stop && *stop == VD_XEN_HANDOVER && x.state;
+	handover = !gone && stop && *stop == VD_HANDOVER && x.state;
 	vd_info(x.who,
 		"%s: %" PRIu64 " MMIO ioreqs, %" PRIu64
 		" invalidations, %" PRIu64 " unsupported, %" PRIu64

@@ -1,6 +1,7 @@
 /* Xen shim: virtiod as its own IOREQ server for one guest, emulating
- * virtio-mmio; plus the xenstore watcher that launches one such server per
- * toolstack device. The daemon's main calls in here. */
+ * virtio-mmio; plus the xenstore watcher and the static configuration that
+ * describe one such device each for the composition root's launcher. The
+ * composition root reaches it through vd_xen_shim. */
 #ifndef VIRTIOD_SHIM_XEN_H
 #define VIRTIOD_SHIM_XEN_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 
 #include "virtiod/device.h"
+#include "virtiod/shim.h"
 
 enum vd_xen_mem_mode {
 	VD_XEN_MEM_FOREIGN, /* xenforeignmemory through the mapping cache */
@@ -32,25 +34,27 @@ struct vd_xen_config {
 
 #define VD_XEN_MAP_CACHE_NONE 0xffffffffu
 
-/* Values of *stop for vd_xen_serve. STOP removes the device (the IOREQ
- * server is destroyed); HANDOVER drains the queues, records the device
- * state and leaves the server registered for the next daemon. */
-#define VD_XEN_STOP	1
-#define VD_XEN_HANDOVER 2
+/* The shim, for the composition root's registry. */
+extern const struct vd_shim vd_xen_shim;
 
-/* Serve one device for one guest until *stop or the guest dies. Returns 0
- * when the guest went away or a stop was requested, -errno on failure.
- * A server left by a predecessor for the same window (after a crash or a
- * VD_XEN_HANDOVER) is taken over and its pending ioreqs answered. */
+/* Serve one device for one guest until *stop or the guest dies. *stop:
+ * VD_STOP removes the device (the IOREQ server is destroyed); VD_HANDOVER
+ * drains the queues, records the device state and leaves the server
+ * registered for the next daemon. Returns 0 when the guest went away or a
+ * stop was requested, -errno on failure. A server left by a predecessor
+ * for the same window (after a crash or a handover) is taken over and its
+ * pending ioreqs answered. */
 int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		 volatile int *stop);
 
-/* `virtiod xen-watch [options]`: argv[0] is "xen-watch". Returns the exit
- * status. */
-int vd_xen_watch_main(int argc, char **argv, volatile int *stop);
+/* `virtiod xen-watch [options]`: argv[0] is "xen-watch"; each device the
+ * toolstack describes is served through l. Returns the exit status. */
+int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
+		      volatile int *stop);
 
-/* `virtiod --config FILE`: the static configuration (dom0less). Returns the
- * exit status. */
-int vd_xen_config_file_main(const char *path, volatile int *stop);
+/* `virtiod --config FILE`: the static configuration (dom0less), each
+ * device served through l. Returns the exit status. */
+int vd_xen_config_file_main(const char *path, struct vd_launcher *l,
+			    volatile int *stop);
 
 #endif

@@ -170,30 +170,37 @@ extern const struct vd_mem_ops vd_xen_grant_ops;
 
 #define VD_XEN_GRANT_BIT (1ULL << 63)
 
-/* ---------------------------------------------------------------- launching */
+/* ---------------------------------------------------------------- devices */
 
-#define VD_XEN_MAX_OPTS 16
-
-/* A device to serve, from the static file, the watcher's mapping file or
- * the toolstack's xenstore nodes. */
-struct vd_xen_device_spec {
-	char type[32];	 /* registry name: "blk" */
-	char domain[64]; /* guest name (watcher mapping), "" if by domid */
-	bool have_domid, have_base, have_irq, have_grant;
-	uint32_t devid;
-	uint32_t expect_device_id; /* virtio id the toolstack named, or 0 */
-	struct vd_xen_config cfg;  /* pointers are set by vd_xen_serve_spec */
-	char who[64];
-	char xs_path[256]; /* backend node, "" if none */
-	char state_dir[256];
-	unsigned nopt; /* device options, in order */
-	char opt_name[VD_XEN_MAX_OPTS][32];
-	char opt_val[VD_XEN_MAX_OPTS][512];
-	bool opt_has_val[VD_XEN_MAX_OPTS];
+/* The shim's options for one device (struct vd_shim.opts_size): from the
+ * command line, a configuration line or a toolstack node. Plain data (the
+ * launcher copies it); the pointers of cfg are set when it is served. */
+struct vd_xen_opts {
+	struct vd_xen_config cfg;
+	bool have_domid, have_base, have_irq;
+	bool have_grant;     /* grant or foreign chosen, not from xenstore */
+	char xs_path[256];   /* backend node to report state to, "" if none */
+	char state_dir[256]; /* "": VD_XEN_STATE_DIR */
+	/* Command line only. */
+	bool placed; /* a per-device option (--xen-domid ...) was given */
+	const char *config; /* --config FILE */
 };
 
-/* Set (or replace) a device option. -ENOSPC when full. */
-int vd_xen_spec_set_opt(struct vd_xen_device_spec *s, const char *name,
+/* A device to serve, from the static file, the watcher's mapping file or
+ * the toolstack's xenstore nodes: the device record the composition root
+ * builds the model from, and where this shim serves it. */
+struct vd_xen_device_spec {
+	struct vd_device_spec dev;
+	struct vd_xen_opts xen;
+	char domain[64]; /* guest name (watcher mapping), "" if by domid */
+	uint32_t devid;
+};
+
+/* An unsigned number, decimal or 0x hex, at most max: 0 or -EINVAL. */
+int vd_xen_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* Set (or replace) a device option. -E2BIG, or -ENOSPC when full. */
+int vd_xen_spec_set_opt(struct vd_device_spec *s, const char *name,
 			const char *val);
 /* One line of the configuration format (docs/xen.md): 0 a device, 1 a
  * blank or comment line, -EINVAL with a reason in err. */
@@ -202,40 +209,5 @@ int vd_xen_config_parse_line(const char *line, struct vd_xen_device_spec *s,
 /* Every device of a file; *specs is malloc'ed. -errno with err set. */
 int vd_xen_config_load(const char *path, struct vd_xen_device_spec **specs,
 		       unsigned *n, char *err, size_t errlen);
-
-/* Create the device model from the registry and serve it in the calling
- * process until *stop or the guest goes. Returns 0 or -errno. */
-int vd_xen_serve_spec(const struct vd_xen_device_spec *spec,
-		      volatile int *stop);
-
-/* Serving processes, one per device (launch.c). */
-#define VD_XEN_MAX_CHILDREN 64
-
-struct vd_xen_child {
-	bool used, running;
-	pid_t pid;
-	struct vd_xen_device_spec spec;
-	unsigned restarts;
-	int status; /* wait status of the last exit */
-};
-
-struct vd_xen_super {
-	struct vd_xen_child c[VD_XEN_MAX_CHILDREN];
-	const char *who;
-};
-
-/* Fork a process serving spec; its SIGTERM/SIGINT stop the device,
- * SIGUSR1 hands it over (VD_XEN_HANDOVER). Returns the slot or -errno. */
-int vd_xen_super_spawn(struct vd_xen_super *sup,
-		       const struct vd_xen_device_spec *spec);
-/* Restart the process of a slot whose process ended. */
-int vd_xen_super_respawn(struct vd_xen_super *sup, unsigned slot);
-void vd_xen_super_signal(struct vd_xen_super *sup, unsigned slot, int how);
-/* Collect ended processes; returns how many ended. */
-unsigned vd_xen_super_reap(struct vd_xen_super *sup);
-/* Stop (how: VD_XEN_STOP or VD_XEN_HANDOVER) every process and wait up
- * to timeout_ms, then kill what is left. */
-void vd_xen_super_stop_all(struct vd_xen_super *sup, int how, int timeout_ms);
-int vd_xen_super_find(const struct vd_xen_super *sup, const char *xs_path);
 
 #endif

@@ -1,9 +1,12 @@
 /* `virtiod xen-watch`: watches the toolstack's virtio backend nodes (Xen
- * 4.17 backend/virtio_disk, 4.18+ backend/virtio) and serves each device in
- * its own process; stops it when its nodes go. Everything read from
- * xenstore is checked: a node it cannot use is refused with a reason. */
+ * 4.17 backend/virtio_disk, 4.18+ backend/virtio), describes each device
+ * for the composition root's launcher (one process each) and stops it when
+ * its nodes go. Everything read from xenstore is checked: a node it cannot
+ * use is refused with a reason. It names no device type: a node's keys
+ * are mapped by the type's backend_keys table. */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/virtio_ids.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +22,10 @@ enum layout {
 static const struct {
 	const char *dir;
 	enum layout layout;
+	uint32_t device_id; /* the one virtio device such a node is, or 0 */
 } kinds[] = {
-	{"virtio_disk", LAYOUT_417},
-	{"virtio", LAYOUT_418},
+	{"virtio_disk", LAYOUT_417, VIRTIO_ID_BLOCK},
+	{"virtio", LAYOUT_418, 0},
 };
 
 struct watcher {
@@ -31,7 +35,7 @@ struct watcher {
 	unsigned nmap;
 	const char *state_dir;
 	unsigned map_cache_size;
-	struct vd_xen_super sup;
+	struct vd_launcher *l;
 	const char *who;
 };
 
@@ -43,21 +47,6 @@ static char *xs_get(struct watcher *w, const char *dir, const char *key)
 	return xs_read(w->xs, XBT_NULL, path, NULL);
 }
 
-static int parse_num(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0); /* 4.17 writes decimal, 4.18 0x hex */
-	if (errno || *end || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static const struct vd_xen_device_spec *
 mapping(struct watcher *w, uint32_t domid, uint32_t devid, const char *name)
 {
@@ -67,15 +56,61 @@ mapping(struct watcher *w, uint32_t domid, uint32_t devid, const char *name)
 		if (m->devid != devid)
 			continue;
 		if ((m->domain[0] && name && !strcmp(m->domain, name)) ||
-		    (m->have_domid && m->cfg.domid == domid))
+		    (m->xen.have_domid && m->xen.cfg.domid == domid))
 			return m;
 	}
 	return NULL;
 }
 
+/* A node that is always one virtio device (4.17's virtio_disk): the device
+ * type with that id, and its options read from the node through the type's
+ * backend_keys. Options of the mapping line stay unless the node names
+ * them. 0, or -EINVAL with the reason in why. */
+static int node_options(struct watcher *w, const char *path, uint32_t device_id,
+			struct vd_device_spec *d, char *why, size_t wl)
+{
+	const struct vd_device_type *t = NULL;
+
+	for (const struct vd_device_type *const *p = w->l->types; p && *p; p++)
+		if ((*p)->device_id == device_id && (*p)->backend_keys) {
+			t = *p;
+			break;
+		}
+	if (!t) {
+		snprintf(why, wl, "no device type serves virtio device %u",
+			 device_id);
+		return -EINVAL;
+	}
+	snprintf(d->type, sizeof(d->type), "%s", t->name);
+	d->expect_device_id = device_id;
+	for (const struct vd_device_backend_key *k = t->backend_keys; k->key;
+	     k++) {
+		char *v = xs_get(w, path, k->key);
+		int rc = 0;
+
+		if (!v || !*v) {
+			free(v);
+			if (!k->required)
+				continue;
+			snprintf(why, wl, "no %s (%s)", k->key, k->required);
+			return -EINVAL;
+		}
+		if (!k->match)
+			rc = vd_xen_spec_set_opt(d, k->option, v);
+		else if (!strcmp(v, k->match))
+			rc = vd_xen_spec_set_opt(d, k->option, NULL);
+		free(v);
+		if (rc < 0) {
+			snprintf(why, wl, "%s too long", k->key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The device at `path` as the toolstack describes it, completed by the
  * mapping file. 0, or -EINVAL with the reason in why. */
-static int describe(struct watcher *w, const char *path, enum layout layout,
+static int describe(struct watcher *w, const char *path, unsigned kind,
 		    uint32_t domid, uint32_t devid,
 		    struct vd_xen_device_spec *s, char *why, size_t wl)
 {
@@ -91,31 +126,14 @@ static int describe(struct watcher *w, const char *path, enum layout layout,
 		*s = *m;
 	else
 		memset(s, 0, sizeof(*s));
-	s->cfg.domid = domid;
-	s->have_domid = true;
+	s->xen.cfg.domid = domid;
+	s->xen.have_domid = true;
 	s->devid = devid;
-	if (layout == LAYOUT_417) {
+	if (kinds[kind].layout == LAYOUT_417) {
 		/* A 4.17 "specification=virtio" disk: always a block device. */
-		char *params = xs_get(w, path, "params");
-		char *mode = xs_get(w, path, "mode");
-
-		snprintf(s->type, sizeof(s->type), "blk");
-		if (!params || !*params) {
-			snprintf(why, wl, "no params (disk image)");
-			free(params);
-			free(mode);
+		if (node_options(w, path, kinds[kind].device_id, &s->dev, why,
+				 wl) < 0)
 			goto out;
-		}
-		rc = vd_xen_spec_set_opt(s, "disk", params);
-		if (rc == 0 && mode && !strcmp(mode, "r"))
-			rc = vd_xen_spec_set_opt(s, "readonly", NULL);
-		free(params);
-		free(mode);
-		if (rc < 0) {
-			snprintf(why, wl, "params too long");
-			rc = -EINVAL;
-			goto out;
-		}
 	} else {
 		unsigned n;
 
@@ -135,11 +153,12 @@ static int describe(struct watcher *w, const char *path, enum layout layout,
 				 n, name ? name : "?");
 			goto out;
 		}
-		s->expect_device_id = n;
+		s->dev.expect_device_id = n;
 		v = xs_get(w, path, "grant_usage");
-		if (v && !s->have_grant)
-			s->cfg.mem_mode = !strcmp(v, "1") ? VD_XEN_MEM_GRANT
-							  : VD_XEN_MEM_FOREIGN;
+		if (v && !s->xen.have_grant)
+			s->xen.cfg.mem_mode = !strcmp(v, "1")
+						      ? VD_XEN_MEM_GRANT
+						      : VD_XEN_MEM_FOREIGN;
 		free(v);
 	}
 	v = xs_get(w, path, "transport");
@@ -152,32 +171,32 @@ static int describe(struct watcher *w, const char *path, enum layout layout,
 	/* Arm toolstacks write the window; x86 ones write none, and the
 	 * mapping file supplies it. */
 	v = xs_get(w, path, "base");
-	if (v && parse_num(v, ~0ULL, &x) == 0 && x) {
-		s->cfg.mmio_base = x;
-		s->have_base = true;
+	if (v && vd_xen_parse_u64(v, ~0ULL, &x) == 0 && x) {
+		s->xen.cfg.mmio_base = x;
+		s->xen.have_base = true;
 	}
 	free(v);
 	v = xs_get(w, path, "irq");
-	if (v && parse_num(v, 1019, &x) == 0 && x) {
-		s->cfg.irq = (uint32_t)x;
-		s->have_irq = true;
+	if (v && vd_xen_parse_u64(v, 1019, &x) == 0 && x) {
+		s->xen.cfg.irq = (uint32_t)x;
+		s->xen.have_irq = true;
 	}
 	free(v);
-	if (!s->have_base || !s->have_irq) {
+	if (!s->xen.have_base || !s->xen.have_irq) {
 		snprintf(why, wl,
 			 "no MMIO window or IRQ (x86 toolstacks "
 			 "allocate none): give base= and irq= on its "
 			 "--config line");
 		goto out;
 	}
-	if (!s->cfg.map_cache_size)
-		s->cfg.map_cache_size = w->map_cache_size;
-	snprintf(s->xs_path, sizeof(s->xs_path), "%s", path);
+	if (!s->xen.cfg.map_cache_size)
+		s->xen.cfg.map_cache_size = w->map_cache_size;
+	snprintf(s->xen.xs_path, sizeof(s->xen.xs_path), "%s", path);
 	if (w->state_dir)
-		snprintf(s->state_dir, sizeof(s->state_dir), "%s",
+		snprintf(s->xen.state_dir, sizeof(s->xen.state_dir), "%s",
 			 w->state_dir);
-	snprintf(s->who, sizeof(s->who), "%s dom%u dev%u", s->type, domid,
-		 devid);
+	snprintf(s->dev.who, sizeof(s->dev.who), "%s dom%u dev%u", s->dev.type,
+		 domid, devid);
 	rc = 0;
 out:
 	free(name);
@@ -193,29 +212,15 @@ static bool node_exists(struct watcher *w, const char *path)
 	return d != NULL;
 }
 
-/* A slot for a device we refused, so it is not retried on every event. */
-static void remember_refused(struct watcher *w, const char *path)
-{
-	for (unsigned i = 0; i < VD_XEN_MAX_CHILDREN; i++) {
-		struct vd_xen_child *c = &w->sup.c[i];
-
-		if (c->used)
-			continue;
-		memset(c, 0, sizeof(*c));
-		c->used = true;
-		snprintf(c->spec.xs_path, sizeof(c->spec.xs_path), "%s", path);
-		return;
-	}
-}
-
-static void scan_device(struct watcher *w, const char *path, enum layout l,
+static void scan_device(struct watcher *w, const char *path, unsigned kind,
 			uint32_t domid, uint32_t devid)
 {
+	struct vd_launcher *l = w->l;
 	struct vd_xen_device_spec spec;
 	char why[256], *state;
 	bool closing;
 
-	if (vd_xen_super_find(&w->sup, path) >= 0)
+	if (l->ops->find(l, path) >= 0)
 		return;
 	/* The toolstack writes state with the rest of the device: until it
 	 * is there the node may be half written. */
@@ -224,13 +229,15 @@ static void scan_device(struct watcher *w, const char *path, enum layout l,
 	free(state);
 	if (closing)
 		return;
-	if (describe(w, path, l, domid, devid, &spec, why, sizeof(why)) < 0) {
+	/* A device refused is held, so it is not retried on every event. */
+	if (describe(w, path, kind, domid, devid, &spec, why, sizeof(why)) <
+	    0) {
 		vd_err(w->who, "%s: %s; not served", path, why);
-		remember_refused(w, path);
+		l->ops->hold(l, path);
 		return;
 	}
-	if (vd_xen_super_spawn(&w->sup, &spec) < 0)
-		remember_refused(w, path);
+	if (l->ops->start(l, path, &spec.dev, &spec.xen) < 0)
+		l->ops->hold(l, path);
 }
 
 static void scan(struct watcher *w)
@@ -249,19 +256,20 @@ static void scan(struct watcher *w)
 			uint64_t domid, devid;
 			char **devs;
 
-			if (parse_num(doms[i], 0x7fef, &domid) < 0)
+			if (vd_xen_parse_u64(doms[i], 0x7fef, &domid) < 0)
 				continue;
 			snprintf(dpath, sizeof(dpath), "%s/%s", base, doms[i]);
 			devs = xs_directory(w->xs, XBT_NULL, dpath, &nv);
 			for (unsigned j = 0; devs && j < nv; j++) {
 				char path[256];
 
-				if (parse_num(devs[j], 0xffff, &devid) < 0)
+				if (vd_xen_parse_u64(devs[j], 0xffff, &devid) <
+				    0)
 					continue;
 				snprintf(path, sizeof(path), "%s/%s", dpath,
 					 devs[j]);
-				scan_device(w, path, kinds[k].layout,
-					    (uint32_t)domid, (uint32_t)devid);
+				scan_device(w, path, k, (uint32_t)domid,
+					    (uint32_t)devid);
 			}
 			free(devs);
 		}
@@ -269,15 +277,15 @@ static void scan(struct watcher *w)
 	}
 	/* Nodes gone (device removed or guest destroyed): stop the device,
 	 * forget the slot once its process ended. */
-	for (unsigned i = 0; i < VD_XEN_MAX_CHILDREN; i++) {
-		struct vd_xen_child *c = &w->sup.c[i];
+	for (unsigned i = 0; i < VD_LAUNCH_MAX; i++) {
+		const struct vd_launch_slot *c = &w->l->slot[i];
 
-		if (!c->used || node_exists(w, c->spec.xs_path))
+		if (!c->used || node_exists(w, c->key))
 			continue;
 		if (c->running)
-			vd_xen_super_signal(&w->sup, i, VD_XEN_STOP);
+			w->l->ops->signal(w->l, i, VD_STOP);
 		else
-			c->used = false;
+			w->l->ops->forget(w->l, i);
 	}
 }
 
@@ -307,7 +315,7 @@ static int parse_args(struct watcher *w, int argc, char **argv)
 			}
 			break;
 		case 'b':
-			if (parse_num(optarg, 0x7fef, &x) < 0)
+			if (vd_xen_parse_u64(optarg, 0x7fef, &x) < 0)
 				goto bad;
 			w->self = (uint32_t)x;
 			break;
@@ -315,7 +323,7 @@ static int parse_args(struct watcher *w, int argc, char **argv)
 			w->state_dir = optarg;
 			break;
 		case 'm':
-			if (parse_num(optarg, 65536, &x) < 0)
+			if (vd_xen_parse_u64(optarg, 65536, &x) < 0)
 				goto bad;
 			w->map_cache_size =
 				x ? (unsigned)x : VD_XEN_MAP_CACHE_NONE;
@@ -341,7 +349,8 @@ bad:
 	return -EINVAL;
 }
 
-int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
+int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
+		      volatile int *stop)
 {
 	struct watcher *w = calloc(1, sizeof(*w));
 	char path[128];
@@ -349,7 +358,8 @@ int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
 
 	if (!w)
 		return 1;
-	w->who = w->sup.who = "xen-watch";
+	w->l = l;
+	w->who = l->who = "xen-watch";
 	rc = parse_args(w, argc, argv);
 	if (rc) {
 		free(w->map);
@@ -369,7 +379,9 @@ int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
 		char *v = xs_read(w->xs, XBT_NULL, "domid", NULL);
 		uint64_t x = 0;
 
-		w->self = v && parse_num(v, 0x7fef, &x) == 0 ? (uint32_t)x : 0;
+		w->self = v && vd_xen_parse_u64(v, 0x7fef, &x) == 0
+				  ? (uint32_t)x
+				  : 0;
 		free(v);
 	}
 	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -395,12 +407,12 @@ int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
 			changed = true;
 			free(ev);
 		}
-		if (vd_xen_super_reap(&w->sup))
+		if (l->ops->reap(l))
 			changed = true;
 		if (changed)
 			scan(w);
 	}
-	vd_xen_super_stop_all(&w->sup, *stop ? *stop : VD_XEN_STOP, 10000);
+	l->ops->stop_all(l, *stop ? *stop : VD_STOP, 10000);
 	xs_close(w->xs);
 	free(w->map);
 	free(w);

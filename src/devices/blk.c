@@ -568,10 +568,19 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 	return 0;
 }
 
+/* What Xen 4.17's libxl writes for a specification=virtio disk. */
+static const struct vd_device_backend_key blk_backend_keys[] = {
+	{"params", NULL, "disk", "disk image"},
+	{"mode", "r", "readonly", NULL},
+	{NULL, NULL, NULL, NULL},
+};
+
 const struct vd_device_type vd_blk_type = {
 	.name = "blk",
 	.summary = "virtio-blk: a disk image or block device",
+	.device_id = VIRTIO_ID_BLOCK,
 	.options = blk_options,
+	.backend_keys = blk_backend_keys,
 	.opts_new = blk_opts_new,
 	.opts_set = blk_opts_set,
 	.create = blk_create,

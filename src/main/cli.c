@@ -1,26 +1,17 @@
-/* Command-line parsing for the daemon: the options every mode shares, the
- * Xen placement options, and each device type's own options from its table.
- * Every refusal names the option; nothing here opens a file or exits. */
+/* Command-line parsing for the daemon: the options every mode shares, and
+ * each shim's and each device type's own options from their tables. The
+ * shim whose options are given serves the device. Every refusal names the
+ * option; nothing here opens a file or exits. */
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "registry.h"
 
 enum opt_id {
-	OPT_SOCKET_PATH,
-	OPT_FD,
-	OPT_XEN_DOMID,
-	OPT_MMIO_BASE,
-	OPT_MMIO_SIZE,
-	OPT_IRQ,
-	OPT_GRANT,
-	OPT_MAP_CACHE_SIZE,
-	OPT_CONFIG,
-	OPT_PRINT_CAPABILITIES,
 	OPT_POLL_US,
 	OPT_LOG_LEVEL,
 	OPT_SYSLOG,
@@ -30,44 +21,19 @@ enum opt_id {
 
 struct opt {
 	enum opt_id id;
-	const char *name;
-	const char *arg; /* NULL: a flag */
-	const char *help;
-};
-
-static const struct opt vhost_user_opts[] = {
-	{OPT_SOCKET_PATH, "socket-path", "PATH",
-	 "listen on this unix socket (a stale socket there is replaced)"},
-	{OPT_FD, "fd", "N",
-	 "serve the listening unix socket inherited as fd N"},
-};
-
-static const struct opt xen_opts[] = {
-	{OPT_XEN_DOMID, "xen-domid", "N", "serve this guest domain"},
-	{OPT_MMIO_BASE, "mmio-base", "ADDR",
-	 "guest-physical base of the virtio-mmio window"},
-	{OPT_MMIO_SIZE, "mmio-size", "N",
-	 "size of the virtio-mmio window (default 0x200)"},
-	{OPT_IRQ, "irq", "N", "interrupt line (Arm SPI or x86 ISA IRQ)"},
-	{OPT_GRANT, "grant", NULL,
-	 "the guest uses grant-based DMA (grant references on the rings)"},
-	{OPT_MAP_CACHE_SIZE, "map-cache-size", "MiB",
-	 "foreign mapping cache size (default 64; 0 maps per request)"},
+	struct vd_device_option o;
 };
 
 static const struct opt common_opts[] = {
-	{OPT_CONFIG, "config", "FILE",
-	 "Xen: serve the devices of a static configuration file"},
-	{OPT_PRINT_CAPABILITIES, "print-capabilities", NULL,
-	 "print the vhost-user backend capabilities as JSON and exit"},
-	{OPT_POLL_US, "poll-us", "N",
-	 "busy-poll each queue N microseconds after work before sleeping "
-	 "(default 0: off)"},
-	{OPT_LOG_LEVEL, "log-level", "err|warn|info|debug",
-	 "log verbosity (default info)"},
-	{OPT_SYSLOG, "syslog", NULL, "log to syslog instead of stderr"},
-	{OPT_HELP, "help", NULL, "show this help and exit"},
-	{OPT_VERSION, "version", NULL, "show the version and exit"},
+	{OPT_POLL_US,
+	 {"poll-us", "N",
+	  "busy-poll each queue N microseconds after work before sleeping "
+	  "(default 0: off)"}},
+	{OPT_LOG_LEVEL,
+	 {"log-level", "err|warn|info|debug", "log verbosity (default info)"}},
+	{OPT_SYSLOG, {"syslog", NULL, "log to syslog instead of stderr"}},
+	{OPT_HELP, {"help", NULL, "show this help and exit"}},
+	{OPT_VERSION, {"version", NULL, "show the version and exit"}},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -85,37 +51,33 @@ static int bad(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static const struct opt *find_opt(const char *name, size_t len)
+static bool name_is(const char *opt, const char *name, size_t len)
 {
-	static const struct {
-		const struct opt *v;
-		size_t n;
-	} tables[] = {{vhost_user_opts, N(vhost_user_opts)},
-		      {xen_opts, N(xen_opts)},
-		      {common_opts, N(common_opts)}};
+	return strlen(opt) == len && strncmp(opt, name, len) == 0;
+}
 
-	for (size_t t = 0; t < N(tables); t++)
-		for (size_t i = 0; i < tables[t].n; i++)
-			if (strlen(tables[t].v[i].name) == len &&
-			    strncmp(tables[t].v[i].name, name, len) == 0)
-				return &tables[t].v[i];
+static const struct opt *find_common(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N(common_opts); i++)
+		if (name_is(common_opts[i].o.name, name, len))
+			return &common_opts[i];
 	return NULL;
 }
 
-static const struct vd_device_option *
-find_dev_opt(const struct vd_device_type *type, const char *name, size_t len)
+/* In a {NULL}-terminated table (a shim's or a device type's). */
+static const struct vd_device_option *find_in(const struct vd_device_option *t,
+					      const char *name, size_t len)
 {
-	for (const struct vd_device_option *o = type ? type->options : NULL;
-	     o && o->name; o++)
-		if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-			return o;
+	for (; t && t->name; t++)
+		if (name_is(t->name, name, len))
+			return t;
 	return NULL;
 }
 
 static bool any_type_has(const char *name, size_t len)
 {
 	for (const struct vd_device_type *const *t = vd_device_types(); *t; t++)
-		if (find_dev_opt(*t, name, len))
+		if (find_in((*t)->options, name, len))
 			return true;
 	return false;
 }
@@ -155,72 +117,15 @@ static bool any_opt(int argc, char **argv, const char *name, char alias)
 	return false;
 }
 
-/* --print-capabilities without a type: the one type vhost-user can serve. */
-static const struct vd_device_type *only_vhost_user_type(void)
+static int apply_common(struct cli *c, const struct opt *o, const char *v,
+			char *err, size_t errlen)
 {
-	const struct vd_device_type *const *t = vd_device_types();
-	const struct vd_device_type *found = NULL;
-
-	for (; *t; t++) {
-		if (!(*t)->vhost_user_type || !*(*t)->vhost_user_type)
-			continue;
-		if (found)
-			return NULL;
-		found = *t;
-	}
-	return found;
-}
-
-static int apply(struct cli *c, const struct opt *o, const char *v,
-		 bool *xen_set, char *err, size_t errlen)
-{
-	uint64_t n;
+	uint64_t n = 0;
 	int r = 0;
 
 	switch (o->id) {
-	case OPT_SOCKET_PATH:
-		if (!*v)
-			return bad(err, errlen, "--socket-path: empty path");
-		c->socket_path = v;
-		break;
-	case OPT_FD:
-		r = parse_num(o->name, v, INT_MAX, &n, err, errlen);
-		c->fd = (int)n;
-		break;
-	case OPT_XEN_DOMID:
-		/* DOMID_FIRST_RESERVED is 0x7ff0 */
-		r = parse_num(o->name, v, 0x7fef, &n, err, errlen);
-		c->xen.domid = (uint32_t)n;
-		break;
-	case OPT_MMIO_BASE:
-		r = parse_num(o->name, v, UINT64_MAX, &c->xen.mmio_base, err,
-			      errlen);
-		break;
-	case OPT_MMIO_SIZE:
-		r = parse_num(o->name, v, UINT32_MAX, &c->xen.mmio_size, err,
-			      errlen);
-		if (!r && !c->xen.mmio_size)
-			return bad(err, errlen, "--mmio-size 0: must not be 0");
-		break;
-	case OPT_IRQ:
-		r = parse_num(o->name, v, UINT32_MAX, &n, err, errlen);
-		c->xen.irq = (uint32_t)n;
-		break;
-	case OPT_GRANT:
-		c->xen.mem_mode = VD_XEN_MEM_GRANT;
-		break;
-	case OPT_MAP_CACHE_SIZE:
-		r = parse_num(o->name, v, UINT32_MAX - 1, &n, err, errlen);
-		/* 0 means no cache, as map-cache-size=0 in a config file. */
-		c->xen.map_cache_size = n ? (unsigned)n : VD_XEN_MAP_CACHE_NONE;
-		break;
-	case OPT_CONFIG:
-		if (!*v)
-			return bad(err, errlen, "--config: empty path");
-		c->config_path = v;
-		break;
 	case OPT_POLL_US:
-		r = parse_num(o->name, v, VD_QUEUE_POLL_US_MAX, &n, err,
+		r = parse_num(o->o.name, v, VD_QUEUE_POLL_US_MAX, &n, err,
 			      errlen);
 		c->poll_us = (unsigned)n;
 		break;
@@ -235,88 +140,177 @@ static int apply(struct cli *c, const struct opt *o, const char *v,
 	case OPT_SYSLOG:
 		c->syslog = true;
 		break;
-	case OPT_PRINT_CAPABILITIES:
 	case OPT_HELP:
 	case OPT_VERSION:
 		break; /* handled before the parse */
 	}
-	if (o->id >= OPT_XEN_DOMID && o->id <= OPT_MAP_CACHE_SIZE)
-		*xen_set = true;
 	return r;
 }
 
-/* The options after the device type (or after argv[0]). */
-static int parse_opts(int argc, char **argv, int i, struct cli *c,
-		      bool *xen_set, bool *domid_set, char *err, size_t errlen)
+/* The shim of the registry whose table has the option, or -1. */
+static int find_shim_opt(const char *name, size_t len,
+			 const struct vd_device_option **so)
 {
-	for (; i < argc; i++) {
-		const char *arg = argv[i], *name, *eq, *val = NULL;
-		const struct vd_device_option *dopt;
-		const struct opt *o;
-		bool takes_arg;
-		size_t len;
-		int r;
+	const struct vd_shim *const *s = vd_shims();
 
-		if (arg[0] != '-' || arg[1] != '-' || !arg[2])
-			return bad(err, errlen, "%s: unexpected argument", arg);
-		name = arg + 2;
-		eq = strchr(name, '=');
-		len = eq ? (size_t)(eq - name) : strlen(name);
-		o = find_opt(name, len);
-		dopt = o ? NULL : find_dev_opt(c->type, name, len);
-		if (!o && !dopt) {
-			if (!c->type && any_type_has(name, len))
-				return bad(err, errlen,
-					   "--%.*s: a device option; name the "
-					   "device type first (virtiod TYPE "
-					   "...)",
-					   (int)len, name);
-			return bad(err, errlen, "--%.*s: unknown option",
-				   (int)len, name);
-		}
-		takes_arg = o ? o->arg != NULL : dopt->arg_name != NULL;
-		if (takes_arg) {
-			if (eq)
-				val = eq + 1;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else
-				return bad(err, errlen, "--%.*s needs a value",
-					   (int)len, name);
-		} else if (eq) {
-			return bad(err, errlen, "--%.*s takes no value",
-				   (int)len, name);
-		}
-		if (o) {
-			r = apply(c, o, val, xen_set, err, errlen);
-			if (o->id == OPT_XEN_DOMID)
-				*domid_set = true;
-		} else {
-			char oname[64];
+	for (unsigned i = 0; s[i]; i++) {
+		*so = find_in(s[i]->options, name, len);
+		if (*so)
+			return (int)i;
+	}
+	return -1;
+}
 
-			snprintf(oname, sizeof(oname), "%.*s", (int)len, name);
-			r = c->type->opts_set(c->opts, oname, val, err, errlen);
-		}
-		if (r)
-			return -EINVAL;
+/* One option: a common one, a shim's or the device type's. */
+static int parse_opt(int argc, char **argv, int *i, struct cli *c, char *err,
+		     size_t errlen)
+{
+	const char *arg = argv[*i], *name, *eq, *val = NULL;
+	const struct vd_device_option *so = NULL, *dopt = NULL;
+	const struct opt *o;
+	const char *arg_name;
+	int shim = -1, at = *i;
+	char oname[64];
+	size_t len;
+
+	if (arg[0] != '-' || arg[1] != '-' || !arg[2])
+		return bad(err, errlen, "%s: unexpected argument", arg);
+	name = arg + 2;
+	eq = strchr(name, '=');
+	len = eq ? (size_t)(eq - name) : strlen(name);
+	o = find_common(name, len);
+	if (!o)
+		shim = find_shim_opt(name, len, &so);
+	if (!o && !so)
+		dopt = find_in(c->type ? c->type->options : NULL, name, len);
+	if (!o && !so && !dopt) {
+		if (!c->type && any_type_has(name, len))
+			return bad(err, errlen,
+				   "--%.*s: a device option; name the device "
+				   "type first (virtiod TYPE ...)",
+				   (int)len, name);
+		return bad(err, errlen, "--%.*s: unknown option", (int)len,
+			   name);
+	}
+	arg_name = o ? o->o.arg_name : so ? so->arg_name : dopt->arg_name;
+	if (arg_name) {
+		if (eq)
+			val = eq + 1;
+		else if (*i + 1 < argc)
+			val = argv[++*i];
+		else
+			return bad(err, errlen, "--%.*s needs a value",
+				   (int)len, name);
+	} else if (eq) {
+		return bad(err, errlen, "--%.*s takes no value", (int)len,
+			   name);
+	}
+	if (o)
+		return apply_common(c, o, val, err, errlen);
+	snprintf(oname, sizeof(oname), "%.*s", (int)len, name);
+	if (so) {
+		const struct vd_shim *s = vd_shims()[shim];
+
+		if (!c->shim_first_arg[shim])
+			c->shim_first_arg[shim] = at;
+		return s->opts_set(c->all_shim_opts[shim], oname, val, err,
+				   errlen) < 0
+			       ? -EINVAL
+			       : 0;
+	}
+	if (vd_device_type_opts_set(c->type, c->opts, oname, val, err, errlen) <
+	    0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Each shim's options, made before the parse (opts_new may be NULL). */
+static int new_shim_opts(struct cli *c, char *err, size_t errlen)
+{
+	const struct vd_shim *const *s = vd_shims();
+
+	while (s[c->nshims])
+		c->nshims++;
+	c->all_shim_opts = calloc(c->nshims, sizeof(*c->all_shim_opts));
+	c->shim_first_arg = calloc(c->nshims, sizeof(*c->shim_first_arg));
+	if (!c->all_shim_opts || !c->shim_first_arg)
+		return bad(err, errlen, "out of memory");
+	for (unsigned i = 0; i < c->nshims; i++) {
+		if (!s[i]->opts_new)
+			continue;
+		c->all_shim_opts[i] = s[i]->opts_new();
+		if (!c->all_shim_opts[i])
+			return bad(err, errlen, "out of memory");
 	}
 	return 0;
 }
 
+/* The shim whose option came first; another shim's options are refused. */
+static int choose_shim(struct cli *c, char **argv, char *err, size_t errlen)
+{
+	const struct vd_shim *const *s = vd_shims();
+	int first = -1, other = -1;
+
+	for (unsigned i = 0; i < c->nshims; i++) {
+		int at = c->shim_first_arg[i];
+
+		if (!at)
+			continue;
+		if (first < 0 || at < c->shim_first_arg[first]) {
+			other = first;
+			first = (int)i;
+		} else if (other < 0 || at < c->shim_first_arg[other]) {
+			other = (int)i;
+		}
+	}
+	if (other >= 0) {
+		const char *a = argv[c->shim_first_arg[other]];
+		const char *b = argv[c->shim_first_arg[first]];
+
+		return bad(err, errlen,
+			   "%.*s and the other %s options exclude %.*s and "
+			   "the other %s options",
+			   (int)strcspn(a, "="), a, s[other]->title,
+			   (int)strcspn(b, "="), b, s[first]->title);
+	}
+	if (first >= 0) {
+		c->shim = s[first];
+		c->shim_opts = c->all_shim_opts[first];
+	}
+	return 0;
+}
+
+/* "need --socket-path PATH or --fd N (vhost-user), or --xen-domid N
+ * (Xen)" */
+static int need_shim(char *err, size_t errlen)
+{
+	const struct vd_shim *const *s = vd_shims();
+	size_t at = 0;
+
+	for (unsigned i = 0; s[i] && at < errlen; i++)
+		at += (size_t)snprintf(err + at, errlen - at, "%s %s (%s)",
+				       i ? ", or" : "need", s[i]->needs,
+				       s[i]->title);
+	return -EINVAL;
+}
+
 int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 {
-	bool xen_set = false, domid_set = false;
 	int i = 1, r;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
 	c->log_level = VD_LOG_INFO;
-	c->xen.mem_mode = VD_XEN_MEM_FOREIGN;
 
-	if (argc > 1 && strcmp(argv[1], "xen-watch") == 0) {
-		c->mode = CLI_XEN_WATCH; /* it parses its own options */
-		return 0;
-	}
+	/* virtiod COMMAND: it parses its own options. */
+	for (const struct vd_shim *const *s = vd_shims(); argc > 1 && *s; s++)
+		for (const struct vd_shim_command *k = (*s)->commands;
+		     k && k->name; k++)
+			if (strcmp(argv[1], k->name) == 0) {
+				c->mode = CLI_COMMAND;
+				c->shim = *s;
+				c->command = k;
+				return 0;
+			}
 	if (any_opt(argc, argv, "help", 'h')) {
 		c->mode = CLI_HELP;
 		return 0;
@@ -334,71 +328,57 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 	}
 	/* "Other options and arguments should be ignored" (vhost-user.rst,
 	 * backend program conventions). */
-	if (any_opt(argc, argv, "print-capabilities", 0)) {
-		c->mode = CLI_CAPABILITIES;
-		if (!c->type)
-			c->type = only_vhost_user_type();
-		if (!c->type)
-			return bad(err, errlen,
-				   "--print-capabilities: name the device "
-				   "type (virtiod TYPE --print-capabilities)");
-		return 0;
-	}
-	if (c->type) {
-		c->opts = c->type->opts_new();
-		if (!c->opts)
-			return bad(err, errlen, "out of memory");
-	}
-	r = parse_opts(argc, argv, i, c, &xen_set, &domid_set, err, errlen);
+	for (const struct vd_shim *const *s = vd_shims(); *s; s++)
+		if ((*s)->info_option &&
+		    any_opt(argc, argv, (*s)->info_option, 0)) {
+			c->mode = CLI_INFO;
+			c->shim = *s;
+			return 0;
+		}
+	if (c->type && vd_device_type_opts_new(c->type, &c->opts) < 0)
+		return bad(err, errlen, "out of memory");
+	r = new_shim_opts(c, err, errlen);
+	for (; r == 0 && i < argc; i++)
+		r = parse_opt(argc, argv, &i, c, err, errlen);
+	if (r == 0)
+		r = choose_shim(c, argv, err, errlen);
 	if (r)
 		return r;
 
-	if (c->config_path) {
-		if (c->type || c->socket_path || c->fd >= 0 || xen_set)
-			return bad(
-				err, errlen,
-				"--config %s: the file describes the devices; "
-				"no device type or other placement options",
-				c->config_path);
-		c->mode = CLI_CONFIG_FILE;
-		return 0;
+	if (c->shim) {
+		r = c->shim->opts_check(c->shim_opts, c->type, err, errlen);
+		if (r < 0)
+			return r;
+		if (r == 1 && c->shim->serve_many) {
+			c->mode = CLI_SERVE_MANY;
+			return 0;
+		}
 	}
 	if (!c->type)
 		return bad(err, errlen,
 			   "no device type given (virtiod TYPE ...; "
 			   "see --help)");
-	if (c->socket_path && c->fd >= 0)
-		return bad(err, errlen,
-			   "--socket-path and --fd exclude each "
-			   "other");
-	if (xen_set) {
-		if (c->socket_path || c->fd >= 0)
-			return bad(err, errlen,
-				   "--xen-domid and the other Xen options "
-				   "exclude --socket-path and --fd");
-		if (!domid_set)
-			return bad(err, errlen, "Xen options need --xen-domid");
-		if (!c->xen.mmio_base)
-			return bad(err, errlen,
-				   "--xen-domid needs --mmio-base");
-		if (!c->xen.irq)
-			return bad(err, errlen, "--xen-domid needs --irq");
-		c->mode = CLI_XEN;
-		return 0;
-	}
-	if (!c->socket_path && c->fd < 0)
-		return bad(err, errlen,
-			   "need --socket-path PATH or --fd N (vhost-user), or "
-			   "--xen-domid N (Xen)");
-	c->mode = CLI_VHOST_USER;
+	if (!c->shim)
+		return need_shim(err, errlen);
+	c->mode = CLI_SERVE;
 	return 0;
 }
 
 void cli_free(struct cli *c)
 {
-	if (c->type && c->opts)
-		c->type->opts_free(c->opts);
+	const struct vd_shim *const *s = vd_shims();
+
+	if (c->type)
+		vd_device_type_opts_free(c->type, c->opts);
 	c->opts = NULL;
+	for (unsigned i = 0; c->all_shim_opts && i < c->nshims; i++)
+		if (c->all_shim_opts[i] && s[i]->opts_free)
+			s[i]->opts_free(c->all_shim_opts[i]);
+	free(c->all_shim_opts);
+	free(c->shim_first_arg);
+	c->all_shim_opts = NULL;
+	c->shim_first_arg = NULL;
+	c->shim_opts = NULL;
 }
 
 /* "  --name ARG   help", the help on its own line under a long name. */
@@ -415,39 +395,51 @@ static void print_opt(FILE *f, const char *name, const char *arg,
 		fprintf(f, "  %-26s %s\n", head, help);
 }
 
-static void print_opts(FILE *f, const struct opt *o, size_t n)
+static void print_table(FILE *f, const struct vd_device_option *o)
 {
-	for (size_t i = 0; i < n; i++)
-		print_opt(f, o[i].name, o[i].arg, o[i].help);
+	for (; o && o->name; o++)
+		print_opt(f, o->name, o->arg_name, o->help);
 }
 
 void cli_usage(FILE *f)
 {
-	fputs("Usage:\n"
-	      "  virtiod TYPE --socket-path PATH | --fd N [TYPE options]\n"
-	      "  virtiod TYPE --xen-domid N --mmio-base ADDR --irq N "
-	      "[Xen options] [TYPE options]\n"
-	      "  virtiod xen-watch [options]   (virtiod xen-watch --help)\n"
-	      "  virtiod --config FILE\n"
-	      "  virtiod [TYPE] --print-capabilities\n"
-	      "\n"
+	const struct vd_shim *const *shims = vd_shims();
+	const struct vd_shim *const *s;
+
+	fputs("Usage:\n", f);
+	for (s = shims; *s; s++)
+		fprintf(f, "  virtiod TYPE %s [TYPE options]\n", (*s)->usage);
+	for (s = shims; *s; s++) {
+		for (const struct vd_shim_command *k = (*s)->commands;
+		     k && k->name; k++)
+			fprintf(f, "  virtiod %s %s\n", k->name, k->usage);
+		if ((*s)->many_usage)
+			fprintf(f, "  virtiod %s\n", (*s)->many_usage);
+	}
+	for (s = shims; *s; s++)
+		if ((*s)->info_option)
+			fprintf(f, "  virtiod [TYPE] --%s\n",
+				(*s)->info_option);
+	fputs("\n"
 	      "A virtio device backend: serves one device of TYPE to a "
 	      "vhost-user\nfrontend (QEMU, cloud-hypervisor, ...) or to a Xen "
 	      "guest. It does not\ndaemonize; SIGTERM or SIGINT stop it once "
-	      "requests in flight are done.\n"
-	      "\nvhost-user:\n",
+	      "requests in flight are done.\n",
 	      f);
-	print_opts(f, vhost_user_opts, N(vhost_user_opts));
-	fputs("\nXen:\n", f);
-	print_opts(f, xen_opts, N(xen_opts));
+	for (s = shims; *s; s++) {
+		fprintf(f, "\n%s:\n", (*s)->title);
+		print_table(f, (*s)->options);
+		if ((*s)->info_option)
+			print_opt(f, (*s)->info_option, NULL, (*s)->info_help);
+	}
 	fputs("\nCommon:\n", f);
-	print_opts(f, common_opts, N(common_opts));
+	for (size_t i = 0; i < N(common_opts); i++)
+		print_opt(f, common_opts[i].o.name, common_opts[i].o.arg_name,
+			  common_opts[i].o.help);
 	for (const struct vd_device_type *const *t = vd_device_types(); *t;
 	     t++) {
 		fprintf(f, "\nTYPE %s: %s\n", (*t)->name, (*t)->summary);
-		for (const struct vd_device_option *o = (*t)->options;
-		     o && o->name; o++)
-			print_opt(f, o->name, o->arg_name, o->help);
+		print_table(f, (*t)->options);
 	}
 	fputs("\nExit status: 0 after a requested stop, 1 on a runtime "
 	      "failure,\n2 on a usage error.\n",

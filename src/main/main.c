@@ -1,19 +1,19 @@
 /* virtiod's entry point: command line, logging, signals, the device handed
- * to a shim. The only place that ends the process; it never daemonizes
- * (vhost-user.rst, "Backend program conventions"). */
+ * to its shim. The only place that ends the process; it never daemonizes
+ * (vhost-user.rst, "Backend program conventions"). It knows shims and
+ * device types only through the registry. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "virtiod/device.h"
 #include "virtiod/log.h"
+#include "virtiod/shim.h"
 
-#include "../../shims/vhost-user/vhost_user.h"
-#include "../../shims/xen/xen.h"
 #include "cli.h"
+#include "launch.h"
+#include "registry.h"
 
 #ifndef VIRTIOD_VERSION
 #define VIRTIOD_VERSION "unknown"
@@ -25,26 +25,26 @@ static volatile sig_atomic_t stop;
 static void on_stop(int sig)
 {
 	(void)sig;
-	stop = VD_XEN_STOP;
+	stop = VD_STOP;
 }
 
-/* Xen: hand the IOREQ server over to the next daemon instead of
- * destroying it (a restart that the guest does not notice). */
+/* Hand the device over to the next daemon instead of removing it (a
+ * restart that the guest does not notice). */
 static void on_handover(int sig)
 {
 	(void)sig;
-	stop = VD_XEN_HANDOVER;
+	stop = VD_HANDOVER;
 }
 
 /* No SA_RESTART: a blocking call returns EINTR so the stop is seen. */
-static void install_signals(bool xen)
+static void install_signals(bool handover)
 {
 	struct sigaction sa = {.sa_handler = on_stop};
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if (xen) {
+	if (handover) {
 		sa.sa_handler = on_handover;
 		sigaction(SIGUSR1, &sa, NULL);
 	}
@@ -60,11 +60,6 @@ static int serve_device(struct cli *c)
 	char err[512] = "", who[32];
 	int r;
 
-	if (c->fd >= 0 && fcntl(c->fd, F_GETFD) < 0) {
-		fprintf(stderr, "virtiod: --fd %d: %s\n", c->fd,
-			strerror(errno));
-		return 2;
-	}
 	r = c->type->create(c->opts, &model, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "virtiod: %s\n", *err ? err : strerror(-r));
@@ -72,22 +67,27 @@ static int serve_device(struct cli *c)
 		return r == -EINVAL ? 2 : 1;
 	}
 	snprintf(who, sizeof(who), "%s0", c->type->name);
-	if (c->mode == CLI_XEN) {
-		struct vd_xen_config xcfg = c->xen;
-
-		xcfg.who = who;
-		r = vd_xen_serve(&xcfg, model, &stop);
-	} else {
-		struct vd_vu_config vcfg = {
-			.socket_path = c->socket_path,
-			.listen_fd = c->fd,
-			.who = who,
-		};
-
-		r = vd_vu_serve(&vcfg, model, &stop);
-	}
-	/* Both shims consumed the model; failures were logged there. */
+	r = c->shim->serve(c->shim_opts, model, who, &stop);
+	/* The shim consumed the model; failures were logged there. */
 	return r < 0 ? 1 : 0;
+}
+
+/* xen-watch, --config: each device in a process of the launcher. */
+static int serve_devices(struct cli *c, int argc, char **argv)
+{
+	struct vd_launcher *l = vd_launcher_new(c->shim, vd_device_types());
+	int r;
+
+	if (!l) {
+		fprintf(stderr, "virtiod: out of memory\n");
+		return 1;
+	}
+	if (c->command)
+		r = c->command->main(argc - 1, argv + 1, l, &stop);
+	else
+		r = c->shim->serve_many(c->shim_opts, l, &stop);
+	vd_launcher_free(l);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -97,6 +97,9 @@ int main(int argc, char **argv)
 	int r;
 
 	r = cli_parse(argc, argv, &c, err, sizeof(err));
+	if (r == 0 && c.mode == CLI_INFO)
+		r = c.shim->print_info(c.type, vd_device_types(), err,
+				       sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "virtiod: %s\nTry 'virtiod --help'.\n", err);
 		cli_free(&c);
@@ -105,32 +108,23 @@ int main(int argc, char **argv)
 	switch (c.mode) {
 	case CLI_HELP:
 		cli_usage(stdout);
-		r = 0;
 		break;
 	case CLI_VERSION:
 		printf("virtiod %s\n", VIRTIOD_VERSION);
-		r = 0;
 		break;
-	case CLI_CAPABILITIES:
-		vd_vu_print_capabilities(c.type);
-		r = 0;
+	case CLI_INFO:
 		break;
-	case CLI_XEN_WATCH:
-		install_signals(true);
-		r = vd_xen_watch_main(argc - 1, argv + 1, &stop);
+	case CLI_COMMAND:
+		install_signals(c.shim->handover);
+		r = serve_devices(&c, argc, argv);
 		break;
-	case CLI_CONFIG_FILE:
+	case CLI_SERVE_MANY:
+	case CLI_SERVE:
 		vd_log_init(c.log_level, c.syslog);
 		vd_queue_set_default_poll_us(c.poll_us);
-		install_signals(true);
-		r = vd_xen_config_file_main(c.config_path, &stop);
-		break;
-	case CLI_VHOST_USER:
-	case CLI_XEN:
-		vd_log_init(c.log_level, c.syslog);
-		vd_queue_set_default_poll_us(c.poll_us);
-		install_signals(c.mode == CLI_XEN);
-		r = serve_device(&c);
+		install_signals(c.shim->handover);
+		r = c.mode == CLI_SERVE ? serve_device(&c)
+					: serve_devices(&c, argc, argv);
 		break;
 	}
 	cli_free(&c);

@@ -406,9 +406,11 @@ static void op_setup(struct fz *z, struct input *in)
 
 /* ------------------------------------------------------------ the target */
 
+extern const struct vd_device_type vd_blk_type;
+
 static struct vd_model *blk_model(void)
 {
-	const struct vd_device_type *t = vd_device_type_find("blk");
+	const struct vd_device_type *t = &vd_blk_type;
 	struct vd_model *m = NULL;
 	char err[256];
 	void *o = t ? t->opts_new() : NULL;

@@ -105,7 +105,7 @@ static int fx_teardown(void **state)
 	sx_set_xc_privileged(true);
 	if (!f)
 		return 0;
-	xt_serve_stop(&f->srv, VD_XEN_STOP);
+	xt_serve_stop(&f->srv, VD_STOP);
 	sx_vdev_free(f->dev);
 	sx_domain_destroy(DOMID);
 	close(f->img_fd);
@@ -160,7 +160,7 @@ static void stop_and_read_mem_line(struct fx *f, char *line, size_t len)
 
 	vd_log_set_level(VD_LOG_INFO);
 	lc_begin();
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 	log = lc_end();
 	vd_log_set_level(VD_LOG_WARN);
 	at = strstr(log, "guest memory: ");
@@ -213,7 +213,7 @@ static void foreign_probe_io_and_teardown(void **state)
 		    c.ev_restrict >= 1);
 	assert_int_equal(c.restricted_violations, 0);
 
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 	sx_counters(&c);
 	assert_int_equal(sx_servers(DOMID), 0);
 	assert_int_equal(c.fm_live_pages, 0);
@@ -308,7 +308,7 @@ static void foreign_without_cache_maps_per_request(void **state)
 	/* header+status bucket and data bucket, each request */
 	assert_true(d.fm_map >= 1000);
 	assert_int_equal(d.fm_map, d.fm_unmap);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 	sx_counters(&c);
 	assert_int_equal(c.fm_live_pages, 0);
 }
@@ -377,7 +377,7 @@ static void grant_mode_refuses_physical_addresses(void **state)
 	assert_int_equal(sx_vdev_probe(&o, &d), -EIO);
 	sx_counters(&b);
 	assert_int_equal(b.gnt_map, a.gnt_map); /* refused before mapping */
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 struct worker {
@@ -444,7 +444,7 @@ static void run_vcpus(unsigned n, uint64_t ring_features)
 		       (unsigned long long)st.kicks_suppressed,
 		       (unsigned long long)st.irqs,
 		       (unsigned long long)st.irqs_no_work);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 static void one_vcpu_io_and_config(void **state)
@@ -519,7 +519,7 @@ static void invalidate_in_the_middle_of_io(void **state)
 	assert_true(iv.n > 0);
 	/* Mappings were dropped and made again. */
 	assert_true(b.fm_unmap > a.fm_unmap && b.fm_map > a.fm_map);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 	sx_counters(&b);
 	assert_int_equal(b.fm_live_pages, 0);
 }
@@ -602,7 +602,7 @@ static void bad_widths_and_unknown_registers_are_ignored(void **state)
 	rbuf = sx_vdev_alloc(f->dev, 4096);
 	wbuf = sx_vdev_alloc(f->dev, 4096);
 	io_round(f, 0, 8, rbuf, wbuf, 5);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 static void port_io_data_is_ptr_and_odd_types_are_answered(void **state)
@@ -656,7 +656,7 @@ static void port_io_data_is_ptr_and_odd_types_are_answered(void **state)
 	assert_int_equal(d, 0xffffffff);
 	/* and the device still probes */
 	fx_probe(f, false);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 static void spurious_events_are_tolerated(void **state)
@@ -678,7 +678,7 @@ static void spurious_events_are_tolerated(void **state)
 	rbuf = sx_vdev_alloc(f->dev, 4096);
 	wbuf = sx_vdev_alloc(f->dev, 4096);
 	io_round(f, 0, 16, rbuf, wbuf, 6);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 static void pvh_guest_is_refused_before_any_isa_call(void **state)
@@ -734,7 +734,7 @@ static void arm_raises_the_spi_edge(void **state)
 	assert_true(b.spi_edges > a.spi_edges);
 	assert_int_equal(b.isa_level_calls, a.isa_level_calls);
 	assert_int_equal(b.arm_aborts, 0);
-	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&f->srv, VD_STOP), 0);
 }
 
 static void arm_refuses_a_non_spi_irq(void **state)

@@ -68,7 +68,7 @@ static int group_teardown(void **state)
 static int case_teardown(void **state)
 {
 	(void)state;
-	xt_serve_stop(&srv, VD_XEN_STOP);
+	xt_serve_stop(&srv, VD_STOP);
 	memset(&srv, 0, sizeof(srv));
 	sx_vdev_free(dev);
 	dev = NULL;
@@ -157,7 +157,7 @@ static void at_the_limits(void **state)
 	free(buf);
 	if (xt_disk_check(&disk, why, sizeof(why)))
 		fail_msg("%s", why);
-	assert_int_equal(xt_serve_stop(&srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&srv, VD_STOP), 0);
 	sx_counters(&cnt);
 	assert_int_equal(cnt.fm_live_pages, 0);
 	assert_int_equal(cnt.gnt_live_pages, 0);

@@ -94,7 +94,7 @@ static int case_teardown(void **state)
 	cur = NULL;
 	if (!m)
 		return 0;
-	xt_serve_stop(&m->srv, VD_XEN_STOP);
+	xt_serve_stop(&m->srv, VD_STOP);
 	sx_vdev_free(m->dev);
 	sx_domain_destroy(DOMID);
 	if (m->state_dir)
@@ -395,7 +395,7 @@ static void run_case(void **state)
 	assert_int_equal(st.direct, c->indirect ? 0 : m->requests);
 	/* One kick decision per batch, honouring the device's wishes. */
 	assert_int_equal(st.kicks + st.kicks_suppressed, m->batches);
-	assert_int_equal(xt_serve_stop(&m->srv, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&m->srv, VD_STOP), 0);
 	sx_counters(&cnt);
 	assert_int_equal(cnt.fm_live_pages, 0);
 	assert_int_equal(cnt.gnt_live_pages, 0);

@@ -134,7 +134,7 @@ static void handover_keeps_the_device_and_answers_the_waiting_vcpu(void **s)
 			 0);
 	probe();
 	rw_check(0, 100, 1);
-	assert_int_equal(xt_serve_stop(&a, VD_XEN_HANDOVER), 0);
+	assert_int_equal(xt_serve_stop(&a, VD_HANDOVER), 0);
 	/* Left for the successor: the window stays claimed. */
 	assert_int_equal(sx_servers(DOMID), 1);
 	/* A vCPU touches the device in between: it waits. */
@@ -153,7 +153,7 @@ static void handover_keeps_the_device_and_answers_the_waiting_vcpu(void **s)
 	assert_int_equal(c1.dm_create, c0.dm_create); /* taken over */
 	rw_check(0, 200, 2);
 	rw_check(1, 300, 3);
-	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&b, VD_STOP), 0);
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
@@ -174,7 +174,7 @@ static void handover_after_wrap(uint64_t layout)
 	/* 2 requests of one slot each per round: 80 slots of 64. */
 	for (unsigned i = 0; i < 40; i++)
 		rw_check(i % 2, 1000 + 8 * i, 100 + i);
-	assert_int_equal(xt_serve_stop(&a, VD_XEN_HANDOVER), 0);
+	assert_int_equal(xt_serve_stop(&a, VD_HANDOVER), 0);
 	assert_int_equal(xt_serve_start(&b, DOMID, XT_IRQ_X86,
 					VD_XEN_MEM_FOREIGN, 0, state_dir,
 					model()),
@@ -184,7 +184,7 @@ static void handover_after_wrap(uint64_t layout)
 	sx_vdev_stats(dev, &st);
 	assert_int_equal(st.indirect, 160);
 	assert_int_equal(st.bad_ring, 0);
-	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&b, VD_STOP), 0);
 }
 
 static void handover_of_a_wrapped_split_ring_with_event_idx(void **s)
@@ -449,7 +449,7 @@ static void stale_record_never_takes_over_another_server(void **s)
 					model()),
 			 0);
 	probe();
-	assert_int_equal(xt_serve_stop(&a, VD_XEN_HANDOVER), 0);
+	assert_int_equal(xt_serve_stop(&a, VD_HANDOVER), 0);
 	/* Someone destroys it; a QEMU gets the same id for its window. */
 	dm = xendevicemodel_open(NULL, 0);
 	assert_non_null(dm);
@@ -476,7 +476,7 @@ static void stale_record_never_takes_over_another_server(void **s)
 	dev = NULL;
 	probe();
 	rw_check(0, 600, 7);
-	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&b, VD_STOP), 0);
 	assert_int_equal(sx_server_for(DOMID, 0xfe100000), (int)qemu);
 	xendevicemodel_destroy_ioreq_server(dm, DOMID, qemu);
 	xendevicemodel_close(dm);
@@ -494,7 +494,7 @@ static void record_of_an_earlier_domain_is_ignored(void **s)
 					model()),
 			 0);
 	probe();
-	assert_int_equal(xt_serve_stop(&a, VD_XEN_HANDOVER), 0);
+	assert_int_equal(xt_serve_stop(&a, VD_HANDOVER), 0);
 	sx_vdev_free(dev);
 	dev = NULL;
 	/* The guest is destroyed and another gets its domid. */
@@ -512,7 +512,7 @@ static void record_of_an_earlier_domain_is_ignored(void **s)
 	assert_int_equal(c1.dm_create - c0.dm_create, 1);
 	probe();
 	rw_check(0, 700, 8);
-	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&b, VD_STOP), 0);
 }
 
 /* The predecessor died between raising the ISA line and lowering it: an
@@ -533,7 +533,7 @@ static void line_left_asserted_is_lowered(void **s)
 			 0);
 	probe();
 	rw_check(0, 800, 9); /* waits for the completion's interrupt */
-	assert_int_equal(xt_serve_stop(&a, VD_XEN_STOP), 0);
+	assert_int_equal(xt_serve_stop(&a, VD_STOP), 0);
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* Discovery: the xenstore watcher with Xen 4.17's and 4.18's node layouts
  * (x86 without a window in xenstore, Arm with one), device removal and
- * guest death; the static configuration file and its parser. */
+ * guest death; the static configuration file (a crashed device restarted)
+ * and its parser. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "launch.h"
 #include "xen_priv.h"
 #include "xtest.h"
 
@@ -96,10 +98,13 @@ static void write_conf(const char *text)
 
 static volatile int daemon_stop;
 
+extern const struct vd_device_type vd_blk_type;
+static const struct vd_device_type *const types[] = {&vd_blk_type, NULL};
+
 static void on_term(int sig)
 {
 	(void)sig;
-	daemon_stop = VD_XEN_STOP;
+	daemon_stop = VD_STOP;
 }
 
 /* The daemon in a process of its own, as `virtiod xen-watch` or
@@ -116,7 +121,9 @@ static void start_watcher(bool with_conf)
 		signal(SIGTERM, on_term);
 		if (!with_conf)
 			argv[5] = NULL;
-		_exit(vd_xen_watch_main(with_conf ? 7 : 5, argv, &daemon_stop));
+		_exit(vd_xen_watch_main(with_conf ? 7 : 5, argv,
+					vd_launcher_new(&vd_xen_shim, types),
+					&daemon_stop));
 	}
 }
 
@@ -126,7 +133,9 @@ static void start_config_main(void)
 	assert_true(daemon_pid >= 0);
 	if (daemon_pid == 0) {
 		signal(SIGTERM, on_term);
-		_exit(vd_xen_config_file_main(conf, &daemon_stop));
+		_exit(vd_xen_config_file_main(
+			conf, vd_launcher_new(&vd_xen_shim, types),
+			&daemon_stop));
 	}
 }
 
@@ -220,6 +229,23 @@ static void xs417_x86_window_from_config_then_removed(void **s)
 	assert_int_equal(wait_servers(0, 5000), 0);
 	usleep(100000);
 	assert_null(sx_xs_read(BE "/virtio_disk/7/0/state"));
+}
+
+/* x86 without a --config line: no window and no IRQ, so nothing to serve
+ * (not a window at guest-physical 0). */
+static void xs417_x86_without_window_is_refused(void **s)
+{
+	struct sx_counters c0, c1;
+
+	(void)s;
+	sx_counters(&c0);
+	start_watcher(false);
+	toolstack_417(NULL, NULL, "w");
+	usleep(800000);
+	sx_counters(&c1);
+	/* No device process even tried. */
+	assert_int_equal(c1.dm_open, c0.dm_open);
+	assert_int_equal(sx_servers(DOMID), 0);
 }
 
 static void xs417_readonly_arm_window_from_xenstore(void **s)
@@ -337,6 +363,56 @@ static void static_config_file_serves_dom0less_devices(void **s)
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
+/* The one device process of the supervisor, or -1. */
+static pid_t device_process(void)
+{
+	char path[64];
+	int pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
+		 (int)daemon_pid, (int)daemon_pid);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%d", &pid) != 1)
+		pid = -1;
+	if (f)
+		fclose(f);
+	return pid;
+}
+
+/* `virtiod --config`: a device process that crashes is started again and
+ * takes its IOREQ server over; the guest's device carries on. */
+static void static_config_restarts_a_crashed_device(void **s)
+{
+	struct sx_counters c0, c1;
+	char line[256];
+	pid_t first, second = -1;
+
+	(void)s;
+	snprintf(line, sizeof(line),
+		 "blk domid=7 base=0xfe000000 irq=7 disk=%s\n", img);
+	write_conf(line);
+	start_config_main();
+	assert_int_equal(wait_servers(1, 10000), 0);
+	probe(false);
+	io_check(120);
+	first = device_process();
+	assert_true(first > 0);
+	sx_counters(&c0);
+	kill(first, SIGKILL);
+	for (int t = 0; t < 5000 && (second <= 0 || second == first); t += 10) {
+		usleep(10000);
+		second = device_process();
+	}
+	assert_true(second > 0 && second != first);
+	io_check(160); /* answered by the successor */
+	sx_counters(&c1);
+	assert_int_equal(c1.dm_create, c0.dm_create);
+	assert_int_equal(sx_servers(DOMID), 1);
+	stop_daemon();
+	assert_int_equal(sx_servers(DOMID), 0);
+}
+
 static void config_lines_are_checked(void **s)
 {
 	struct vd_xen_device_spec sp;
@@ -354,18 +430,18 @@ static void config_lines_are_checked(void **s)
 					 "map-cache-size=0 devid=1",
 					 &sp, err, sizeof(err)),
 		0);
-	assert_string_equal(sp.type, "blk");
-	assert_int_equal(sp.cfg.domid, 3);
-	assert_int_equal(sp.cfg.mmio_base, 0x2000200);
-	assert_int_equal(sp.cfg.irq, 34);
+	assert_string_equal(sp.dev.type, "blk");
+	assert_int_equal(sp.xen.cfg.domid, 3);
+	assert_int_equal(sp.xen.cfg.mmio_base, 0x2000200);
+	assert_int_equal(sp.xen.cfg.irq, 34);
 	assert_int_equal(sp.devid, 1);
-	assert_int_equal(sp.cfg.mem_mode, VD_XEN_MEM_GRANT);
-	assert_int_equal(sp.cfg.map_cache_size, VD_XEN_MAP_CACHE_NONE);
-	assert_int_equal(sp.nopt, 2);
-	assert_string_equal(sp.opt_name[0], "disk");
-	assert_string_equal(sp.opt_val[0], "/a.img");
-	assert_string_equal(sp.opt_name[1], "readonly");
-	assert_false(sp.opt_has_val[1]);
+	assert_int_equal(sp.xen.cfg.mem_mode, VD_XEN_MEM_GRANT);
+	assert_int_equal(sp.xen.cfg.map_cache_size, VD_XEN_MAP_CACHE_NONE);
+	assert_int_equal(sp.dev.nopt, 2);
+	assert_string_equal(sp.dev.opt_name[0], "disk");
+	assert_string_equal(sp.dev.opt_val[0], "/a.img");
+	assert_string_equal(sp.dev.opt_name[1], "readonly");
+	assert_false(sp.dev.opt_has_val[1]);
 	/* refused, with a reason */
 	assert_int_equal(vd_xen_config_parse_line("blk base=1 irq=2", &sp, err,
 						  sizeof(err)),
@@ -392,6 +468,8 @@ int main(void)
 			xs417_x86_window_from_config_then_removed, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
+			xs417_x86_without_window_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 			xs417_readonly_arm_window_from_xenstore, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
@@ -404,6 +482,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			static_config_file_serves_dom0less_devices, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			static_config_restarts_a_crashed_device, setup,
 			teardown),
 		cmocka_unit_test(config_lines_are_checked),
 	};

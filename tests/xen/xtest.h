@@ -56,7 +56,7 @@ struct vd_model *xt_blk_model_opts(const char *disk, const char *const *opts);
 int xt_serve_start(struct xt_server *s, uint32_t domid, unsigned irq,
 		   enum vd_xen_mem_mode mode, unsigned cache_mib,
 		   const char *state_dir, struct vd_model *model);
-/* Stops (how: VD_XEN_STOP / VD_XEN_HANDOVER, or 0 to just join). */
+/* Stops (how: VD_STOP / VD_HANDOVER, or 0 to just join). */
 int xt_serve_stop(struct xt_server *s, int how);
 /* A fresh temp directory (malloc'ed path) or NULL. */
 char *xt_tmpdir(void);

@@ -29,9 +29,11 @@ int xt_image(char *path, size_t len)
 	return fd;
 }
 
+extern const struct vd_device_type vd_blk_type;
+
 struct vd_model *xt_blk_model_opts(const char *disk, const char *const *opts)
 {
-	const struct vd_device_type *t = vd_device_type_find("blk");
+	const struct vd_device_type *t = &vd_blk_type;
 	struct vd_model *m = NULL;
 	char err[256] = "";
 	void *o = NULL;
