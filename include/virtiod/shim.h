@@ -82,10 +82,13 @@ struct vd_launcher_ops {
 	void (*signal)(struct vd_launcher *l, unsigned slot, int how);
 	/* Collect the processes that ended (each logged); how many. */
 	unsigned (*reap)(struct vd_launcher *l);
-	/* Until *stop, or until no process is left: a process killed by a
-	 * signal is started again (it takes its device over) up to
-	 * VD_LAUNCH_RESTART_MAX times; one that exits stays ended (its guest
-	 * went away, or it could not start). */
+	/* Start again each process that a signal killed (a crash: it takes
+	 * its device over), up to VD_LAUNCH_RESTART_MAX times a slot; one
+	 * that exited stays ended (its guest went away, it was stopped, or
+	 * it could not start). Returns how many were started. */
+	unsigned (*restart_crashed)(struct vd_launcher *l);
+	/* Until *stop, or until no process is left, restarting crashed
+	 * processes (restart_crashed). */
 	void (*supervise)(struct vd_launcher *l, volatile int *stop);
 	/* Signal every process (VD_STOP or VD_HANDOVER), wait up to
 	 * timeout_ms, then kill what is left. */

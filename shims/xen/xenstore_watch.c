@@ -407,8 +407,13 @@ int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
 			changed = true;
 			free(ev);
 		}
-		if (l->ops->reap(l))
+		/* A device process that crashed takes its server over again
+		 * (its node is still there, so the guest still has the
+		 * device); the scan below stops it if the node went. */
+		if (l->ops->reap(l)) {
+			l->ops->restart_crashed(l);
 			changed = true;
+		}
 		if (changed)
 			scan(w);
 	}

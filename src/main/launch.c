@@ -233,6 +233,23 @@ static void launch_restart(struct vd_launcher *l, unsigned slot)
 	fork_slot(l, slot);
 }
 
+static unsigned launch_restart_crashed(struct vd_launcher *l)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < VD_LAUNCH_MAX; i++) {
+		struct vd_launch_slot *c = &l->slot[i];
+
+		if (c->used && !c->running && c->pid > 0 &&
+		    WIFSIGNALED(c->status) &&
+		    c->restarts < VD_LAUNCH_RESTART_MAX) {
+			launch_restart(l, i);
+			n++;
+		}
+	}
+	return n;
+}
+
 static void launch_supervise(struct vd_launcher *l, volatile int *stop)
 {
 	while (!*stop) {
@@ -241,19 +258,9 @@ static void launch_supervise(struct vd_launcher *l, volatile int *stop)
 		poll(NULL, 0, 200);
 		if (!launch_reap(l))
 			continue;
-		for (unsigned i = 0; i < VD_LAUNCH_MAX; i++) {
-			struct vd_launch_slot *c = &l->slot[i];
-
-			if (!c->used)
-				continue;
-			/* A crash restarts the device (it takes its server
-			 * over); an exit means its guest went away or it
-			 * could not start. */
-			if (!c->running && WIFSIGNALED(c->status) &&
-			    c->restarts < VD_LAUNCH_RESTART_MAX)
-				launch_restart(l, i);
-			live += c->running;
-		}
+		launch_restart_crashed(l);
+		for (unsigned i = 0; i < VD_LAUNCH_MAX; i++)
+			live += l->slot[i].used && l->slot[i].running;
 		if (!live)
 			break;
 	}
@@ -295,6 +302,7 @@ static const struct vd_launcher_ops launcher_ops = {
 	.forget = launch_forget,
 	.signal = launch_signal,
 	.reap = launch_reap,
+	.restart_crashed = launch_restart_crashed,
 	.supervise = launch_supervise,
 	.stop_all = launch_stop_all,
 };

@@ -413,6 +413,38 @@ static void static_config_restarts_a_crashed_device(void **s)
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
+/* A device process that crashes while its node is there is started again
+ * and takes its server over: the guest's disk goes on. */
+static void xs417_crashed_device_process_is_restarted(void **s)
+{
+	struct sx_counters c0, c1;
+	pid_t first, second = -1;
+
+	(void)s;
+	write_conf("blk domain=guest1 devid=0 base=0xfe000000 irq=7\n");
+	start_watcher(true);
+	toolstack_417(NULL, NULL, "w");
+	assert_int_equal(sx_xs_wait(BE "/virtio_disk/7/0/state", "2", 10000),
+			 0);
+	probe(false);
+	io_check(40);
+	first = device_process();
+	assert_true(first > 0);
+	sx_counters(&c0);
+	kill(first, SIGKILL);
+	for (int t = 0; t < 5000 && (second <= 0 || second == first); t += 10) {
+		usleep(10000);
+		second = device_process();
+	}
+	assert_true(second > 0 && second != first);
+	io_check(80); /* answered by the successor */
+	sx_counters(&c1);
+	assert_int_equal(c1.dm_create, c0.dm_create); /* taken over */
+	assert_int_equal(sx_servers(DOMID), 1);
+	sx_xs_rm(BE "/virtio_disk/7/0");
+	assert_int_equal(wait_servers(0, 5000), 0);
+}
+
 static void config_lines_are_checked(void **s)
 {
 	struct vd_xen_device_spec sp;
@@ -469,6 +501,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			xs417_x86_without_window_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			xs417_crashed_device_process_is_restarted, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			xs417_readonly_arm_window_from_xenstore, setup,
 			teardown),
