@@ -392,31 +392,41 @@ EOF
 	stage userspace-to-disks "$(since "$_t")"
 
 	# events during the verify: kill or hand over, then a new daemon
+	# (explicit: dom0 starts it; watch: the watcher restarts its crashed
+	# device process); either way it must take the IOREQ server over
 	for s in $SLOTS; do
-		eval "_ev=\$EVENT_$s _ser=\$SER_$s _l=\$LOG_$s _p=\$PID_$s"
+		eval "_ev=\$EVENT_$s _ser=\$SER_$s _l=\$LOG_$s _p=\$PID_$s _tag=\$TAG_$s"
 		[ "$_ev" = - ] && continue
 		if ! wait_line "$CASE" "VERIFY-BEGIN dev=[a-z]* serial=${_ser}([[:space:]]|\$)" 120; then
 			finish FAIL "slot $s: the guest never began verifying"
 			return
 		fi
 		sleep "$KILL_AFTER"
+		[ "$_mode" = watch ] &&
+			_p=$(grep -oE "$_tag: serving in process [0-9]+" "$_l" | tail -n 1 | sed 's/.* //')
+		_took=$(grep -c "$_tag\]: took over IOREQ server" "$_l")
 		case $_ev in
 		kill) log "SIGKILL virtiod (pid $_p) of $_ser during vd-verify"; kill -KILL "$_p" ;;
 		handover) log "SIGUSR1 virtiod (pid $_p) of $_ser during vd-verify: hand over"; kill -USR1 "$_p" ;;
 		esac
-		wait_exit "$_p" 30
-		log "old virtiod of $_ser ended with status $WAITRC"
 		_tk=$(up)
-		start_explicit "$s" "$_l"
-		eval "_p=\$PID_$s"
-		ALLPIDS="$ALLPIDS $_p"
-		if ! vd_ready "$_l" "$_p" 30 2; then
+		if [ "$_mode" = explicit ]; then
+			wait_exit "$_p" 30
+			log "old virtiod of $_ser ended with status $WAITRC"
+			start_explicit "$s" "$_l"
+			eval "_p=\$PID_$s"
+			ALLPIDS="$ALLPIDS $_p"
+		fi
+		_end=$(($(secs) + 30))
+		while [ "$(grep -c "$_tag\]: took over IOREQ server" "$_l")" -le "$_took" ] && [ "$(secs)" -lt $_end ]; do
+			sleep 0.2
+		done
+		if [ "$(grep -c "$_tag\]: took over IOREQ server" "$_l")" -le "$_took" ]; then
 			dump_log "$_l"
-			finish FAIL "slot $s: the new virtiod did not become ready after $_ev"
+			finish FAIL "slot $s: no new virtiod took the IOREQ server over after $_ev"
 			return
 		fi
 		stage "$_ev-to-serving" "$(since "$_tk")"
-		grep -q 'took over IOREQ server' "$_l" || { finish FAIL "slot $s: the new virtiod did not take the server over"; return; }
 	done
 
 	# the guest's own verdict, not one of vd-verify's lines
@@ -449,12 +459,19 @@ EOF
 			_exits="$_exits $_rc"
 		done
 	else
+		# every device process ends by itself; the only ones a signal
+		# ended are those the matrix killed
+		_n=$(echo $SLOTS | wc -w)
 		_end=$(($(secs) + VD_EXIT_SECS))
-		while [ "$(grep -cE 'process [0-9]+ (ended|killed)' "$_wlog")" -lt 3 ] && [ "$(secs)" -lt $_end ]; do
+		while [ "$(grep -cE 'process [0-9]+ ended' "$_wlog")" -lt "$_n" ] && [ "$(secs)" -lt $_end ]; do
 			sleep 0.2
 		done
-		_exits=$(grep -oE 'process [0-9]+ (ended \([0-9-]+\)|killed by [A-Z0-9]*)' "$_wlog" |
-			sed 's/process [0-9]* //; s/ended (\(.*\))/\1/; s/ /-/g' | tr '\n' ' ')
+		_exits=$(grep -oE 'process [0-9]+ ended \([0-9-]+\)' "$_wlog" | sed 's/.*(\(.*\))/\1/' | tr '\n' ' ')
+		_killed=$(grep -c 'process [0-9]* killed by' "$_wlog")
+		_kills=0
+		for s in $SLOTS; do eval "[ \"\$EVENT_$s\" = kill ]" && _kills=$((_kills + 1)); done
+		_end_det="$_end_det crashes=$_killed/$_kills"
+		[ "$_killed" = "$_kills" ] || _end_det="$_end_det UNEXPECTED-CRASH"
 		kill -0 "$WATCHPID" 2>/dev/null && _end_det="$_end_det watcher-alive" || _end_det="$_end_det watcher-DEAD"
 	fi
 	stage guest-gone-to-daemons-exit "$(since "$_t")"
@@ -467,7 +484,7 @@ EOF
 	for e in $_exits; do [ "$e" = 0 ] || _ok=0; done
 	[ "$(echo $_exits | wc -w)" = "$(echo $SLOTS | wc -w)" ] || _ok=0
 	[ "$_z" = 0 ] && [ "$_xe" = 0 ] || _ok=0
-	echo "$_end_det" | grep -q DEAD && _ok=0
+	echo "$_end_det" | grep -qE 'DEAD|UNEXPECTED' && _ok=0
 	_det=
 	for s in $SLOTS; do
 		check_slot "$s"
