@@ -371,6 +371,7 @@ static const struct vu_rule rules[] = {
 		SIZE(INFLIGHT),
 		NEEDS(VU_PF_INFLIGHT_SHMFD),
 		.reply = true,
+		.stopped = ALL_STOPPED,
 		.check = check_inflight,
 	},
 	[VU_SET_INFLIGHT_FD] = {
@@ -379,6 +380,7 @@ static const struct vu_rule rules[] = {
 		SIZE(INFLIGHT),
 		FDS(1, 1),
 		NEEDS(VU_PF_INFLIGHT_SHMFD),
+		.stopped = ALL_STOPPED,
 		.check = check_inflight,
 	},
 	[VU_RESET_DEVICE] = {
