@@ -11,7 +11,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "messages.h"
 
 #define INFLIGHT_VERSION 1
 #define INFLIGHT_ALIGN	 64 /* per-queue stride, as DPDK and libvhost-user */

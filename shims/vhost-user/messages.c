@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "control.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "mem_table.h"
+#include "messages.h"
+#include "vring.h"
 
-typedef int (*vu_handler)(struct vu_backend *b, struct vu_msg *m,
-			  struct vu_reply *r, char *why, size_t whylen);
 typedef int (*vu_validator)(const struct vu_backend *b, const struct vu_msg *m,
 			    char *why, size_t whylen);
 
@@ -28,7 +32,7 @@ enum vu_stopped_rule {
  * its own, allowed while rings run, no payload validator. */
 struct vu_rule {
 	const char *name;
-	vu_handler fn;
+	vu_handler *fn;
 	uint32_t min_size, max_size; /* payload bytes; equal: exact */
 	uint8_t min_fds, max_fds;
 	/* Protocol feature the request needs (a mask of one bit), and

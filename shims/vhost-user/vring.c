@@ -12,7 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "vring.h"
 
 static bool ring_packed(const struct vu_backend *b)
 {

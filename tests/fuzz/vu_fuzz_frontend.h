@@ -17,7 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "control.h"
+#include "serve.h"
+#include "vu_wire.h"
 
 #define NQ	  2    /* blk --num-queues */
 #define QSIZE	  "64" /* blk --queue-size: small rings, small areas */
