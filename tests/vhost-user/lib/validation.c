@@ -59,7 +59,7 @@ void prepare(enum prep p)
 	if (p >= HANDSHAKE)
 		fe_handshake(&vs->f);
 	if (p >= MEMORY) {
-		struct gmem *mems[1] = {&vs->m};
+		struct vuf_mem *mems[1] = {&vs->m};
 
 		fe_set_features(&vs->f, blk_features(false));
 		gmem_new(&vs->m, 4u << 20, 0x100000000ull);
@@ -70,7 +70,7 @@ void prepare(enum prep p)
 /* After any refusal: alive, no leaked fd, a new frontend is served. */
 void daemon_still_serves(void)
 {
-	struct fe f;
+	struct vuf_conn f;
 
 	fe_close(&vs->f);
 	assert_true(daemon_alive(&vs->d));
@@ -78,7 +78,7 @@ void daemon_still_serves(void)
 			 vs->idle_fds);
 	fe_connect(&f, vs->d.sock);
 	fe_handshake(&f);
-	assert_int_equal(fe_get_u64(&f, REQ_GET_QUEUE_NUM), 2);
+	assert_int_equal(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 2);
 	fe_close(&f);
 	assert_int_equal(daemon_wait_fd_count(&vs->d, vs->idle_fds),
 			 vs->idle_fds);
@@ -108,7 +108,7 @@ void refused_with_reply(uint32_t req, const void *p, uint32_t size,
 		daemon_dump_log(&vs->d);
 		fail_msg("no log line with \"%s\" and \"%s\"", name, rule);
 	}
-	assert_int_equal(fe_get_u64(&vs->f, REQ_GET_QUEUE_NUM), 2);
+	assert_int_equal(fe_get_u64(&vs->f, VHOST_USER_GET_QUEUE_NUM), 2);
 	daemon_still_serves();
 }
 
