@@ -249,11 +249,15 @@ bench: deps $(DAEMON) $(LOADGEN_BIN)
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-# The vhost-user shim is linked in too (fuzz_vhost_user drives it).
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(wildcard tests/fuzz/*.h shims/vhost-user/*.h)
+# The vhost-user shim is linked in too (fuzz_vhost_user drives it), with
+# the frontend side: tests/fuzz/lib and the frontend library.
+FUZZ_INC := -Itests/fuzz/lib -I$(VUF_DIR) -Ishims/vhost-user
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(FUZZ_LIB_SRC) $(VUF_SRC) \
+		$(wildcard tests/fuzz/lib/*.h $(VUF_DIR)/*.h shims/vhost-user/*.h)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
-	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -Ishims/vhost-user -o $@ $< $(CORE_SRC) $(VU_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
+	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(CORE_SRC) $(VU_SRC) \
+		$(FUZZ_LIB_SRC) $(VUF_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BINS)
 
