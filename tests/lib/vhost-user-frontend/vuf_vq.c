@@ -5,6 +5,7 @@
  * token the device returns is checked before it indexes anything. */
 #include "vuf_vq.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,19 @@ void vuf_vq_free(struct vuf_vq *vq)
 }
 
 /* ------------------------------------------------------------ available */
+
+void vuf_vq_add_head(struct vuf_vq *vq, uint16_t head)
+{
+	vq->avail->ring[vq->avail_idx & (vq->num - 1)] = htole16(head);
+	vq->avail_idx++;
+}
+
+uint16_t *vuf_vq_avail_event(const struct vuf_vq *vq)
+{
+	return (uint16_t *)((char *)vq->used +
+			    offsetof(struct vring_used, ring) +
+			    sizeof(struct vring_used_elem) * vq->num);
+}
 
 static int split_add(struct vuf_vq *vq, const struct vuf_buf *bufs, unsigned n)
 {

@@ -11,7 +11,6 @@
 #ifndef VUF_VQ_H
 #define VUF_VQ_H
 
-#include <endian.h>
 #include <linux/virtio_ring.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,11 +80,7 @@ void vuf_vq_free(struct vuf_vq *vq);
  * -ENOSPC when the ring has no room. */
 int vuf_vq_add(struct vuf_vq *vq, const struct vuf_buf *bufs, unsigned n);
 /* Split, the caller's own chain: queue its head for the next publish. */
-static inline void vuf_vq_add_head(struct vuf_vq *vq, uint16_t head)
-{
-	vq->avail->ring[vq->avail_idx & (vq->num - 1)] = htole16(head);
-	vq->avail_idx++;
-}
+void vuf_vq_add_head(struct vuf_vq *vq, uint16_t head);
 
 /* Make what was added visible. Returns true if the device asked to be
  * kicked (split: VRING_USED_F_NO_NOTIFY clear, or avail_event crossed
@@ -106,11 +101,6 @@ bool vuf_vq_arm(struct vuf_vq *vq);
 uint16_t vuf_vq_used_idx(const struct vuf_vq *vq);
 
 /* Split: the device's avail_event, after used->ring[num] (§2.7.10). */
-static inline uint16_t *vuf_vq_avail_event(const struct vuf_vq *vq)
-{
-	return (uint16_t *)((char *)vq->used +
-			    offsetof(struct vring_used, ring) +
-			    sizeof(struct vring_used_elem) * vq->num);
-}
+uint16_t *vuf_vq_avail_event(const struct vuf_vq *vq);
 
 #endif
