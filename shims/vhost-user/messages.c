@@ -21,7 +21,8 @@ typedef int (*vu_validator)(const struct vu_backend *b, const struct vu_msg *m,
 /* Whether the request may arrive while rings run. */
 enum vu_stopped_rule {
 	RUNNING_OK = 0,
-	/* The ring named by the payload, a vring state, must be stopped. */
+	/* The ring the payload names must be stopped: only for payloads that
+	 * are a vring state, whose index check_vring_state checked. */
 	RING_STOPPED,
 	/* Every ring must be stopped. */
 	ALL_STOPPED,
