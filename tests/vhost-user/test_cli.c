@@ -241,7 +241,7 @@ static void fd_mode_serves_an_inherited_socket(void **state)
 	fe_connect(&f, d.sock);
 	fe_handshake(&f);
 	assert_int_equal(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 1);
-	fe_close(&f);
+	vuf_close(&f);
 	kill(pid, SIGTERM);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));

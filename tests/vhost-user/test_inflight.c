@@ -146,7 +146,7 @@ static unsigned kill_attempt(struct env *e, bool packed)
 	for (int spin = 0; spin < 2000000 && !ring_peek_used(r); spin++)
 		;
 	daemon_kill(&e->d);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 	in_flight = count_inflight(region, packed, isize);
 
 	/* The successor, as QEMU's reconnect brings it: its SET_VRING_BASE
@@ -235,7 +235,7 @@ static void *crafted_start(struct env *e, bool packed, int *ifd, size_t *isize,
 	fe_handshake(&e->f);
 	fe_set_features(&e->f, blk_features(packed));
 	*ifd = inflight_get(&e->f, 1, 64, isize);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 	region =
 		mmap(NULL, *isize, PROT_READ | PROT_WRITE, MAP_SHARED, *ifd, 0);
 	assert_true(region != MAP_FAILED);

@@ -214,10 +214,10 @@ static uint8_t *log_setup(struct vuf_conn *f, size_t covered, int *fd,
 	l.size = *len;
 	l.offset = 0;
 	/* "SET_LOG_BASE (if LOG_SHMFD)" is answered. */
-	assert_int_equal(fe_send(f, VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION,
-				 &l, sizeof(l), fd, 1),
+	assert_int_equal(vuf_send(f, VHOST_USER_SET_LOG_BASE,
+				  VHOST_USER_VERSION, &l, sizeof(l), fd, 1),
 			 0);
-	assert_true(fe_recv(f, &h, &v, sizeof(v), NULL, 5000) >= 0);
+	assert_true(vuf_recv(f, &h, &v, sizeof(v), NULL, 5000) >= 0);
 	assert_int_equal(h.request, VHOST_USER_SET_LOG_BASE);
 	return bits;
 }

@@ -52,13 +52,13 @@ static void handshake_offers_features_and_limits(void **state)
 	st[1] = 77;
 	assert_int_equal(
 		fe_acked(&e->f, VHOST_USER_SET_VRING_BASE, st, 8, NULL, 0), 0);
-	assert_int_equal(fe_send(&e->f, VHOST_USER_GET_VRING_BASE,
-				 VHOST_USER_VERSION, st, 8, NULL, 0),
+	assert_int_equal(vuf_send(&e->f, VHOST_USER_GET_VRING_BASE,
+				  VHOST_USER_VERSION, st, 8, NULL, 0),
 			 0);
-	assert_int_equal(fe_recv(&e->f, &h, st, sizeof(st), NULL, 5000), 8);
+	assert_int_equal(vuf_recv(&e->f, &h, st, sizeof(st), NULL, 5000), 8);
 	assert_int_equal(st[0], 1);
 	assert_int_equal(st[1], 77);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 }
 
 /* ------------------------------------------------------------------ I/O */
@@ -149,10 +149,10 @@ static int get_config(struct vuf_conn *f, uint32_t off, uint32_t size,
 	struct vhost_user_hdr h;
 	int n;
 
-	assert_int_equal(fe_send(f, VHOST_USER_GET_CONFIG, VHOST_USER_VERSION,
-				 &c, 12 + size, NULL, 0),
+	assert_int_equal(vuf_send(f, VHOST_USER_GET_CONFIG, VHOST_USER_VERSION,
+				  &c, 12 + size, NULL, 0),
 			 0);
-	n = fe_recv(f, &h, &c, sizeof(c), NULL, 5000);
+	n = vuf_recv(f, &h, &c, sizeof(c), NULL, 5000);
 	assert_true(n >= 0);
 	assert_int_equal(h.request, VHOST_USER_GET_CONFIG);
 	if (n)
@@ -213,7 +213,7 @@ static void config_space_reads_and_writes(void **state)
 	assert_true(daemon_log_has(&e->d, "GET_CONFIG",
 				   "config range 8+256 ends past 256", NULL));
 	assert_int_equal(fe_get_u64(&e->f, VHOST_USER_GET_QUEUE_NUM), 2);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 }
 
 /* --------------------------------------------------------------- status */
@@ -348,7 +348,7 @@ static void sigterm_stops_while_a_frontend_drips_a_message(void **state)
 	assert_int_equal(daemon_stop(&e->d), 0);
 	kill(child, SIGKILL);
 	waitpid(child, &st, 0);
-	fe_close(&f);
+	vuf_close(&f);
 	assert_true(
 		daemon_log_has(&e->d, "truncated message (timed out)", NULL));
 }

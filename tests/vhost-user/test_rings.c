@@ -29,10 +29,10 @@ static uint32_t get_vring_base(struct vuf_conn *f, uint32_t index)
 	uint32_t st[2] = {index, 0};
 	struct vhost_user_hdr h;
 
-	assert_int_equal(fe_send(f, VHOST_USER_GET_VRING_BASE,
-				 VHOST_USER_VERSION, st, 8, NULL, 0),
+	assert_int_equal(vuf_send(f, VHOST_USER_GET_VRING_BASE,
+				  VHOST_USER_VERSION, st, 8, NULL, 0),
 			 0);
-	assert_int_equal(fe_recv(f, &h, st, sizeof(st), NULL, 5000), 8);
+	assert_int_equal(vuf_recv(f, &h, st, sizeof(st), NULL, 5000), 8);
 	assert_int_equal(h.request, VHOST_USER_GET_VRING_BASE);
 	assert_int_equal(st[0], index);
 	return st[1];

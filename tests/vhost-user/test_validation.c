@@ -162,7 +162,7 @@ static void truncated_message_is_dropped(void **state)
 	prepare(HANDSHAKE);
 	assert_int_equal(send(vs->f.sock, &h, sizeof(h), 0), sizeof(h));
 	assert_int_equal(send(vs->f.sock, &half, sizeof(half), 0), 4);
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	assert_true(daemon_log_has(&vs->d, "truncated message (peer closed)",
 				   NULL));
 	daemon_still_serves();
@@ -222,7 +222,7 @@ static void second_frontend_is_turned_away(void **state)
 	prepare(HANDSHAKE);
 	fe_connect(&other, vs->d.sock);
 	assert_true(fe_closed_by_peer(&other, 3000));
-	fe_close(&other);
+	vuf_close(&other);
 	/* The first one is still served. */
 	assert_int_equal(fe_get_u64(&vs->f, VHOST_USER_GET_QUEUE_NUM), 2);
 	assert_true(

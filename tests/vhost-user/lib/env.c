@@ -26,7 +26,7 @@ void env_open(struct env *e, unsigned nq, bool packed, uint16_t num)
 
 void env_close(struct env *e)
 {
-	fe_close(&e->f);
+	vuf_close(&e->f);
 	for (unsigned i = 0; i < e->nq; i++)
 		ring_free(&e->r[i]);
 	gmem_free(&e->m);

@@ -28,23 +28,6 @@ void fe_connect(struct vuf_conn *f, const char *path)
 	assert_int_equal(vuf_connect(f, path, 0, NULL), 0);
 }
 
-void fe_close(struct vuf_conn *f)
-{
-	vuf_close(f);
-}
-
-int fe_send(struct vuf_conn *f, uint32_t req, uint32_t flags,
-	    const void *payload, uint32_t size, const int *fds, unsigned n_fds)
-{
-	return vuf_send(f, req, flags, payload, size, fds, n_fds);
-}
-
-int fe_recv(struct vuf_conn *f, struct vhost_user_hdr *h, void *payload,
-	    size_t max, int *fd, int timeout_ms)
-{
-	return vuf_recv(f, h, payload, max, fd, timeout_ms);
-}
-
 bool fe_closed_by_peer(struct vuf_conn *f, int timeout_ms)
 {
 	struct pollfd p = {f->sock, POLLIN, 0};
@@ -64,9 +47,9 @@ uint64_t fe_get_u64(struct vuf_conn *f, uint32_t req)
 	struct vhost_user_hdr h;
 	uint64_t v = 0;
 
-	assert_int_equal(fe_send(f, req, VHOST_USER_VERSION, NULL, 0, NULL, 0),
+	assert_int_equal(vuf_send(f, req, VHOST_USER_VERSION, NULL, 0, NULL, 0),
 			 0);
-	assert_int_equal(fe_recv(f, &h, &v, sizeof(v), NULL, TIMEOUT_MS), 8);
+	assert_int_equal(vuf_recv(f, &h, &v, sizeof(v), NULL, TIMEOUT_MS), 8);
 	assert_int_equal(h.request, req);
 	assert_int_equal(h.flags, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK);
 	return v;

@@ -47,7 +47,7 @@ int validation_teardown(void **state)
 int validation_test_teardown(void **state)
 {
 	(void)state;
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	if (vs->m.hva)
 		gmem_free(&vs->m);
 	return 0;
@@ -72,14 +72,14 @@ void daemon_still_serves(void)
 {
 	struct vuf_conn f;
 
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	assert_true(daemon_alive(&vs->d));
 	assert_int_equal(daemon_wait_fd_count(&vs->d, vs->idle_fds),
 			 vs->idle_fds);
 	fe_connect(&f, vs->d.sock);
 	fe_handshake(&f);
 	assert_int_equal(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 2);
-	fe_close(&f);
+	vuf_close(&f);
 	assert_int_equal(daemon_wait_fd_count(&vs->d, vs->idle_fds),
 			 vs->idle_fds);
 }
@@ -88,7 +88,7 @@ void daemon_still_serves(void)
 void refused(uint32_t req, uint32_t flags, const void *p, uint32_t size,
 	     const int *fds, unsigned n_fds, const char *name, const char *rule)
 {
-	assert_int_equal(fe_send(&vs->f, req, flags, p, size, fds, n_fds), 0);
+	assert_int_equal(vuf_send(&vs->f, req, flags, p, size, fds, n_fds), 0);
 	assert_true(fe_closed_by_peer(&vs->f, 3000));
 	if (!daemon_log_has(&vs->d, name, rule, "closing the connection",
 			    NULL)) {

@@ -73,16 +73,9 @@ const char *virtiod_path(void);
 
 /* -------------------------------------------------------- connection */
 
-/* The calls below assert success (a failure fails the test). */
+/* The calls below assert success (a failure fails the test); raw sends
+ * and receives are the library's vuf_send and vuf_recv. */
 void fe_connect(struct vuf_conn *f, const char *path);
-void fe_close(struct vuf_conn *f);
-/* Raw send; returns 0 or -errno. */
-int fe_send(struct vuf_conn *f, uint32_t req, uint32_t flags,
-	    const void *payload, uint32_t size, const int *fds, unsigned n_fds);
-/* Receive one reply; returns payload size, -ECONNRESET on EOF, -ETIMEDOUT.
- * fd (if not NULL) gets an attached fd or -1. */
-int fe_recv(struct vuf_conn *f, struct vhost_user_hdr *h, void *payload,
-	    size_t max, int *fd, int timeout_ms);
 /* True if the daemon closed the connection (EOF within timeout). */
 bool fe_closed_by_peer(struct vuf_conn *f, int timeout_ms);
 uint64_t fe_get_u64(struct vuf_conn *f, uint32_t req);
