@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fz_input.h"
 #include "vuf_wire.h"
 
 struct vu_backend;
@@ -26,18 +27,6 @@ struct vu_backend;
 /* Where the frontend "mapped" memfd slot s: user addresses of regions and
  * rings are this plus an offset in the file, as QEMU's are. */
 #define UBASE(s) (0x7f0000000000ull + ((uint64_t)(s) << 32))
-
-/* ----------------------------------------------------------------- input */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-/* The next `bytes` of input, little-endian; zeros once it is used up. */
-uint64_t fz_take(struct input *in, unsigned bytes);
-uint8_t fz_take8(struct input *in);
-uint16_t fz_take16(struct input *in);
 
 /* -------------------------------------------------------------- frontend */
 
