@@ -187,8 +187,8 @@ static void broken_ring_signals_error_and_config_change(void **state)
 	p = (struct pollfd){sp[0], POLLIN, 0};
 	assert_int_equal(poll(&p, 1, 5000), 1);
 	assert_int_equal(read(sp[0], &h, sizeof(h)), sizeof(h));
-	assert_int_equal(h.request, 2); /* BACKEND_CONFIG_CHANGE_MSG */
-	assert_int_equal(h.flags & 3, 1);
+	assert_int_equal(h.request, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG);
+	assert_int_equal(h.flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
 	p = (struct pollfd){err, POLLIN, 0};
 	assert_int_equal(poll(&p, 1, 5000), 1);
 	assert_int_equal(read(err, &v, 8), 8);
