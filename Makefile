@@ -48,14 +48,21 @@ XEN_TEST_SRC := $(sort $(wildcard tests/xen/test_*.c))
 XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
 # Helpers shared by the Xen stand-in tests and benchmarks (xtest.h).
 XEN_TEST_LIB_SRC := $(sort $(wildcard tests/xen/lib/*.c))
-VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c))
+VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c tests/vhost-user/lib/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+# The fuzz targets' frontend side (fuzz_vhost_user's actions).
+FUZZ_LIB_SRC := $(sort $(wildcard tests/fuzz/lib/*.c))
 # bench/core_*.c: one program each, driving the core through the test driver;
 # bench/loadgen/*.c: the vhost-user load generator.
 BENCH_CORE_SRC := $(sort $(wildcard bench/core_*.c))
 # bench/xen_*.c: one program each, driving the Xen shim through the stand-in.
 BENCH_XEN_SRC := $(sort $(wildcard bench/xen_*.c))
 LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
+# tests/lib/vhost-user-frontend: the vhost-user frontend library of the
+# protocol tests, the fuzz targets and the load generator; it shares
+# nothing with the daemon (docs/vhost-user.md).
+VUF_DIR := tests/lib/vhost-user-frontend
+VUF_SRC := $(sort $(wildcard $(VUF_DIR)/*.c))
 # tests/verify/*.c: vd-verify, the guest-side block verifier (static, runs in
 # any Linux guest) and its host-side checker. docs/verify.md.
 VERIFY_SRC := $(sort $(wildcard tests/verify/*.c))
@@ -142,6 +149,13 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/obj/tests/unit/%.o $(call obj,$(BUILD)/tes
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
 
+# test_loadgen: the load generator's pieces and the frontend library's
+# ring, linked from their objects.
+LOADGEN_UNIT_SRC := bench/loadgen/histogram.c bench/loadgen/pattern.c $(VUF_DIR)/vuf_vq.c
+LOADGEN_UNIT_INC := -Ibench/loadgen -I$(VUF_DIR)
+$(BUILD)/tests/unit/test_loadgen: $(call obj,$(BUILD)/tests,$(LOADGEN_UNIT_SRC))
+$(BUILD)/tests/obj/tests/unit/test_loadgen.o: TEST_CFLAGS += $(LOADGEN_UNIT_INC)
+
 # ASan+UBSan: the same library and tests rebuilt with sanitizers.
 $(ASAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -163,6 +177,9 @@ $(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
 
+$(ASAN_BUILD)/tests/unit/test_loadgen: $(call obj,$(ASAN_BUILD)/tests,$(LOADGEN_UNIT_SRC))
+$(ASAN_BUILD)/tests/obj/tests/unit/test_loadgen.o: BASE_CFLAGS += $(LOADGEN_UNIT_INC)
+
 # --------------------------------------------------------------- Xen stand-in tests
 # The shim's objects are the daemon's own; only the libxen* they link
 # against differ (tests/xen/standin provides those symbols).
@@ -183,10 +200,12 @@ $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 $(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC) $(XEN_TEST_LIB_SRC)): ALL_CFLAGS += -std=gnu11
 
 # --------------------------------------------------------------- vhost-user tests
-$(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
+$(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC) $(VUF_SRC))
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
+
+$(call obj,$(BUILD)/tests,$(VU_TEST_SRC)): TEST_CFLAGS += -Itests/vhost-user/lib -I$(VUF_DIR)
 
 # --------------------------------------------------------------- benchmarks
 $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
@@ -208,10 +227,12 @@ $(BUILD)/tests/obj/bench/xen_%.o: bench/xen_%.c
 
 $(call obj,$(BUILD)/tests,$(BENCH_XEN_SRC)): ALL_CFLAGS += -std=gnu11
 
-$(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
+$(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC) $(VUF_SRC))
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
+
+$(call obj,$(BUILD)/tests,$(LOADGEN_SRC)): TEST_CFLAGS += -I$(VUF_DIR)
 
 # --------------------------------------------------------------- vd-verify
 # One static program (glibc only), so it can be dropped into any initramfs.
@@ -243,11 +264,15 @@ bench: deps $(DAEMON) $(LOADGEN_BIN)
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-# The vhost-user shim is linked in too (fuzz_vhost_user drives it).
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(wildcard tests/fuzz/*.h shims/vhost-user/*.h)
+# The vhost-user shim is linked in too (fuzz_vhost_user drives it), with
+# the frontend side: tests/fuzz/lib and the frontend library.
+FUZZ_INC := -Itests/fuzz/lib -I$(VUF_DIR) -Ishims/vhost-user
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(VU_SRC) $(FUZZ_LIB_SRC) $(VUF_SRC) \
+		$(wildcard tests/fuzz/lib/*.h $(VUF_DIR)/*.h shims/vhost-user/*.h)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
-	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -Itests/fuzz -Ishims/vhost-user -o $@ $< $(CORE_SRC) $(VU_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
+	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) $(FUZZ_INC) -o $@ $< $(CORE_SRC) $(VU_SRC) \
+		$(FUZZ_LIB_SRC) $(VUF_SRC) $(URING_LIBS) $(LDLIBS_COMMON)
 
 fuzz: $(FUZZ_BINS)
 

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* Guest memory starts at 1 GiB, not 0, so a backend that confuses guest
@@ -20,6 +19,11 @@
 #define LG_GPA_BASE (1ull << 30)
 #define LG_HDR_SLOT 64u /* outhdr (16) + status (1), one cache line */
 #define LG_PAGE	    4096u
+/* Protocol features asked for: queues, acks, the capacity in config. */
+#define LG_PROTOCOL_FEATURES                                                   \
+	((1ull << VHOST_USER_PROTOCOL_F_MQ) |                                  \
+	 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |                           \
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
 
 static uint64_t align_page(uint64_t v)
 {
@@ -46,7 +50,7 @@ static struct q_layout layout(const struct lg_job *job, unsigned qsz,
 {
 	struct q_layout l;
 	l.ring = at;
-	l.hdrs = l.ring + lg_vring_bytes(qsz);
+	l.hdrs = l.ring + vuf_vq_layout(false, qsz, LG_PAGE).bytes;
 	l.data = l.hdrs + align_page((uint64_t)job->iodepth * LG_HDR_SLOT);
 	l.end = l.data + (uint64_t)job->iodepth * align_page(job->bs);
 	return l;
@@ -56,7 +60,7 @@ static void build_chains(struct lg_queue *q, unsigned iodepth, uint32_t bs)
 {
 	uint64_t stride = align_page(bs);
 	for (unsigned s = 0; s < iodepth; s++) {
-		struct vring_desc *d = &q->vr.desc[s * LG_CHAIN_LEN];
+		struct vring_desc *d = &q->vq.desc[s * LG_CHAIN_LEN];
 		uint16_t head = (uint16_t)(s * LG_CHAIN_LEN);
 		d[0] = (struct vring_desc){
 			.addr = q->hdrs_gpa + s * LG_HDR_SLOT,
@@ -90,9 +94,17 @@ static int setup_queue(struct lg_dev *d, const struct lg_job *job, unsigned i,
 		return -ENOMEM;
 	}
 	bool event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
-	lg_vring_init(&q->vr, d->mem + l.ring, qsz, event_idx);
-	q->hdrs = d->mem + l.hdrs;
-	q->data = d->mem + l.data;
+	/* Desc, avail and used on pages of their own, so the device's used
+	 * writes do not share a line with our avail ring. */
+	struct vuf_vq_layout vl = vuf_vq_layout(false, qsz, LG_PAGE);
+	uint8_t *ring = d->mem.hva + l.ring;
+	int rc = vuf_vq_init(&q->vq, false, qsz, ring + vl.desc,
+			     ring + vl.driver, ring + vl.device, event_idx,
+			     false);
+	if (rc < 0)
+		return rc;
+	q->hdrs = d->mem.hva + l.hdrs;
+	q->data = d->mem.hva + l.data;
 	q->hdrs_gpa = LG_GPA_BASE + l.hdrs;
 	q->data_gpa = LG_GPA_BASE + l.data;
 	build_chains(q, job->iodepth, job->bs);
@@ -102,24 +114,24 @@ static int setup_queue(struct lg_dev *d, const struct lg_job *job, unsigned i,
 	q->seq_end = q->nblocks * (i + 1) / d->nq;
 	q->rng = (job->seed ^ 0x5851f42d4c957f2dull) * (i + 1) | 1;
 
-	uintptr_t ring = (uintptr_t)(d->mem + l.ring);
-	struct vu_vring_setup s = {
+	struct vuf_vring_setup s = {
 		.index = i,
 		.num = qsz,
-		.desc_uaddr = ring,
-		.avail_uaddr = ring + lg_vring_avail_off(qsz),
-		.used_uaddr = ring + lg_vring_used_off(qsz),
+		.base = 0,
+		.desc_uaddr = (uintptr_t)(ring + vl.desc),
+		.avail_uaddr = (uintptr_t)(ring + vl.driver),
+		.used_uaddr = (uintptr_t)(ring + vl.device),
 		.kick_fd = q->kick_fd,
 		.call_fd = q->call_fd,
 	};
-	int rc = vu_setup_vring(&d->vu, &s);
+	rc = vuf_setup_vring(&d->conn, &s);
 	q->started = rc == 0;
 	return rc;
 }
 
 static int negotiate(struct lg_dev *d, const struct lg_job *job)
 {
-	uint64_t offered = d->vu.dev_features;
+	uint64_t offered = d->conn.dev_features;
 	if (!(offered & (1ull << VIRTIO_F_VERSION_1))) {
 		fprintf(stderr, "vd-loadgen: backend does not offer "
 				"VIRTIO_F_VERSION_1 (legacy devices are not "
@@ -136,11 +148,11 @@ static int negotiate(struct lg_dev *d, const struct lg_job *job)
 	/* Only up to num_queues: older backends know no later fields. */
 	uint32_t cfg_len = offsetof(struct virtio_blk_config, num_queues) +
 			   sizeof(cfg.num_queues);
-	int rc = vu_get_config(&d->vu, 0, &cfg, cfg_len);
+	int rc = vuf_get_config(&d->conn, 0, &cfg, cfg_len);
 	if (rc < 0)
 		return rc;
 	d->capacity = (uint64_t)cfg.capacity * LG_SECTOR;
-	unsigned max_q = d->vu.max_queues;
+	unsigned max_q = d->conn.max_queues;
 	if (offered & (1ull << VIRTIO_BLK_F_MQ)) {
 		if (cfg.num_queues && cfg.num_queues < max_q)
 			max_q = cfg.num_queues;
@@ -165,20 +177,21 @@ static int negotiate(struct lg_dev *d, const struct lg_job *job)
 	if (!job->writethrough)
 		want |= 1ull << VIRTIO_BLK_F_FLUSH;
 	d->features = offered & want;
-	return vu_set_features(&d->vu, d->features);
+	return vuf_set_features(&d->conn, d->features);
 }
 
 int lg_dev_open(struct lg_dev *d, const struct lg_job *job)
 {
 	memset(d, 0, sizeof(*d));
-	d->memfd = -1;
-	d->vu.sock = -1;
+	d->mem.fd = -1;
+	d->conn.sock = -1;
 	d->nq = job->queues;
 	for (unsigned i = 0; i < LG_MAX_QUEUES; i++)
 		d->q[i].kick_fd = d->q[i].call_fd = -1;
-	int rc = vu_connect(&d->vu, job->socket_path, job->connect_timeout_ms);
+	int rc = vuf_connect(&d->conn, job->socket_path,
+			     job->connect_timeout_ms, "vd-loadgen");
 	if (rc == 0)
-		rc = vu_negotiate(&d->vu);
+		rc = vuf_negotiate(&d->conn, LG_PROTOCOL_FEATURES);
 	if (rc == 0)
 		rc = negotiate(d, job);
 	if (rc < 0)
@@ -218,21 +231,15 @@ int lg_dev_open(struct lg_dev *d, const struct lg_job *job)
 		l[i] = layout(job, qsz, at);
 		at = l[i].end;
 	}
-	d->mem_size = (at + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
-	d->memfd = memfd_create("vd-loadgen-guest", MFD_CLOEXEC);
-	if (d->memfd < 0 || ftruncate(d->memfd, (off_t)d->mem_size) < 0) {
+	uint64_t mem_size = (at + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
+	rc = vuf_mem_new(&d->mem, "vd-loadgen-guest", mem_size, LG_GPA_BASE,
+			 0);
+	if (rc < 0) {
 		perror("vd-loadgen: guest memory");
-		return -errno;
+		return rc;
 	}
-	void *m = mmap(NULL, d->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       d->memfd, 0);
-	if (m == MAP_FAILED) {
-		perror("vd-loadgen: mmap guest memory");
-		return -errno;
-	}
-	d->mem = m;
-	rc = vu_set_mem_table(&d->vu, d->memfd, LG_GPA_BASE, d->mem_size,
-			      (uintptr_t)d->mem);
+	struct vuf_region r = vuf_mem_region(&d->mem);
+	rc = vuf_set_mem_table(&d->conn, &r, 1);
 	for (unsigned i = 0; rc == 0 && i < d->nq; i++) {
 		d->q[i].nblocks = nblocks;
 		rc = setup_queue(d, job, i, qsz, l[i]);
@@ -245,11 +252,11 @@ void lg_dev_close(struct lg_dev *d)
 	for (unsigned i = 0; i < d->nq; i++) {
 		struct lg_queue *q = &d->q[i];
 		uint32_t base;
-		if (d->vu.sock >= 0 && q->started &&
-		    vu_get_vring_base(&d->vu, i, &base) < 0)
+		if (d->conn.sock >= 0 && q->started &&
+		    vuf_get_vring_base(&d->conn, i, &base) < 0)
 			break;
 	}
-	vu_close(&d->vu);
+	vuf_close(&d->conn);
 	for (unsigned i = 0; i < d->nq; i++) {
 		struct lg_queue *q = &d->q[i];
 		if (q->kick_fd >= 0)
@@ -258,8 +265,5 @@ void lg_dev_close(struct lg_dev *d)
 			close(q->call_fd);
 		free(q->reqs);
 	}
-	if (d->mem)
-		munmap(d->mem, d->mem_size);
-	if (d->memfd >= 0)
-		close(d->memfd);
+	vuf_mem_free(&d->mem);
 }

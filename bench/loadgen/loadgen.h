@@ -9,8 +9,9 @@
 #include <sys/types.h>
 
 #include "histogram.h"
-#include "vring.h"
-#include "vu_frontend.h"
+#include "vuf_conn.h"
+#include "vuf_mem.h"
+#include "vuf_vq.h"
 
 #define LG_MAX_QUEUES 64
 #define LG_MAX_BS     (4u << 20)
@@ -49,7 +50,7 @@ struct lg_req {
 struct lg_queue {
 	unsigned index;
 	const struct lg_job *job;
-	struct lg_vring vr;
+	struct vuf_vq vq; /* split, the chains are ours (build_chains) */
 	int kick_fd, call_fd;
 	bool started; /* the backend has the ring: stop it at close */
 	/* Guest memory of this queue: per slot a 64-byte header+status
@@ -69,12 +70,10 @@ struct lg_queue {
 };
 
 struct lg_dev {
-	struct vu_front vu;
+	struct vuf_conn conn;
 	uint64_t capacity; /* bytes */
 	uint64_t features; /* negotiated virtio features */
-	int memfd;
-	uint8_t *mem;
-	uint64_t mem_size;
+	struct vuf_mem mem; /* guest memory, from LG_GPA_BASE */
 	unsigned nq;
 	struct lg_queue q[LG_MAX_QUEUES];
 };

@@ -80,17 +80,17 @@ static bool prepare(struct lg_queue *q, unsigned s, uint64_t now)
 	h->ioprio = 0;
 	h->sector = r->off / LG_SECTOR;
 	*slot_status(q, s) = 0xff; /* a backend that never answers shows */
-	struct vring_desc *d = &q->vr.desc[s * LG_CHAIN_LEN + 1];
+	struct vring_desc *d = &q->vq.desc[s * LG_CHAIN_LEN + 1];
 	d->flags = VRING_DESC_F_NEXT | (is_read ? VRING_DESC_F_WRITE : 0);
 	if (!is_read)
 		lg_pattern_fill(slot_data(q, s), r->off, job->bs, job->seed);
-	lg_vring_add(&q->vr, (uint16_t)(s * LG_CHAIN_LEN));
+	vuf_vq_add_head(&q->vq, (uint16_t)(s * LG_CHAIN_LEN));
 	return true;
 }
 
 static void kick(struct lg_queue *q)
 {
-	if (lg_vring_flush(&q->vr)) {
+	if (vuf_vq_publish(&q->vq)) {
 		uint64_t one = 1;
 		if (write(q->kick_fd, &one, sizeof(one)) != sizeof(one)) {
 			q->fatal = -errno;
@@ -155,7 +155,7 @@ static void complete(struct lg_queue *q, unsigned s, uint32_t len, uint64_t now,
  * after LG_STALL_MS without any signal. */
 static int wait_call(struct lg_queue *q)
 {
-	if (!lg_vring_arm(&q->vr))
+	if (!vuf_vq_arm(&q->vq))
 		return 0;
 	struct pollfd p = {.fd = q->call_fd, .events = POLLIN};
 	for (int waited = 0; waited < LG_STALL_MS; waited += 1000) {
@@ -172,7 +172,7 @@ static int wait_call(struct lg_queue *q)
 		/* Guards against a lost interrupt being mistaken for a
 		 * stall: a used entry without a signal still ends the wait
 		 * here, though a 1 s latency will show it. */
-		if (!lg_vring_arm(&q->vr))
+		if (!vuf_vq_arm(&q->vq))
 			return 0;
 	}
 	return -ETIMEDOUT;
@@ -199,7 +199,7 @@ void *lg_queue_run(void *arg)
 	while (inflight && !q->fatal) {
 		unsigned n = 0;
 		uint32_t id, len;
-		while (n < job->iodepth && lg_vring_reap(&q->vr, &id, &len)) {
+		while (n < job->iodepth && vuf_vq_reap(&q->vq, &id, &len) > 0) {
 			unsigned s = id / LG_CHAIN_LEN;
 			if (id % LG_CHAIN_LEN || s >= job->iodepth ||
 			    !q->reqs[s].in_flight) {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vu_priv.h"
+#include "vhost_user.h"
 
 /* vhost-user.json: per backend type, the features and the option each one
  * stands for ("@read-only: The --read-only command line option is

@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "messages.h"
 
 void vu_close_fd(int *fd)
 {

@@ -10,7 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "control.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "mem_table.h"
+#include "messages.h"
+#include "vring.h"
 
 /* Bits that belong to vhost-user, not to the virtio device. */
 #define VHOST_ONLY_FEATURES                                                    \

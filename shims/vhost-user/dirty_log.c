@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "dirty_log.h"
+#include "vring.h"
 
 bool vu_log_active(const struct vu_backend *b)
 {

@@ -8,7 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "mem_table.h"
+#include "vring.h"
 
 /* Runs after the core's grace period: no queue thread uses it any more. */
 static void region_release(struct vd_mem_region *r)

@@ -1,30 +1,47 @@
 /* The vhost-user request table and one validator per wire structure: no
- * handler runs before header, size, fd count, feature gate and payload are
- * checked, and no fd a frontend sends is ever leaked. */
+ * handler runs before header, size, fd count, feature gate, payload and the
+ * stopped-ring rule are checked, and no fd a frontend sends is leaked. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "control.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "mem_table.h"
+#include "messages.h"
+#include "vring.h"
 
-typedef int (*vu_handler)(struct vu_backend *b, struct vu_msg *m,
-			  struct vu_reply *r, char *why, size_t whylen);
 typedef int (*vu_validator)(const struct vu_backend *b, const struct vu_msg *m,
 			    char *why, size_t whylen);
 
-/* Gate values besides a protocol feature bit. */
-#define GATE_NONE     -1
-#define GATE_PROTOCOL -2 /* SET_PROTOCOL_FEATURES must have been received */
+/* Whether the request may arrive while rings run. */
+enum vu_stopped_rule {
+	RUNNING_OK = 0,
+	/* The ring the payload names must be stopped: only for payloads that
+	 * are a vring state, whose index check_vring_state checked. */
+	RING_STOPPED,
+	/* Every ring must be stopped. */
+	ALL_STOPPED,
+};
 
+/* One request, everything the dispatcher checks before its handler runs.
+ * Zero fields are the defaults: no payload, no fds, no gate, no reply of
+ * its own, allowed while rings run, no payload validator. */
 struct vu_rule {
 	const char *name;
-	vu_handler fn;
+	vu_handler *fn;
 	uint32_t min_size, max_size; /* payload bytes; equal: exact */
 	uint8_t min_fds, max_fds;
-	int8_t gate; /* protocol feature bit the request needs, or GATE_* */
-	bool reply;  /* the request has its own reply ("Communication") */
+	/* Protocol feature the request needs (a mask of one bit), and
+	 * whether VHOST_USER_F_PROTOCOL_FEATURES must be in use. */
+	uint64_t protocol_feature;
+	bool needs_protocol;
+	bool reply; /* the request has its own reply ("Communication") */
+	enum vu_stopped_rule stopped;
 	vu_validator check; /* the payload's wire structure, or NULL */
 };
 
@@ -205,86 +222,216 @@ static int check_status(const struct vu_backend *b, const struct vu_msg *m,
 
 /* ------------------------------------------------------------------ table */
 
+#define SIZE(n)		   .min_size = (n), .max_size = (n)
+#define SIZE_RANGE(lo, hi) .min_size = (lo), .max_size = (hi)
+#define FDS(lo, hi)	   .min_fds = (lo), .max_fds = (hi)
+#define NEEDS(pf)	   .protocol_feature = 1ull << (pf)
+
 #define U64	 sizeof(uint64_t)
 #define STATE	 sizeof(struct vhost_vring_state)
 #define ADDR	 sizeof(struct vhost_vring_addr)
 #define MEMREG	 sizeof(struct vu_mem_reg_wire)
+#define LOG	 sizeof(struct vu_log_wire)
 #define INFLIGHT sizeof(struct vu_inflight_wire)
+#define CONFIG	 SIZE_RANGE(VU_CONFIG_HDR_SIZE, sizeof(struct vu_config_wire))
 
 /* vhost-user.rst "Front-end message types": the requests this backend
  * serves. Anything else is refused by the dispatcher. */
+/* One field a line: clang-format would pack them. */
+/* clang-format off */
 static const struct vu_rule rules[] = {
-	[VU_GET_FEATURES] = {"GET_FEATURES", vu_get_features, 0, 0, 0, 0,
-			     GATE_NONE, true, NULL},
-	[VU_SET_FEATURES] = {"SET_FEATURES", vu_set_features, U64, U64, 0, 0,
-			     GATE_NONE, false, NULL},
-	[VU_SET_OWNER] = {"SET_OWNER", vu_set_owner, 0, 0, 0, 0, GATE_NONE,
-			  false, NULL},
-	[VU_RESET_OWNER] = {"RESET_OWNER", vu_reset_owner, 0, 0, 0, 0,
-			    GATE_NONE, false, NULL},
-	[VU_SET_MEM_TABLE] = {"SET_MEM_TABLE", vu_set_mem_table, 8,
-			      sizeof(struct vu_mem_table_wire), 0, VU_MAX_FDS,
-			      GATE_NONE, false, check_mem_table},
-	[VU_SET_LOG_BASE] = {"SET_LOG_BASE", vu_set_log_base,
-			     sizeof(struct vu_log_wire),
-			     sizeof(struct vu_log_wire), 1, 1, VU_PF_LOG_SHMFD,
-			     true, check_log},
-	[VU_SET_VRING_NUM] = {"SET_VRING_NUM", vu_set_vring_num, STATE, STATE,
-			      0, 0, GATE_NONE, false, check_vring_state},
-	[VU_SET_VRING_ADDR] = {"SET_VRING_ADDR", vu_set_vring_addr, ADDR, ADDR,
-			       0, 0, GATE_NONE, false, check_vring_addr},
-	[VU_SET_VRING_BASE] = {"SET_VRING_BASE", vu_set_vring_base, STATE,
-			       STATE, 0, 0, GATE_NONE, false,
-			       check_vring_state},
-	[VU_GET_VRING_BASE] = {"GET_VRING_BASE", vu_get_vring_base, STATE,
-			       STATE, 0, 0, GATE_NONE, true, check_vring_state},
-	[VU_SET_VRING_KICK] = {"SET_VRING_KICK", vu_set_vring_kick, U64, U64, 0,
-			       1, GATE_NONE, false, check_vring_file},
-	[VU_SET_VRING_CALL] = {"SET_VRING_CALL", vu_set_vring_call, U64, U64, 0,
-			       1, GATE_NONE, false, check_vring_file},
-	[VU_SET_VRING_ERR] = {"SET_VRING_ERR", vu_set_vring_err, U64, U64, 0, 1,
-			      GATE_NONE, false, check_vring_file},
-	[VU_GET_PROTOCOL_FEATURES] = {"GET_PROTOCOL_FEATURES",
-				      vu_get_protocol_features, 0, 0, 0, 0,
-				      GATE_NONE, true, NULL},
-	[VU_SET_PROTOCOL_FEATURES] = {"SET_PROTOCOL_FEATURES",
-				      vu_set_protocol_features, U64, U64, 0, 0,
-				      GATE_NONE, false, NULL},
-	[VU_GET_QUEUE_NUM] = {"GET_QUEUE_NUM", vu_get_queue_num, 0, 0, 0, 0,
-			      VU_PF_MQ, true, NULL},
-	[VU_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", vu_set_vring_enable, STATE,
-				 STATE, 0, 0, GATE_PROTOCOL, false,
-				 check_vring_state},
-	[VU_SET_BACKEND_REQ_FD] = {"SET_BACKEND_REQ_FD", vu_set_backend_req_fd,
-				   0, 0, 1, 1, VU_PF_BACKEND_REQ, false, NULL},
-	[VU_GET_CONFIG] = {"GET_CONFIG", vu_get_config, VU_CONFIG_HDR_SIZE,
-			   sizeof(struct vu_config_wire), 0, 0, VU_PF_CONFIG,
-			   true, check_config},
-	[VU_SET_CONFIG] = {"SET_CONFIG", vu_set_config, VU_CONFIG_HDR_SIZE,
-			   sizeof(struct vu_config_wire), 0, 0, VU_PF_CONFIG,
-			   false, check_config},
-	[VU_GET_INFLIGHT_FD] = {"GET_INFLIGHT_FD", vu_get_inflight_fd, INFLIGHT,
-				INFLIGHT, 0, 0, VU_PF_INFLIGHT_SHMFD, true,
-				check_inflight},
-	[VU_SET_INFLIGHT_FD] = {"SET_INFLIGHT_FD", vu_set_inflight_fd, INFLIGHT,
-				INFLIGHT, 1, 1, VU_PF_INFLIGHT_SHMFD, false,
-				check_inflight},
-	[VU_RESET_DEVICE] = {"RESET_DEVICE", vu_reset_device, 0, 0, 0, 0,
-			     VU_PF_RESET_DEVICE, false, NULL},
-	[VU_GET_MAX_MEM_SLOTS] = {"GET_MAX_MEM_SLOTS", vu_get_max_mem_slots, 0,
-				  0, 0, 0, VU_PF_CONFIGURE_MEM_SLOTS, true,
-				  NULL},
-	/* REM_MEM_REG: "the back-end MAY accept messages with one file
-	 * descriptor ... MUST close it" */
-	[VU_ADD_MEM_REG] = {"ADD_MEM_REG", vu_add_mem_reg, MEMREG, MEMREG, 1, 1,
-			    VU_PF_CONFIGURE_MEM_SLOTS, false, check_mem_reg},
-	[VU_REM_MEM_REG] = {"REM_MEM_REG", vu_rem_mem_reg, MEMREG, MEMREG, 0, 1,
-			    VU_PF_CONFIGURE_MEM_SLOTS, false, check_mem_reg},
-	[VU_SET_STATUS] = {"SET_STATUS", vu_set_status, U64, U64, 0, 0,
-			   VU_PF_STATUS, false, check_status},
-	[VU_GET_STATUS] = {"GET_STATUS", vu_get_status, 0, 0, 0, 0,
-			   VU_PF_STATUS, true, NULL},
+	[VU_GET_FEATURES] = {
+		.name = "GET_FEATURES",
+		.fn = vu_get_features,
+		.reply = true,
+	},
+	[VU_SET_FEATURES] = {
+		/* Rings may run: QEMU flips LOG_ALL on running rings; the
+		 * handler refuses a change of virtio features instead. */
+		.name = "SET_FEATURES",
+		.fn = vu_set_features,
+		SIZE(U64),
+	},
+	[VU_SET_OWNER] = {
+		.name = "SET_OWNER",
+		.fn = vu_set_owner,
+	},
+	[VU_RESET_OWNER] = {
+		.name = "RESET_OWNER",
+		.fn = vu_reset_owner,
+	},
+	[VU_SET_MEM_TABLE] = {
+		/* Rings may run: the handler stops those it must. */
+		.name = "SET_MEM_TABLE",
+		.fn = vu_set_mem_table,
+		SIZE_RANGE(8, sizeof(struct vu_mem_table_wire)),
+		FDS(0, VU_MAX_FDS),
+		.check = check_mem_table,
+	},
+	[VU_SET_LOG_BASE] = {
+		.name = "SET_LOG_BASE",
+		.fn = vu_set_log_base,
+		SIZE(LOG),
+		FDS(1, 1),
+		NEEDS(VU_PF_LOG_SHMFD),
+		.reply = true,
+		.check = check_log,
+	},
+	[VU_SET_VRING_NUM] = {
+		.name = "SET_VRING_NUM",
+		.fn = vu_set_vring_num,
+		SIZE(STATE),
+		.stopped = RING_STOPPED,
+		.check = check_vring_state,
+	},
+	[VU_SET_VRING_ADDR] = {
+		/* A running ring is restarted on the new addresses. */
+		.name = "SET_VRING_ADDR",
+		.fn = vu_set_vring_addr,
+		SIZE(ADDR),
+		.check = check_vring_addr,
+	},
+	[VU_SET_VRING_BASE] = {
+		.name = "SET_VRING_BASE",
+		.fn = vu_set_vring_base,
+		SIZE(STATE),
+		.stopped = RING_STOPPED,
+		.check = check_vring_state,
+	},
+	[VU_GET_VRING_BASE] = {
+		.name = "GET_VRING_BASE",
+		.fn = vu_get_vring_base,
+		SIZE(STATE),
+		.reply = true,
+		.check = check_vring_state,
+	},
+	[VU_SET_VRING_KICK] = {
+		.name = "SET_VRING_KICK",
+		.fn = vu_set_vring_kick,
+		SIZE(U64),
+		FDS(0, 1),
+		.check = check_vring_file,
+	},
+	[VU_SET_VRING_CALL] = {
+		.name = "SET_VRING_CALL",
+		.fn = vu_set_vring_call,
+		SIZE(U64),
+		FDS(0, 1),
+		.check = check_vring_file,
+	},
+	[VU_SET_VRING_ERR] = {
+		.name = "SET_VRING_ERR",
+		.fn = vu_set_vring_err,
+		SIZE(U64),
+		FDS(0, 1),
+		.check = check_vring_file,
+	},
+	[VU_GET_PROTOCOL_FEATURES] = {
+		.name = "GET_PROTOCOL_FEATURES",
+		.fn = vu_get_protocol_features,
+		.reply = true,
+	},
+	[VU_SET_PROTOCOL_FEATURES] = {
+		.name = "SET_PROTOCOL_FEATURES",
+		.fn = vu_set_protocol_features,
+		SIZE(U64),
+	},
+	[VU_GET_QUEUE_NUM] = {
+		.name = "GET_QUEUE_NUM",
+		.fn = vu_get_queue_num,
+		NEEDS(VU_PF_MQ),
+		.reply = true,
+	},
+	[VU_SET_VRING_ENABLE] = {
+		.name = "SET_VRING_ENABLE",
+		.fn = vu_set_vring_enable,
+		SIZE(STATE),
+		.needs_protocol = true,
+		.check = check_vring_state,
+	},
+	[VU_SET_BACKEND_REQ_FD] = {
+		.name = "SET_BACKEND_REQ_FD",
+		.fn = vu_set_backend_req_fd,
+		FDS(1, 1),
+		NEEDS(VU_PF_BACKEND_REQ),
+	},
+	[VU_GET_CONFIG] = {
+		.name = "GET_CONFIG",
+		.fn = vu_get_config,
+		CONFIG,
+		NEEDS(VU_PF_CONFIG),
+		.reply = true,
+		.check = check_config,
+	},
+	[VU_SET_CONFIG] = {
+		.name = "SET_CONFIG",
+		.fn = vu_set_config,
+		CONFIG,
+		NEEDS(VU_PF_CONFIG),
+		.check = check_config,
+	},
+	[VU_GET_INFLIGHT_FD] = {
+		.name = "GET_INFLIGHT_FD",
+		.fn = vu_get_inflight_fd,
+		SIZE(INFLIGHT),
+		NEEDS(VU_PF_INFLIGHT_SHMFD),
+		.reply = true,
+		.stopped = ALL_STOPPED,
+		.check = check_inflight,
+	},
+	[VU_SET_INFLIGHT_FD] = {
+		.name = "SET_INFLIGHT_FD",
+		.fn = vu_set_inflight_fd,
+		SIZE(INFLIGHT),
+		FDS(1, 1),
+		NEEDS(VU_PF_INFLIGHT_SHMFD),
+		.stopped = ALL_STOPPED,
+		.check = check_inflight,
+	},
+	[VU_RESET_DEVICE] = {
+		.name = "RESET_DEVICE",
+		.fn = vu_reset_device,
+		NEEDS(VU_PF_RESET_DEVICE),
+	},
+	[VU_GET_MAX_MEM_SLOTS] = {
+		.name = "GET_MAX_MEM_SLOTS",
+		.fn = vu_get_max_mem_slots,
+		NEEDS(VU_PF_CONFIGURE_MEM_SLOTS),
+		.reply = true,
+	},
+	[VU_ADD_MEM_REG] = {
+		.name = "ADD_MEM_REG",
+		.fn = vu_add_mem_reg,
+		SIZE(MEMREG),
+		FDS(1, 1),
+		NEEDS(VU_PF_CONFIGURE_MEM_SLOTS),
+		.check = check_mem_reg,
+	},
+	[VU_REM_MEM_REG] = {
+		/* "the back-end MAY accept messages with one file
+		 * descriptor ... MUST close it" */
+		.name = "REM_MEM_REG",
+		.fn = vu_rem_mem_reg,
+		SIZE(MEMREG),
+		FDS(0, 1),
+		NEEDS(VU_PF_CONFIGURE_MEM_SLOTS),
+		.check = check_mem_reg,
+	},
+	[VU_SET_STATUS] = {
+		.name = "SET_STATUS",
+		.fn = vu_set_status,
+		SIZE(U64),
+		NEEDS(VU_PF_STATUS),
+		.check = check_status,
+	},
+	[VU_GET_STATUS] = {
+		.name = "GET_STATUS",
+		.fn = vu_get_status,
+		NEEDS(VU_PF_STATUS),
+		.reply = true,
+	},
 };
+/* clang-format on */
 
 static const struct vu_rule *rule_of(uint32_t request)
 {
@@ -330,16 +477,39 @@ static int check_framing(const struct vu_backend *b, const struct vu_msg *m,
 	if (m->n_fds < rule->min_fds || m->n_fds > rule->max_fds)
 		return bad(why, whylen, "%u fds attached, expected %u..%u",
 			   m->n_fds, rule->min_fds, rule->max_fds);
-	if (rule->gate == GATE_PROTOCOL &&
+	if (rule->needs_protocol &&
 	    !(b->features & (1ull << VU_F_PROTOCOL_FEATURES)) &&
 	    !b->protocol_set)
 		return bad(why, whylen, "protocol features not negotiated");
-	if (rule->gate >= 0 && !vu_has_protocol(b, (unsigned)rule->gate))
+	if (rule->protocol_feature &&
+	    !(b->protocol_features & rule->protocol_feature))
 		return bad(why, whylen, "protocol feature %d not negotiated",
-			   rule->gate);
+			   __builtin_ctzll(rule->protocol_feature));
 	if ((flags & VU_FLAG_NEED_REPLY) && !rule->reply &&
 	    !vu_has_protocol(b, VU_PF_REPLY_ACK))
 		return bad(why, whylen, "need_reply without REPLY_ACK");
+	return 0;
+}
+
+/* The stopped-ring rule, once the payload is known good: a request that
+ * reconfigures what a queue thread uses waits for GET_VRING_BASE or
+ * SET_VRING_ENABLE 0 ("Ring states"). */
+static int check_stopped(const struct vu_backend *b, const struct vu_msg *m,
+			 const struct vu_rule *rule, char *why, size_t whylen)
+{
+	unsigned first = 0, end = b->num_queues;
+
+	if (rule->stopped == RUNNING_OK)
+		return 0;
+	if (rule->stopped == RING_STOPPED) {
+		first = m->p.state.index; /* checked by the validator */
+		end = first + 1;
+	}
+	for (unsigned i = first; i < end; i++)
+		if (b->vrings[i].running) {
+			snprintf(why, whylen, "ring %u is running", i);
+			return -EBUSY;
+		}
 	return 0;
 }
 
@@ -381,6 +551,8 @@ int vu_dispatch(struct vu_backend *b, struct vu_msg *m)
 	}
 	reply_init(&b->reply, m->hdr.request);
 	rc = rule->check ? rule->check(b, m, why, sizeof(why)) : 0;
+	if (rc == 0)
+		rc = check_stopped(b, m, rule, why, sizeof(why));
 	if (rc == 0)
 		rc = rule->fn(b, m, &b->reply, why, sizeof(why));
 	vu_close_fds(m->fds, m->n_fds); /* whatever the handler did not take */

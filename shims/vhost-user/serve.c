@@ -11,7 +11,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "control.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "messages.h"
+#include "serve.h"
+#include "vhost_user.h"
+#include "vring.h"
 
 /* Once a message has begun, all of it must follow promptly: a frontend that
  * stalls (or drips) mid-message is dropped instead of holding the daemon. */

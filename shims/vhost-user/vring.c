@@ -12,7 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vu_priv.h"
+#include "connection.h"
+#include "dirty_log.h"
+#include "inflight.h"
+#include "vring.h"
 
 static bool ring_packed(const struct vu_backend *b)
 {
@@ -341,14 +344,6 @@ static struct vu_vring *vring_of(struct vu_backend *b, uint32_t index)
 	return &b->vrings[index]; /* index checked by the validator */
 }
 
-static int not_running(const struct vu_vring *vr, char *why, size_t whylen)
-{
-	if (!vr->running)
-		return 0;
-	snprintf(why, whylen, "ring %u is running", vr->index);
-	return -EBUSY;
-}
-
 int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		     char *why, size_t whylen)
 {
@@ -357,9 +352,7 @@ int vu_set_vring_num(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 	int rc;
 
 	(void)r;
-	rc = not_running(vr, why, whylen);
-	if (rc)
-		return rc;
+	/* The ring is stopped (the table's rule). */
 	if (num > UINT16_MAX) {
 		snprintf(why, whylen, "ring size %u outside 1..%u", num,
 			 b->max_queue_size);
@@ -410,12 +403,9 @@ int vu_set_vring_base(struct vu_backend *b, struct vu_msg *m,
 {
 	struct vu_vring *vr = vring_of(b, m->p.state.index);
 	uint32_t num = m->p.state.num;
-	int rc;
 
 	(void)r;
-	rc = not_running(vr, why, whylen);
-	if (rc)
-		return rc;
+	/* The ring is stopped (the table's rule). */
 	if (ring_packed(b)) {
 		/* As Linux vhost: bits 0-14 the avail position, 15 its wrap
 		 * counter; the upper half the same for the used position,

@@ -15,41 +15,50 @@
 #include "virtiod/device.h"
 #include "virtiod/log.h"
 
-#include "vu_fuzz_frontend.h"
-#include "vu_fuzz_rings.h"
+#include "fz_frontend.h"
+#include "fz_rings.h"
+#include "vuf_vq.h"
+
+/* The daemon under test, driven white-box: its backend and connection
+ * calls, and what it offers (VU_PROTOCOL_FEATURES, as model->features). */
+#include "control.h"
+#include "serve.h"
 
 /* -------------------------------------------------------------- regions */
 
 /* A region of memfd slot s, as QEMU describes one: its user address is the
  * slot's base plus the offset, so ring addresses can be made from offsets.
  * Sometimes anything at all. */
-static int region_of(struct fz *z, struct input *in, struct vu_region_wire *w,
+static int region_of(struct fz *z, struct input *in,
+		     struct vhost_user_memory_region *w,
 		     struct shadow_region *sh)
 {
-	uint8_t mode = take8(in);
+	uint8_t mode = fz_take8(in);
 	unsigned s = mode & 3;
 	uint64_t pages = z->mem_size[s] / PAGE, off, len;
 	int fd = z->mem[s] >= 0 ? z->mem[s]
-				: tmp_fd(z, new_memfd(PAGE, false, false));
+				: fz_tmp_fd(z, fz_memfd(PAGE, false, false));
 
 	if (mode & 0x80) {
-		w->gpa = take(in, 8);
-		w->size = take(in, 8);
-		w->uaddr = take(in, 8);
-		w->mmap_offset = take(in, 8);
+		w->guest_phys_addr = fz_take(in, 8);
+		w->memory_size = fz_take(in, 8);
+		w->userspace_addr = fz_take(in, 8);
+		w->mmap_offset = fz_take(in, 8);
 	} else {
-		off = take8(in) % (pages + 1);
-		len = mode & 0x40 ? pages - off : take8(in) % (pages - off + 1);
-		w->gpa = (uint64_t)take16(in) * PAGE;
-		w->size = len * PAGE;
+		off = fz_take8(in) % (pages + 1);
+		len = mode & 0x40 ? pages - off
+				  : fz_take8(in) % (pages - off + 1);
+		w->guest_phys_addr = (uint64_t)fz_take16(in) * PAGE;
+		w->memory_size = len * PAGE;
 		w->mmap_offset = off * PAGE;
-		w->uaddr = UBASE(s) + w->mmap_offset;
+		w->userspace_addr = UBASE(s) + w->mmap_offset;
 		if (mode & 0x20) /* off by a little */
-			w->size += (int8_t)take8(in);
+			w->memory_size += (int8_t)fz_take8(in);
 	}
 	if (mode & 0x10)
-		fd = some_fd(z, take8(in));
-	*sh = (struct shadow_region){s, w->gpa, w->size, w->mmap_offset};
+		fd = fz_some_fd(z, fz_take8(in));
+	*sh = (struct shadow_region){s, w->guest_phys_addr, w->memory_size,
+				     w->mmap_offset};
 	return fd;
 }
 
@@ -61,240 +70,248 @@ static void remember_region(struct fz *z, const struct shadow_region *sh)
 
 static void op_mem_table(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in);
-	unsigned n = (f >> 4) % (VU_MAX_FDS + 3); /* up to 2 past the limit */
-	unsigned nw = n < VU_MAX_FDS ? n : VU_MAX_FDS;
-	struct vu_mem_table_wire t = {.nregions = n};
-	uint32_t size = 8 + nw * (uint32_t)sizeof(struct vu_region_wire);
+	uint8_t f = fz_take8(in);
+	unsigned n = (f >> 4) %
+		     (VHOST_USER_MAX_REGIONS + 3); /* up to 2 past the limit */
+	unsigned nw = n < VHOST_USER_MAX_REGIONS ? n : VHOST_USER_MAX_REGIONS;
+	struct vhost_user_memory t = {.nregions = n};
+	uint32_t size =
+		8 + nw * (uint32_t)sizeof(struct vhost_user_memory_region);
 	struct shadow_region sh;
-	int fds[VU_MAX_FDS + 2];
+	int fds[VHOST_USER_MAX_REGIONS + 2];
 
 	z->n_reg = 0;
 	for (unsigned i = 0; i < n; i++) {
-		struct vu_region_wire extra;
+		struct vhost_user_memory_region extra;
 
 		fds[i] = region_of(z, in, i < nw ? &t.regions[i] : &extra, &sh);
 		if (i < nw)
 			remember_region(z, &sh);
 	}
 	if (f & 4)
-		t.nregions = take8(in);
-	message(z, VU_SET_MEM_TABLE, flags_of(f), size, &t, size, fds,
-		f & 8 && n ? n - 1 : n);
+		t.nregions = fz_take8(in);
+	fz_message(z, VHOST_USER_SET_MEM_TABLE, fz_flags(f), size, &t, size,
+		   fds, f & 8 && n ? n - 1 : n);
 }
 
 static void op_mem_reg(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in);
-	struct vu_mem_reg_wire m = {0};
+	uint8_t f = fz_take8(in);
+	struct vhost_user_mem_reg m = {0};
 	struct shadow_region sh;
 	int fd;
 
 	if (f & 2 && z->n_reg) {
 		/* Remove one we added, exactly as it was described. */
-		unsigned k = take8(in) % z->n_reg;
+		unsigned k = fz_take8(in) % z->n_reg;
 
 		sh = z->reg[k];
-		m.region = (struct vu_region_wire){
+		m.region = (struct vhost_user_memory_region){
 			sh.gpa, sh.size, UBASE(sh.slot) + sh.mmap_offset,
 			sh.mmap_offset};
 		z->reg[k] = z->reg[--z->n_reg];
-		fd = f & 4 ? some_fd(z, take8(in)) : -1;
-		message(z, VU_REM_MEM_REG, flags_of(f), sizeof(m), &m,
-			sizeof(m), &fd, fd >= 0);
+		fd = f & 4 ? fz_some_fd(z, fz_take8(in)) : -1;
+		fz_message(z, VHOST_USER_REM_MEM_REG, fz_flags(f), sizeof(m),
+			   &m, sizeof(m), &fd, fd >= 0);
 		return;
 	}
 	fd = region_of(z, in, &m.region, &sh);
 	if (f & 2) {
-		message(z, VU_REM_MEM_REG, flags_of(f), sizeof(m), &m,
-			sizeof(m), &fd, f & 4 ? 1 : 0);
+		fz_message(z, VHOST_USER_REM_MEM_REG, fz_flags(f), sizeof(m),
+			   &m, sizeof(m), &fd, f & 4 ? 1 : 0);
 		return;
 	}
 	remember_region(z, &sh);
-	message(z, VU_ADD_MEM_REG, flags_of(f), sizeof(m), &m, sizeof(m), &fd,
-		f & 4 ? 0 : 1);
+	fz_message(z, VHOST_USER_ADD_MEM_REG, fz_flags(f), sizeof(m), &m,
+		   sizeof(m), &fd, f & 4 ? 0 : 1);
 }
 
 /* ----------------------------------------------------------------- others */
 
 static void op_features(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), sub = take8(in);
+	uint8_t f = fz_take8(in), sub = fz_take8(in);
 	uint64_t offered = z->b->model->features |
-			   (1ull << VU_F_PROTOCOL_FEATURES) |
+			   (1ull << VHOST_USER_F_PROTOCOL_FEATURES) |
 			   (1ull << VHOST_F_LOG_ALL);
 	uint64_t v;
 
 	switch (sub % 4) {
 	case 0:
-		v = sub & 0x10 ? offered : offered & take(in, 8);
+		v = sub & 0x10 ? offered : offered & fz_take(in, 8);
 		if (sub & 0x20)
 			v ^= 1ull << VIRTIO_F_RING_PACKED;
 		if (sub & 0x40)
-			v = take(in, 8);
+			v = fz_take(in, 8);
 		z->packed = v & (1ull << VIRTIO_F_RING_PACKED);
-		message(z, VU_SET_FEATURES, flags_of(f), 8, &v, 8, NULL, 0);
+		fz_message(z, VHOST_USER_SET_FEATURES, fz_flags(f), 8, &v, 8,
+			   NULL, 0);
 		return;
 	case 1:
 		v = sub & 0x10 ? VU_PROTOCOL_FEATURES
-			       : VU_PROTOCOL_FEATURES & take(in, 8);
+			       : VU_PROTOCOL_FEATURES & fz_take(in, 8);
 		if (sub & 0x40)
-			v = take(in, 8);
-		message(z, VU_SET_PROTOCOL_FEATURES, flags_of(f), 8, &v, 8,
-			NULL, 0);
+			v = fz_take(in, 8);
+		fz_message(z, VHOST_USER_SET_PROTOCOL_FEATURES, fz_flags(f), 8,
+			   &v, 8, NULL, 0);
 		return;
 	case 2:
-		message(z, VU_GET_FEATURES, flags_of(f), 0, NULL, 0, NULL, 0);
+		fz_message(z, VHOST_USER_GET_FEATURES, fz_flags(f), 0, NULL, 0,
+			   NULL, 0);
 		return;
 	default:
-		message(z, VU_GET_PROTOCOL_FEATURES, flags_of(f), 0, NULL, 0,
-			NULL, 0);
+		fz_message(z, VHOST_USER_GET_PROTOCOL_FEATURES, fz_flags(f), 0,
+			   NULL, 0, NULL, 0);
 		return;
 	}
 }
 
 static void op_config(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in);
-	struct vu_config_wire c = {
-		.offset = take8(in),
-		.size = take8(in),
-		.flags = f & 0x20 ? (uint32_t)take(in, 4) : (f >> 6) & 1,
+	uint8_t f = fz_take8(in);
+	struct vhost_user_config c = {
+		.offset = fz_take8(in),
+		.size = fz_take8(in),
+		.flags = f & 0x20 ? (uint32_t)fz_take(in, 4) : (f >> 6) & 1,
 	};
 	uint32_t size;
 
 	if (f & 0x10)
-		c.offset = (uint32_t)take(in, 4);
+		c.offset = (uint32_t)fz_take(in, 4);
 	if (f & 0x80)
-		c.size = (uint32_t)take(in, 4);
-	for (unsigned i = 0; i < c.size && i < VU_MAX_CONFIG_SIZE; i++)
-		c.payload[i] = take8(in);
-	size = (uint32_t)VU_CONFIG_HDR_SIZE +
-	       (c.size < VU_MAX_CONFIG_SIZE ? c.size : VU_MAX_CONFIG_SIZE);
+		c.size = (uint32_t)fz_take(in, 4);
+	for (unsigned i = 0; i < c.size && i < VHOST_USER_MAX_CONFIG_SIZE; i++)
+		c.region[i] = fz_take8(in);
+	size = (uint32_t)VHOST_USER_CONFIG_HDR_SIZE +
+	       (c.size < VHOST_USER_MAX_CONFIG_SIZE
+			? c.size
+			: VHOST_USER_MAX_CONFIG_SIZE);
 	if (f & 4)
-		size = take16(in) % (sizeof(c) + 8);
-	message(z, f & 2 ? VU_SET_CONFIG : VU_GET_CONFIG, flags_of(f), size, &c,
-		size < sizeof(c) ? size : sizeof(c), NULL, 0);
+		size = fz_take16(in) % (sizeof(c) + 8);
+	fz_message(z, f & 2 ? VHOST_USER_SET_CONFIG : VHOST_USER_GET_CONFIG,
+		   fz_flags(f), size, &c, size < sizeof(c) ? size : sizeof(c),
+		   NULL, 0);
 }
 
 static void op_inflight(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), qb = take8(in);
-	struct vu_inflight_wire w = {
-		.num_queues = take8(in) % (NQ + 2),
-		.queue_size = qb < 0xf0 ? 1u << (qb % 8) : take16(in),
+	uint8_t f = fz_take8(in), qb = fz_take8(in);
+	struct vhost_user_inflight w = {
+		.num_queues = fz_take8(in) % (NQ + 2),
+		.queue_size = qb < 0xf0 ? 1u << (qb % 8) : fz_take16(in),
 	};
 	int fd;
 
 	if (!(f & 2)) {
-		message(z, VU_GET_INFLIGHT_FD, flags_of(f), sizeof(w), &w,
-			sizeof(w), NULL, 0);
+		fz_message(z, VHOST_USER_GET_INFLIGHT_FD, fz_flags(f),
+			   sizeof(w), &w, sizeof(w), NULL, 0);
 		return;
 	}
 	if (f & 4 && z->inflight_fd >= 0) {
 		fd = z->inflight_fd;
 		w.mmap_size = z->inflight_size;
 	} else {
-		fd = some_fd(z, take8(in));
-		w.mmap_size = (uint64_t)take8(in) * PAGE;
+		fd = fz_some_fd(z, fz_take8(in));
+		w.mmap_size = (uint64_t)fz_take8(in) * PAGE;
 	}
 	if (f & 8)
-		w.mmap_offset = (uint64_t)take8(in) * PAGE;
+		w.mmap_offset = (uint64_t)fz_take8(in) * PAGE;
 	if (f & 0x10)
-		w.mmap_size = take(in, 8);
-	message(z, VU_SET_INFLIGHT_FD, flags_of(f), sizeof(w), &w, sizeof(w),
-		&fd, f & 0x20 ? 0 : 1);
+		w.mmap_size = fz_take(in, 8);
+	fz_message(z, VHOST_USER_SET_INFLIGHT_FD, fz_flags(f), sizeof(w), &w,
+		   sizeof(w), &fd, f & 0x20 ? 0 : 1);
 }
 
 static void op_log(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in);
-	struct vu_log_wire w = {
-		.mmap_size = (uint64_t)take8(in) * 64,
-		.mmap_offset = (uint64_t)(take8(in) & 3) * PAGE,
+	uint8_t f = fz_take8(in);
+	struct vhost_user_log w = {
+		.mmap_size = (uint64_t)fz_take8(in) * 64,
+		.mmap_offset = (uint64_t)(fz_take8(in) & 3) * PAGE,
 	};
-	int fd = some_fd(z, take8(in));
+	int fd = fz_some_fd(z, fz_take8(in));
 
 	if (f & 2)
-		w.mmap_size = take(in, 8);
+		w.mmap_size = fz_take(in, 8);
 	if (f & 4)
-		w.mmap_offset = take(in, 8);
-	message(z, VU_SET_LOG_BASE, flags_of(f), sizeof(w), &w, sizeof(w), &fd,
-		f & 8 ? 0 : 1);
+		w.mmap_offset = fz_take(in, 8);
+	fz_message(z, VHOST_USER_SET_LOG_BASE, fz_flags(f), sizeof(w), &w,
+		   sizeof(w), &fd, f & 8 ? 0 : 1);
 }
 
 static void op_simple(struct fz *z, struct input *in)
 {
 	static const uint32_t reqs[] = {
-		VU_SET_OWNER,	 VU_RESET_OWNER,	VU_GET_QUEUE_NUM,
-		VU_RESET_DEVICE, VU_GET_MAX_MEM_SLOTS,	VU_SET_STATUS,
-		VU_GET_STATUS,	 VU_SET_BACKEND_REQ_FD,
+		VHOST_USER_SET_OWNER,	      VHOST_USER_RESET_OWNER,
+		VHOST_USER_GET_QUEUE_NUM,     VHOST_USER_RESET_DEVICE,
+		VHOST_USER_GET_MAX_MEM_SLOTS, VHOST_USER_SET_STATUS,
+		VHOST_USER_GET_STATUS,	      VHOST_USER_SET_BACKEND_REQ_FD,
 	};
-	uint8_t f = take8(in);
-	uint32_t req = reqs[take8(in) % 8];
-	uint64_t v = f & 0x80 ? take(in, 8) : take8(in);
+	uint8_t f = fz_take8(in);
+	uint32_t req = reqs[fz_take8(in) % 8];
+	uint64_t v = f & 0x80 ? fz_take(in, 8) : fz_take8(in);
 	int sv[2];
 
-	if (req == VU_SET_STATUS) {
-		message(z, req, flags_of(f), 8, &v, 8, NULL, 0);
-	} else if (req == VU_SET_BACKEND_REQ_FD) {
+	if (req == VHOST_USER_SET_STATUS) {
+		fz_message(z, req, fz_flags(f), 8, &v, 8, NULL, 0);
+	} else if (req == VHOST_USER_SET_BACKEND_REQ_FD) {
 		unsigned k = f & 0x40 ? 1 : 0;
 
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			abort();
-		set_nonblock(sv[1]);
-		close_fd(&z->chan[k]);
+		fz_set_nonblock(sv[1]);
+		fz_close_fd(&z->chan[k]);
 		z->chan[k] = sv[1];
-		tmp_fd(z, sv[0]);
-		message(z, req, flags_of(f), 0, NULL, 0, sv, 1);
+		fz_tmp_fd(z, sv[0]);
+		fz_message(z, req, fz_flags(f), 0, NULL, 0, sv, 1);
 	} else {
-		message(z, req, flags_of(f), 0, NULL, 0, NULL, 0);
+		fz_message(z, req, fz_flags(f), 0, NULL, 0, NULL, 0);
 	}
 }
 
 /* Any header, any payload, any fds. */
 static void op_raw(struct fz *z, struct input *in)
 {
-	uint8_t rb = take8(in), fb = take8(in), nfd = take8(in);
-	uint32_t req = rb < 0xf0 ? rb % 42u : (uint32_t)take(in, 4);
-	uint32_t flags = fb & 0x80 ? (uint32_t)take(in, 4) : fb & 0x0f;
-	uint32_t size = take16(in) % 0x180;
+	uint8_t rb = fz_take8(in), fb = fz_take8(in), nfd = fz_take8(in);
+	uint32_t req = rb < 0xf0 ? rb % 42u : (uint32_t)fz_take(in, 4);
+	uint32_t flags = fb & 0x80 ? (uint32_t)fz_take(in, 4) : fb & 0x0f;
+	uint32_t size = fz_take16(in) % 0x180;
 	uint8_t payload[0x180];
 	size_t plen = 0;
-	int fds[VU_MAX_FDS + 3];
-	unsigned n = nfd % (VU_MAX_FDS + 4);
+	int fds[VHOST_USER_MAX_REGIONS + 3];
+	unsigned n = nfd % (VHOST_USER_MAX_REGIONS + 4);
 
 	if (nfd & 0x80)
-		size = (uint32_t)take(in, 4);
+		size = (uint32_t)fz_take(in, 4);
 	for (unsigned i = 0; i < n; i++)
-		fds[i] = some_fd(z, take8(in));
+		fds[i] = fz_some_fd(z, fz_take8(in));
 	while (plen < size && plen < sizeof(payload) && in->n)
-		payload[plen++] = take8(in);
-	message(z, req, flags, size, payload, plen, fds, n);
+		payload[plen++] = fz_take8(in);
+	fz_message(z, req, flags, size, payload, plen, fds, n);
 }
 
 static void op_memfd(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in);
+	uint8_t f = fz_take8(in);
 	unsigned s = f & 3;
-	uint64_t pages = f & 0x40 ? take16(in) % (BIG_PAGES + 1)
-				  : take8(in) % (MAX_PAGES + 1);
+	uint64_t pages = f & 0x40 ? fz_take16(in) % (BIG_PAGES + 1)
+				  : fz_take8(in) % (MAX_PAGES + 1);
 
-	close_fd(&z->mem[s]);
-	z->mem[s] = new_memfd(pages * PAGE, f & 4, f & 8);
+	fz_close_fd(&z->mem[s]);
+	z->mem[s] = fz_memfd(pages * PAGE, f & 4, f & 8);
 	z->mem_size[s] = pages * PAGE;
 }
 
 static void op_poke(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), buf[256];
+	uint8_t f = fz_take8(in), buf[256];
 	unsigned slot = f % (N_MEM + 1);
-	uint64_t off = f & 0x80 ? take(in, 4) : (uint64_t)take16(in) * 8;
-	size_t len = take8(in);
+	uint64_t off = f & 0x80 ? fz_take(in, 4) : (uint64_t)fz_take16(in) * 8;
+	size_t len = fz_take8(in);
 
 	for (size_t i = 0; i < len; i++)
-		buf[i] = take8(in);
-	poke(z, slot, off, buf, len);
+		buf[i] = fz_take8(in);
+	fz_poke(z, slot, off, buf, len);
 }
 
 /* What QEMU sends on (re)connect, with input-chosen parameters, so the
@@ -302,61 +319,68 @@ static void op_poke(struct fz *z, struct input *in)
  * the whole sequence. */
 static void op_setup(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), nb = take8(in);
-	uint64_t offered =
-		z->b->model->features | (1ull << VU_F_PROTOCOL_FEATURES);
+	uint8_t f = fz_take8(in), nb = fz_take8(in);
+	uint64_t offered = z->b->model->features |
+			   (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
 	uint64_t v, pf = VU_PROTOCOL_FEATURES;
 	uint16_t num = (uint16_t)(1u << (nb % 7)); /* 1..64 */
-	struct vu_mem_table_wire t = {.nregions = 1};
-	struct vu_inflight_wire w = {.num_queues = NQ, .queue_size = 64};
+	struct vhost_user_memory t = {.nregions = 1};
+	struct vhost_user_inflight w = {.num_queues = NQ, .queue_size = 64};
 	struct shadow_region sh;
 
 	if (z->mem[0] < 0 || z->mem_size[0] < 64 * PAGE) {
-		close_fd(&z->mem[0]);
-		z->mem[0] = new_memfd(64 * PAGE, true, true);
+		fz_close_fd(&z->mem[0]);
+		z->mem[0] = fz_memfd(64 * PAGE, true, true);
 		z->mem_size[0] = 64 * PAGE;
 	}
 	z->packed = f & 1;
 	v = z->packed ? offered : offered & ~(1ull << VIRTIO_F_RING_PACKED);
 	if (!(f & 2))
-		v &= ~(1ull << VU_F_PROTOCOL_FEATURES);
-	message(z, VU_GET_FEATURES, VU_VERSION, 0, NULL, 0, NULL, 0);
-	message(z, VU_SET_FEATURES, VU_VERSION, 8, &v, 8, NULL, 0);
+		v &= ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+	fz_message(z, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, 0, NULL, 0,
+		   NULL, 0);
+	fz_message(z, VHOST_USER_SET_FEATURES, VHOST_USER_VERSION, 8, &v, 8,
+		   NULL, 0);
 	if (f & 2) {
-		message(z, VU_GET_PROTOCOL_FEATURES, VU_VERSION, 0, NULL, 0,
-			NULL, 0);
-		message(z, VU_SET_PROTOCOL_FEATURES, VU_VERSION, 8, &pf, 8,
-			NULL, 0);
+		fz_message(z, VHOST_USER_GET_PROTOCOL_FEATURES,
+			   VHOST_USER_VERSION, 0, NULL, 0, NULL, 0);
+		fz_message(z, VHOST_USER_SET_PROTOCOL_FEATURES,
+			   VHOST_USER_VERSION, 8, &pf, 8, NULL, 0);
 	}
-	message(z, VU_SET_OWNER, VU_VERSION, 0, NULL, 0, NULL, 0);
+	fz_message(z, VHOST_USER_SET_OWNER, VHOST_USER_VERSION, 0, NULL, 0,
+		   NULL, 0);
 	if (f & 2 && f & 4) {
 		if (!(f & 8) || z->inflight_fd < 0)
-			message(z, VU_GET_INFLIGHT_FD, VU_VERSION, sizeof(w),
-				&w, sizeof(w), NULL, 0);
+			fz_message(z, VHOST_USER_GET_INFLIGHT_FD,
+				   VHOST_USER_VERSION, sizeof(w), &w, sizeof(w),
+				   NULL, 0);
 		if (z->inflight_fd >= 0) {
 			w.mmap_size = z->inflight_size;
-			message(z, VU_SET_INFLIGHT_FD, VU_VERSION, sizeof(w),
-				&w, sizeof(w), &z->inflight_fd, 1);
+			fz_message(z, VHOST_USER_SET_INFLIGHT_FD,
+				   VHOST_USER_VERSION, sizeof(w), &w, sizeof(w),
+				   &z->inflight_fd, 1);
 		}
 	}
-	t.regions[0] = (struct vu_region_wire){
-		.gpa = 0x100000,
-		.size = z->mem_size[0],
-		.uaddr = UBASE(0),
+	t.regions[0] = (struct vhost_user_memory_region){
+		.guest_phys_addr = 0x100000,
+		.memory_size = z->mem_size[0],
+		.userspace_addr = UBASE(0),
 	};
 	sh = (struct shadow_region){0, 0x100000, z->mem_size[0], 0};
 	z->n_reg = 0;
 	remember_region(z, &sh);
-	message(z, VU_SET_MEM_TABLE, VU_VERSION, 8 + sizeof(t.regions[0]), &t,
-		8 + sizeof(t.regions[0]), &z->mem[0], 1);
+	fz_message(z, VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION,
+		   8 + sizeof(t.regions[0]), &t, 8 + sizeof(t.regions[0]),
+		   &z->mem[0], 1);
 	if (f & 0x10) {
-		struct vu_log_wire lw = {.mmap_size = 64};
-		int lfd = tmp_fd(z, new_memfd(PAGE, true, true));
+		struct vhost_user_log lw = {.mmap_size = 64};
+		int lfd = fz_tmp_fd(z, fz_memfd(PAGE, true, true));
 		uint64_t all = v | (1ull << VHOST_F_LOG_ALL);
 
-		message(z, VU_SET_LOG_BASE, VU_VERSION, sizeof(lw), &lw,
-			sizeof(lw), &lfd, 1);
-		message(z, VU_SET_FEATURES, VU_VERSION, 8, &all, 8, NULL, 0);
+		fz_message(z, VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION,
+			   sizeof(lw), &lw, sizeof(lw), &lfd, 1);
+		fz_message(z, VHOST_USER_SET_FEATURES, VHOST_USER_VERSION, 8,
+			   &all, 8, NULL, 0);
 	}
 	for (uint32_t q = 0; q < NQ; q++) {
 		struct vhost_vring_state st = {q, num};
@@ -367,18 +391,17 @@ static void op_setup(struct fz *z, struct input *in)
 
 		if (f & (0x40 << q))
 			continue;
-		vd_vq_ring_sizes(z->packed ? VD_VQ_PACKED : VD_VQ_SPLIT, num,
-				 &dl, &al, &ul);
+		vuf_vq_sizes(z->packed, num, &dl, &al, &ul);
 		a.desc_user_addr = UBASE(0) + desc;
 		a.avail_user_addr = UBASE(0) + desc + dl;
 		a.used_user_addr = UBASE(0) + ((desc + dl + al + 3) & ~3ull);
-		message(z, VU_SET_VRING_NUM, VU_VERSION, sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION,
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 		st.num = z->packed ? 0x80008000u : 0;
-		message(z, VU_SET_VRING_BASE, VU_VERSION, sizeof(st), &st,
-			sizeof(st), NULL, 0);
-		message(z, VU_SET_VRING_ADDR, VU_VERSION, sizeof(a), &a,
-			sizeof(a), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_BASE, VHOST_USER_VERSION,
+			   sizeof(st), &st, sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_ADDR, VHOST_USER_VERSION,
+			   sizeof(a), &a, sizeof(a), NULL, 0);
 		z->ring[q] = (struct shadow_ring){
 			.addr_set = true,
 			.slot = 0,
@@ -387,20 +410,24 @@ static void op_setup(struct fz *z, struct input *in)
 			.num = num,
 			.wrap = true,
 		};
-		fd = event_fd(z, NULL);
-		message(z, VU_SET_VRING_CALL, VU_VERSION, 8, &u64, 8, &fd, 1);
-		fd = event_fd(z, &z->kick[q]);
-		message(z, VU_SET_VRING_KICK, VU_VERSION, 8, &u64, 8, &fd, 1);
+		fd = fz_event_fd(z, NULL);
+		fz_message(z, VHOST_USER_SET_VRING_CALL, VHOST_USER_VERSION, 8,
+			   &u64, 8, &fd, 1);
+		fd = fz_event_fd(z, &z->kick[q]);
+		fz_message(z, VHOST_USER_SET_VRING_KICK, VHOST_USER_VERSION, 8,
+			   &u64, 8, &fd, 1);
 		if (f & 2) {
 			st.num = 1;
-			message(z, VU_SET_VRING_ENABLE, VU_VERSION, sizeof(st),
-				&st, sizeof(st), NULL, 0);
+			fz_message(z, VHOST_USER_SET_VRING_ENABLE,
+				   VHOST_USER_VERSION, sizeof(st), &st,
+				   sizeof(st), NULL, 0);
 		}
 	}
 	if (f & 0x20) {
 		uint64_t status = 0x0f;
 
-		message(z, VU_SET_STATUS, VU_VERSION, 8, &status, 8, NULL, 0);
+		fz_message(z, VHOST_USER_SET_STATUS, VHOST_USER_VERSION, 8,
+			   &status, 8, NULL, 0);
 	}
 }
 
@@ -415,7 +442,7 @@ static struct vd_model *blk_model(void)
 	char err[256];
 	void *o = t ? t->opts_new() : NULL;
 
-	if (!o || t->opts_set(o, "disk", img_path, err, sizeof(err)) ||
+	if (!o || t->opts_set(o, "disk", fz_img_path, err, sizeof(err)) ||
 	    t->opts_set(o, "num-queues", NQ == 2 ? "2" : "1", err,
 			sizeof(err)) ||
 	    t->opts_set(o, "queue-size", QSIZE, err, sizeof(err)) ||
@@ -429,8 +456,8 @@ static struct vd_model *blk_model(void)
 
 static void remove_files(void)
 {
-	unlink(img_path);
-	unlink(spare_path);
+	unlink(fz_img_path);
+	unlink(fz_spare_path);
 }
 
 /* A fresh device and connection, as for each frontend the daemon serves. */
@@ -446,7 +473,7 @@ static void fz_begin(struct fz *z)
 	z->b = vu_backend_new("fuzz", blk_model());
 	if (!z->b)
 		abort();
-	connect_frontend(z);
+	fz_connect(z);
 }
 
 /* Everything goes; then no fd may be left open that was not before.
@@ -456,20 +483,20 @@ static void fz_end(struct fz *z, int fds_before)
 {
 	int now;
 
-	disconnect_frontend(z);
+	fz_disconnect(z);
 	vu_backend_free(z->b);
 	for (unsigned i = 0; i < N_MEM; i++)
-		close_fd(&z->mem[i]);
+		fz_close_fd(&z->mem[i]);
 	for (unsigned i = 0; i < NQ; i++)
-		close_fd(&z->kick[i]);
+		fz_close_fd(&z->kick[i]);
 	for (unsigned i = 0; i < N_CHAN; i++)
-		close_fd(&z->chan[i]);
-	close_fd(&z->inflight_fd);
-	now = count_fds();
+		fz_close_fd(&z->chan[i]);
+	fz_close_fd(&z->inflight_fd);
+	now = fz_count_fds();
 	if (now != fds_before) {
 		fprintf(stderr, "fuzz_vhost_user: %d fds open, %d before\n",
 			now, fds_before);
-		list_fds();
+		fz_list_fds();
 		abort();
 	}
 }
@@ -494,7 +521,7 @@ static void run_op(struct fz *z, uint8_t op, struct input *in)
 		break;
 	case 5:
 	case 6:
-		op_vring(z, in);
+		fz_op_vring(z, in);
 		break;
 	case 7:
 		op_features(z, in);
@@ -512,19 +539,19 @@ static void run_op(struct fz *z, uint8_t op, struct input *in)
 		op_simple(z, in);
 		break;
 	case 12:
-		op_request(z, in);
+		fz_op_request(z, in);
 		break;
 	case 13:
 		op_setup(z, in);
 		break;
 	case 14:
-		op_forge_inflight(z, in);
+		fz_op_forge_inflight(z, in);
 		break;
 	default:
 		/* QEMU's reconnect: the frontend goes and comes back with its
 		 * memory and inflight area. */
-		disconnect_frontend(z);
-		connect_frontend(z);
+		fz_disconnect(z);
+		fz_connect(z);
 		break;
 	}
 }
@@ -532,12 +559,12 @@ static void run_op(struct fz *z, uint8_t op, struct input *in)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = {data, size};
-	int before = count_fds();
+	int before = fz_count_fds();
 	struct fz z;
 
 	fz_begin(&z);
 	for (unsigned ops = 0; ops < MAX_OPS && in.n; ops++)
-		run_op(&z, take8(&in), &in);
+		run_op(&z, fz_take8(&in), &in);
 	fz_end(&z, before);
 	return 0;
 }
@@ -560,14 +587,14 @@ static void run_regressions(void)
 	for (size_t i = 0; i < sizeof(regressions) / sizeof(regressions[0]);
 	     i++) {
 		struct input in = {regressions[i].ops, regressions[i].len};
-		int before = count_fds();
+		int before = fz_count_fds();
 		struct fz z;
 
 		vd_debug(NULL, "replaying the input of a fixed bug: %s",
 			 regressions[i].bug);
 		fz_begin(&z);
 		while (in.n)
-			run_op(&z, take8(&in), &in);
+			run_op(&z, fz_take8(&in), &in);
 		fz_end(&z, before);
 	}
 }
@@ -585,11 +612,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (lvl)
 		vd_log_level_parse(lvl, &level);
 	vd_log_set_level(level);
-	fd = mkstemp(img_path);
+	fd = mkstemp(fz_img_path);
 	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
 		abort();
 	close(fd);
-	fd = mkstemp(spare_path);
+	fd = mkstemp(fz_spare_path);
 	if (fd < 0 || ftruncate(fd, 16 * PAGE) < 0)
 		abort();
 	close(fd);

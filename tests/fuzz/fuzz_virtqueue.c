@@ -14,6 +14,8 @@
 #include "virtiod/log.h"
 #include "virtiod/virtqueue.h"
 
+#include "fz_input.h"
+
 /* Guest memory: R0 rings, R1 + R2 adjacent (tables, data), a hole, R3. */
 static const struct {
 	uint64_t gpa, size;
@@ -32,25 +34,6 @@ static const struct {
 static uint8_t *region[NREG];
 static struct vd_mem *mem;
 static unsigned long long chains_popped, inputs;
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes; i++) {
-		v |= (uint64_t)(in->n ? *in->p : 0) << (8 * i);
-		if (in->n) {
-			in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
 
 static void *hva(uint64_t gpa)
 {
@@ -95,9 +78,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void make_desc(struct input *in, uint8_t out[16], bool split,
 		      uint16_t num)
 {
-	uint64_t addr = take(in, 8);
-	uint32_t len = (uint32_t)take(in, 4);
-	uint16_t a = (uint16_t)take(in, 2), b = (uint16_t)take(in, 2);
+	uint64_t addr = fz_take(in, 8);
+	uint32_t len = (uint32_t)fz_take(in, 4);
+	uint16_t a = (uint16_t)fz_take(in, 2), b = (uint16_t)fz_take(in, 2);
 
 	if (addr >> 60 < 13)
 		addr = layout[0].gpa + addr % SPAN;
@@ -162,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vd_vq_hooks hooks = {.log_write = on_log};
 	struct vd_vq_elem *held[MAX_HELD];
 	unsigned n_held = 0;
-	uint8_t mode = (uint8_t)take(&in, 1);
+	uint8_t mode = (uint8_t)fz_take(&in, 1);
 	size_t desc_len, drv_len, dev_len;
 	uint64_t desc_gpa = layout[0].gpa, drv_gpa, dev_gpa;
 	struct vd_vq *vq;
@@ -172,11 +155,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.event_idx = mode & 2;
 	cfg.indirect = mode & 4;
 	cfg.num = cfg.layout == VD_VQ_SPLIT
-			  ? (uint16_t)(1u << (take(&in, 1) % 7))
-			  : (uint16_t)(1 + take(&in, 1) % 64);
-	cfg.max_iov = 2 + (unsigned)take(&in, 1) % 15;
-	cfg.avail_idx = (uint16_t)take(&in, 2);
-	cfg.used_idx = (uint16_t)take(&in, 2);
+			  ? (uint16_t)(1u << (fz_take(&in, 1) % 7))
+			  : (uint16_t)(1 + fz_take(&in, 1) % 64);
+	cfg.max_iov = 2 + (unsigned)fz_take(&in, 1) % 15;
+	cfg.avail_idx = (uint16_t)fz_take(&in, 2);
+	cfg.used_idx = (uint16_t)fz_take(&in, 2);
 	cfg.avail_wrap = mode & 16;
 	cfg.used_wrap = mode & 32;
 	cfg.used_idx_valid = mode & 64;
@@ -216,19 +199,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cfg.layout == VD_VQ_SPLIT) {
 		struct vring_avail *avail = hva(drv_gpa);
 
-		avail->flags = (uint16_t)take(&in, 1);
+		avail->flags = (uint16_t)fz_take(&in, 1);
 		avail->idx = (uint16_t)(cfg.avail_idx +
-					take(&in, 1) % (cfg.num + 2));
+					fz_take(&in, 1) % (cfg.num + 2));
 		/* Heads mostly in range; ring[num] is used_event. */
 		for (unsigned i = 0; i < cfg.num; i++)
 			avail->ring[i] =
-				(uint16_t)(take(&in, 1) % (cfg.num + 1u));
-		avail->ring[cfg.num] = (uint16_t)take(&in, 2);
+				(uint16_t)(fz_take(&in, 1) % (cfg.num + 1u));
+		avail->ring[cfg.num] = (uint16_t)fz_take(&in, 2);
 	} else {
 		struct vring_packed_desc_event *ev = hva(drv_gpa);
 
-		ev->off_wrap = (uint16_t)take(&in, 2);
-		ev->flags = (uint16_t)take(&in, 1) % 4;
+		ev->off_wrap = (uint16_t)fz_take(&in, 2);
+		ev->flags = (uint16_t)fz_take(&in, 1) % 4;
 	}
 	cfg.desc = hva(desc_gpa);
 	cfg.driver = hva(drv_gpa);
@@ -240,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vd_vq_set_logging(vq, mode & 8);
 
 	for (unsigned ops = 0; in.n && ops < 512; ops++) {
-		uint8_t op = (uint8_t)take(&in, 1);
+		uint8_t op = (uint8_t)fz_take(&in, 1);
 		struct vd_vq_elem *e;
 
 		switch (op % 8) {
@@ -258,9 +241,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 3:
 			if (n_held) {
-				unsigned k = (unsigned)take(&in, 1) % n_held;
+				unsigned k = (unsigned)fz_take(&in, 1) % n_held;
 
-				vd_vq_push(vq, held[k], (uint32_t)take(&in, 4));
+				vd_vq_push(vq, held[k],
+					   (uint32_t)fz_take(&in, 4));
 				held[k] = held[--n_held];
 			}
 			break;
@@ -275,8 +259,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 6: {
 			/* The driver changes its rings under the device. */
-			uint16_t off = (uint16_t)take(&in, 2);
-			uint8_t v = (uint8_t)take(&in, 1);
+			uint16_t off = (uint16_t)fz_take(&in, 2);
+			uint8_t v = (uint8_t)fz_take(&in, 1);
 			size_t span = (size_t)(dev_gpa - desc_gpa) + dev_len;
 
 			region[0][off % span] = v;
@@ -284,10 +268,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 7: {
 			uint16_t heads[4];
-			unsigned n = (unsigned)take(&in, 1) % 5;
+			unsigned n = (unsigned)fz_take(&in, 1) % 5;
 
 			for (unsigned i = 0; i < n && i < 4; i++)
-				heads[i] = (uint16_t)take(&in, 1);
+				heads[i] = (uint16_t)fz_take(&in, 1);
 			vd_vq_requeue(vq, heads, n > 4 ? 4 : n);
 			break;
 		}

@@ -1,5 +1,6 @@
-/* vu-test: the vhost-user protocol, inflight, validation and command-line
- * suites against the daemon named by $VIRTIOD (default build/virtiod). */
+/* vu-test: the vhost-user protocol, memory, ring, inflight, validation and
+ * command-line suites against the daemon named by $VIRTIOD (default
+ * build/virtiod). */
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	failed += run_cli_tests();
 	failed += run_protocol_tests();
+	failed += run_memory_tests();
+	failed += run_ring_tests();
 	failed += run_inflight_tests();
 	failed += run_validation_tests();
 	failed += run_validation_mem_tests();

@@ -215,7 +215,7 @@ static void fd_mode_serves_an_inherited_socket(void **state)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct daemon d;
-	struct fe f;
+	struct vuf_conn f;
 	pid_t pid;
 	int ls, st;
 
@@ -240,8 +240,8 @@ static void fd_mode_serves_an_inherited_socket(void **state)
 	close(ls);
 	fe_connect(&f, d.sock);
 	fe_handshake(&f);
-	assert_int_equal(fe_get_u64(&f, REQ_GET_QUEUE_NUM), 1);
-	fe_close(&f);
+	assert_int_equal(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 1);
+	vuf_close(&f);
 	kill(pid, SIGTERM);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));

@@ -12,35 +12,6 @@
 
 #include "vu_test.h"
 
-struct t_split_desc {
-	uint8_t inflight, pad[5];
-	uint16_t next;
-	uint64_t counter;
-};
-
-struct t_split {
-	uint64_t features;
-	uint16_t version, desc_num, last_batch_head, used_idx;
-	struct t_split_desc desc[];
-};
-
-struct t_packed_desc {
-	uint8_t inflight, pad;
-	uint16_t next, last, num;
-	uint64_t counter;
-	uint16_t id, flags;
-	uint32_t len;
-	uint64_t addr;
-};
-
-struct t_packed {
-	uint64_t features;
-	uint16_t version, desc_num, free_head, old_free_head, used_idx,
-		old_used_idx;
-	uint8_t used_wrap_counter, old_used_wrap_counter, pad[7];
-	struct t_packed_desc desc[];
-};
-
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
@@ -65,17 +36,13 @@ static int teardown(void **state)
 }
 
 /* GET_INFLIGHT_FD: the daemon's region for nq queues of qs entries. */
-static int inflight_get(struct fe *f, uint16_t nq, uint16_t qs, size_t *size)
+static int inflight_get(struct vuf_conn *f, uint16_t nq, uint16_t qs,
+			size_t *size)
 {
-	struct wire_inflight in = {0, 0, nq, qs};
-	struct wire_hdr h;
+	struct vhost_user_inflight in;
 	int fd;
 
-	assert_int_equal(fe_send(f, REQ_GET_INFLIGHT_FD, F_VERSION, &in,
-				 sizeof(in), NULL, 0),
-			 0);
-	assert_int_equal(fe_recv(f, &h, &in, sizeof(in), &fd, 5000),
-			 sizeof(in));
+	assert_int_equal(vuf_get_inflight_fd(f, nq, qs, &in, &fd), 0);
 	assert_true(fd >= 0);
 	assert_int_equal(in.num_queues, nq);
 	/* Room for at least the queue size asked for. */
@@ -85,13 +52,12 @@ static int inflight_get(struct fe *f, uint16_t nq, uint16_t qs, size_t *size)
 	return fd;
 }
 
-static void inflight_set(struct fe *f, int fd, size_t size, uint16_t nq,
+static void inflight_set(struct vuf_conn *f, int fd, size_t size, uint16_t nq,
 			 uint16_t qs)
 {
-	struct wire_inflight in = {size, 0, nq, qs};
+	struct vhost_user_inflight in = {size, 0, nq, qs};
 
-	assert_int_equal(
-		fe_acked(f, REQ_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1), 0);
+	assert_int_equal(vuf_set_inflight_fd(f, &in, fd), 0);
 }
 
 /* What QEMU does on (re)connect before the rings: handshake, features,
@@ -99,7 +65,7 @@ static void inflight_set(struct fe *f, int fd, size_t size, uint16_t nq,
 static void connect_device(struct env *e, bool packed, int ifd, size_t isize,
 			   uint16_t qs)
 {
-	struct gmem *mems[1] = {&e->m};
+	struct vuf_mem *mems[1] = {&e->m};
 
 	fe_connect(&e->f, e->d.sock);
 	fe_handshake(&e->f);
@@ -111,17 +77,19 @@ static void connect_device(struct env *e, bool packed, int ifd, size_t isize,
 /* Heads marked in flight in a one-queue region of `size` bytes. */
 static unsigned count_inflight(const void *region, bool packed, size_t size)
 {
-	size_t n = packed ? (size - sizeof(struct t_packed)) /
-				    sizeof(struct t_packed_desc)
-			  : (size - sizeof(struct t_split)) /
-				    sizeof(struct t_split_desc);
+	size_t n =
+		packed ? (size - sizeof(struct vhost_user_inflight_packed)) /
+				 sizeof(struct vhost_user_inflight_desc_packed)
+		       : (size - sizeof(struct vhost_user_inflight_split)) /
+				 sizeof(struct vhost_user_inflight_desc_split);
 	unsigned c = 0;
 
 	for (size_t i = 0; i < n; i++)
-		c += packed ? ((const struct t_packed *)region)
+		c += packed ? ((const struct vhost_user_inflight_packed *)
+				       region)
 				      ->desc[i]
 				      .inflight
-			    : ((const struct t_split *)region)
+			    : ((const struct vhost_user_inflight_split *)region)
 				      ->desc[i]
 				      .inflight;
 	return c;
@@ -158,7 +126,7 @@ static unsigned kill_attempt(struct env *e, bool packed)
 	inflight_set(&e->f, ifd, isize, 1, asked);
 	gmem_new(&e->m, 64u << 20, 0x100000000ull);
 	{
-		struct gmem *mems[1] = {&e->m};
+		struct vuf_mem *mems[1] = {&e->m};
 
 		fe_set_mem_table(&e->f, mems, 1);
 	}
@@ -178,7 +146,7 @@ static unsigned kill_attempt(struct env *e, bool packed)
 	for (int spin = 0; spin < 2000000 && !ring_peek_used(r); spin++)
 		;
 	daemon_kill(&e->d);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 	in_flight = count_inflight(region, packed, isize);
 
 	/* The successor, as QEMU's reconnect brings it: its SET_VRING_BASE
@@ -267,7 +235,7 @@ static void *crafted_start(struct env *e, bool packed, int *ifd, size_t *isize,
 	fe_handshake(&e->f);
 	fe_set_features(&e->f, blk_features(packed));
 	*ifd = inflight_get(&e->f, 1, 64, isize);
-	fe_close(&e->f);
+	vuf_close(&e->f);
 	region =
 		mmap(NULL, *isize, PROT_READ | PROT_WRITE, MAP_SHARED, *ifd, 0);
 	assert_true(region != MAP_FAILED);
@@ -292,7 +260,7 @@ static void split_published_batch_is_not_resubmitted(void **state)
 	struct ring *r = &e->r[0];
 	struct vring_used *used;
 	struct blk_req a, b;
-	struct t_split *s;
+	struct vhost_user_inflight_split *s;
 	uint16_t token;
 	uint32_t len;
 	size_t isize;
@@ -301,7 +269,7 @@ static void split_published_batch_is_not_resubmitted(void **state)
 
 	s = crafted_start(e, false, &ifd, &isize, &a, &b, 31);
 	/* The dead daemon's work: A completed and published... */
-	used = r->used;
+	used = r->vq.used;
 	used->ring[0].id = htole32((uint32_t)a.token);
 	used->ring[0].len = htole32(1);
 	used->idx = htole16(1);
@@ -311,8 +279,10 @@ static void split_published_batch_is_not_resubmitted(void **state)
 	s->desc_num = 64;
 	s->used_idx = 0;
 	s->last_batch_head = (uint16_t)a.token;
-	s->desc[a.token] = (struct t_split_desc){.inflight = 1, .counter = 7};
-	s->desc[b.token] = (struct t_split_desc){.inflight = 1, .counter = 8};
+	s->desc[a.token] = (struct vhost_user_inflight_desc_split){
+		.inflight = 1, .counter = 7};
+	s->desc[b.token] = (struct vhost_user_inflight_desc_split){
+		.inflight = 1, .counter = 8};
 
 	daemon_start(&e->d, NULL);
 	connect_device(e, false, ifd, isize, 64);
@@ -344,7 +314,7 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	struct ring *r = &e->r[0];
 	struct vring_packed_desc *ring, copy[3];
 	struct blk_req a, b;
-	struct t_packed *p;
+	struct vhost_user_inflight_packed *p;
 	uint64_t dbuf;
 	uint16_t token;
 	uint32_t len;
@@ -352,7 +322,7 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	int ifd, fd;
 
 	p = crafted_start(e, true, &ifd, &isize, &a, &b, 41);
-	ring = r->desc;
+	ring = r->vq.pdesc;
 	dbuf = b.data_gpa;
 	memcpy(copy, ring, sizeof(copy));
 	/* The dead daemon ran B: its data is in the image, its used element
@@ -365,8 +335,8 @@ static void packed_overwritten_chain_is_resubmitted(void **state)
 	ring[0].id = htole16((uint16_t)b.token);
 	ring[0].len = htole32(1);
 	ring[0].flags = htole16(P_AVAIL | P_USED);
-	r->used_pos = 3;
-	r->id_busy[b.token] = false;
+	r->vq.used_pos = 3;
+	r->vq.busy[b.token] = false;
 	fill_pattern(gmem_hva(&e->m, dbuf), 4096, 99);
 	/* The region: A's three descriptors in entries 0-2, in flight; the
 	 * free list from entry 3; used position 3, wrap counter 1. */
@@ -415,7 +385,7 @@ static void packed_interrupted_publish(struct env *e, bool published)
 	struct ring *r = &e->r[0];
 	struct vring_packed_desc *ring;
 	struct blk_req a, b;
-	struct t_packed *p;
+	struct vhost_user_inflight_packed *p;
 	uint64_t da;
 	uint16_t token;
 	uint32_t len;
@@ -423,7 +393,7 @@ static void packed_interrupted_publish(struct env *e, bool published)
 	int ifd, fd;
 
 	p = crafted_start(e, true, &ifd, &isize, &a, &b, 51);
-	ring = r->desc;
+	ring = r->vq.pdesc;
 	da = a.data_gpa;
 	memset(p->desc, 0, 64 * sizeof(p->desc[0]));
 	for (uint16_t i = 0; i < 64; i++) {
@@ -435,15 +405,16 @@ static void packed_interrupted_publish(struct env *e, bool published)
 			p->desc[i].flags = le16toh(ring[i].flags);
 		}
 	}
-	p->desc[0] = (struct t_packed_desc){.inflight = 1,
-					    .next = 1,
-					    .last = 2,
-					    .num = 3,
-					    .counter = 1,
-					    .id = p->desc[0].id,
-					    .flags = p->desc[0].flags,
-					    .len = p->desc[0].len,
-					    .addr = p->desc[0].addr};
+	p->desc[0] = (struct vhost_user_inflight_desc_packed){
+		.inflight = 1,
+		.next = 1,
+		.last = 2,
+		.num = 3,
+		.counter = 1,
+		.id = p->desc[0].id,
+		.flags = p->desc[0].flags,
+		.len = p->desc[0].len,
+		.addr = p->desc[0].addr};
 	p->desc[3].inflight = 1;
 	p->desc[3].num = 3;
 	p->desc[3].last = 5;
@@ -499,7 +470,8 @@ static void packed_unpublished_batch_is_rolled_back(void **state)
 }
 
 /* True if the region records a descriptor at gpa with buffer id `id`. */
-static bool packed_recorded(const struct t_packed *p, uint64_t gpa, uint16_t id)
+static bool packed_recorded(const struct vhost_user_inflight_packed *p,
+			    uint64_t gpa, uint16_t id)
 {
 	for (unsigned i = 0; i < p->desc_num; i++)
 		if (p->desc[i].addr == gpa && p->desc[i].id == id)
@@ -517,9 +489,9 @@ static void packed_pushed_entries_are_not_reused_before_publish(void **state)
 {
 	struct env *e = *state;
 	struct ring *r = &e->r[0];
-	struct gmem *mems[1] = {&e->m};
+	struct vuf_mem *mems[1] = {&e->m};
 	struct blk_req q[2];
-	struct t_packed *p;
+	struct vhost_user_inflight_packed *p;
 	uint8_t *seen;
 	size_t isize;
 	unsigned n = 0;

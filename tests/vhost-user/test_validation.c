@@ -20,7 +20,7 @@ static void header_version_other_than_1_is_refused(void **state)
 {
 	(void)state;
 	prepare(RAW);
-	refused(REQ_GET_FEATURES, 2, NULL, 0, NULL, 0, "GET_FEATURES",
+	refused(VHOST_USER_GET_FEATURES, 2, NULL, 0, NULL, 0, "GET_FEATURES",
 		"header version 2, expected 1");
 }
 
@@ -28,7 +28,8 @@ static void header_reply_flag_on_a_request_is_refused(void **state)
 {
 	(void)state;
 	prepare(RAW);
-	refused(REQ_GET_FEATURES, F_VERSION | F_REPLY, NULL, 0, NULL, 0,
+	refused(VHOST_USER_GET_FEATURES,
+		VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, NULL, 0, NULL, 0,
 		"GET_FEATURES", "reply flag set on a request");
 }
 
@@ -36,15 +37,15 @@ static void header_unknown_flags_are_refused(void **state)
 {
 	(void)state;
 	prepare(RAW);
-	refused(REQ_GET_FEATURES, F_VERSION | 0x100, NULL, 0, NULL, 0,
-		"GET_FEATURES", "unknown header flags 0x101");
+	refused(VHOST_USER_GET_FEATURES, VHOST_USER_VERSION | 0x100, NULL, 0,
+		NULL, 0, "GET_FEATURES", "unknown header flags 0x101");
 }
 
 static void unknown_request_is_refused(void **state)
 {
 	(void)state;
 	prepare(RAW);
-	refused(99, F_VERSION, NULL, 0, NULL, 0, "unknown request",
+	refused(99, VHOST_USER_VERSION, NULL, 0, NULL, 0, "unknown request",
 		"request 99 is not supported");
 }
 
@@ -54,8 +55,8 @@ static void unsupported_request_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_LOG_FD, F_VERSION, NULL, 0, &fd, 1, "unknown request",
-		"request 7 is not supported");
+	refused(VHOST_USER_SET_LOG_FD, VHOST_USER_VERSION, NULL, 0, &fd, 1,
+		"unknown request", "request 7 is not supported");
 	close(fd);
 }
 
@@ -65,8 +66,8 @@ static void payload_of_wrong_size_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_FEATURES, F_VERSION, &v, 4, NULL, 0, "SET_FEATURES",
-		"payload of 4 bytes, expected 8");
+	refused(VHOST_USER_SET_FEATURES, VHOST_USER_VERSION, &v, 4, NULL, 0,
+		"SET_FEATURES", "payload of 4 bytes, expected 8");
 }
 
 static void payload_larger_than_any_request_is_refused(void **state)
@@ -75,8 +76,9 @@ static void payload_larger_than_any_request_is_refused(void **state)
 
 	(void)state;
 	prepare(RAW);
-	refused(REQ_SET_FEATURES, F_VERSION, big, sizeof(big), NULL, 0,
-		"SET_FEATURES", "payload of 4096 bytes, no request has more");
+	refused(VHOST_USER_SET_FEATURES, VHOST_USER_VERSION, big, sizeof(big),
+		NULL, 0, "SET_FEATURES",
+		"payload of 4096 bytes, no request has more");
 }
 
 static void variable_payload_out_of_range_is_refused(void **state)
@@ -85,8 +87,9 @@ static void variable_payload_out_of_range_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_GET_CONFIG, F_VERSION, cfg, sizeof(cfg), NULL, 0,
-		"GET_CONFIG", "payload of 270 bytes, expected 12..268");
+	refused(VHOST_USER_GET_CONFIG, VHOST_USER_VERSION, cfg, sizeof(cfg),
+		NULL, 0, "GET_CONFIG",
+		"payload of 270 bytes, expected 12..268");
 }
 
 static void stray_fd_is_refused_and_closed(void **state)
@@ -96,8 +99,8 @@ static void stray_fd_is_refused_and_closed(void **state)
 	(void)state;
 	prepare(HANDSHAKE);
 	/* daemon_still_serves counts the daemon's fds: this one is gone. */
-	refused(REQ_GET_QUEUE_NUM, F_VERSION, NULL, 0, &fd, 1, "GET_QUEUE_NUM",
-		"1 fds attached, expected 0..0");
+	refused(VHOST_USER_GET_QUEUE_NUM, VHOST_USER_VERSION, NULL, 0, &fd, 1,
+		"GET_QUEUE_NUM", "1 fds attached, expected 0..0");
 	close(fd);
 }
 
@@ -109,15 +112,16 @@ static void more_fds_than_any_request_takes_are_refused(void **state)
 	for (int i = 0; i < 12; i++)
 		fds[i] = eventfd(0, EFD_CLOEXEC);
 	prepare(HANDSHAKE);
-	refused(REQ_GET_QUEUE_NUM, F_VERSION, NULL, 0, fds, 12, "GET_QUEUE_NUM",
-		"more than 8 fds attached");
+	refused(VHOST_USER_GET_QUEUE_NUM, VHOST_USER_VERSION, NULL, 0, fds, 12,
+		"GET_QUEUE_NUM", "more than 8 fds attached");
 	for (int i = 0; i < 12; i++)
 		close(fds[i]);
 }
 
 static void fds_sent_with_the_payload_are_refused(void **state)
 {
-	struct wire_hdr h = {REQ_SET_FEATURES, F_VERSION, 8};
+	struct vhost_user_hdr h = {VHOST_USER_SET_FEATURES, VHOST_USER_VERSION,
+				   8};
 	uint64_t v = 0;
 	int fd = eventfd(0, EFD_CLOEXEC);
 	union {
@@ -150,14 +154,15 @@ static void fds_sent_with_the_payload_are_refused(void **state)
 
 static void truncated_message_is_dropped(void **state)
 {
-	struct wire_hdr h = {REQ_SET_FEATURES, F_VERSION, 8};
+	struct vhost_user_hdr h = {VHOST_USER_SET_FEATURES, VHOST_USER_VERSION,
+				   8};
 	uint32_t half = 0;
 
 	(void)state;
 	prepare(HANDSHAKE);
 	assert_int_equal(send(vs->f.sock, &h, sizeof(h), 0), sizeof(h));
 	assert_int_equal(send(vs->f.sock, &half, sizeof(half), 0), 4);
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	assert_true(daemon_log_has(&vs->d, "truncated message (peer closed)",
 				   NULL));
 	daemon_still_serves();
@@ -165,7 +170,8 @@ static void truncated_message_is_dropped(void **state)
 
 static void stalled_message_is_dropped(void **state)
 {
-	struct wire_hdr h = {REQ_SET_FEATURES, F_VERSION, 8};
+	struct vhost_user_hdr h = {VHOST_USER_SET_FEATURES, VHOST_USER_VERSION,
+				   8};
 
 	(void)state;
 	prepare(HANDSHAKE);
@@ -182,7 +188,8 @@ static void stalled_message_is_dropped(void **state)
 static void dripped_message_is_dropped_after_its_deadline(void **state)
 {
 	const struct timespec ts = {0, 200 * 1000 * 1000};
-	struct wire_hdr h = {REQ_SET_CONFIG, F_VERSION, 12 + 256};
+	struct vhost_user_hdr h = {VHOST_USER_SET_CONFIG, VHOST_USER_VERSION,
+				   12 + 256};
 	struct timespec t0, t1;
 	bool closed = false;
 	long ms;
@@ -209,15 +216,15 @@ static void dripped_message_is_dropped_after_its_deadline(void **state)
 
 static void second_frontend_is_turned_away(void **state)
 {
-	struct fe other;
+	struct vuf_conn other;
 
 	(void)state;
 	prepare(HANDSHAKE);
 	fe_connect(&other, vs->d.sock);
 	assert_true(fe_closed_by_peer(&other, 3000));
-	fe_close(&other);
+	vuf_close(&other);
 	/* The first one is still served. */
-	assert_int_equal(fe_get_u64(&vs->f, REQ_GET_QUEUE_NUM), 2);
+	assert_int_equal(fe_get_u64(&vs->f, VHOST_USER_GET_QUEUE_NUM), 2);
 	assert_true(
 		daemon_log_has(&vs->d, "a second frontend connected", NULL));
 	daemon_still_serves();
@@ -227,22 +234,23 @@ static void second_frontend_is_turned_away(void **state)
 
 static void need_reply_without_reply_ack_is_refused(void **state)
 {
-	uint64_t pf = 1ull << PF_MQ;
+	uint64_t pf = 1ull << VHOST_USER_PROTOCOL_F_MQ;
 
 	(void)state;
 	prepare(RAW);
-	fe_get_u64(&vs->f, REQ_GET_FEATURES);
-	fe_set_u64(&vs->f, REQ_SET_PROTOCOL_FEATURES, pf);
-	refused(REQ_SET_OWNER, F_VERSION | F_NEED_REPLY, NULL, 0, NULL, 0,
-		"SET_OWNER", "need_reply without REPLY_ACK");
+	fe_get_u64(&vs->f, VHOST_USER_GET_FEATURES);
+	fe_set_u64(&vs->f, VHOST_USER_SET_PROTOCOL_FEATURES, pf);
+	refused(VHOST_USER_SET_OWNER,
+		VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK, NULL, 0, NULL,
+		0, "SET_OWNER", "need_reply without REPLY_ACK");
 }
 
 static void request_needing_an_unnegotiated_feature_is_refused(void **state)
 {
 	(void)state;
 	prepare(RAW);
-	refused(REQ_GET_QUEUE_NUM, F_VERSION, NULL, 0, NULL, 0, "GET_QUEUE_NUM",
-		"protocol feature 0 not negotiated");
+	refused(VHOST_USER_GET_QUEUE_NUM, VHOST_USER_VERSION, NULL, 0, NULL, 0,
+		"GET_QUEUE_NUM", "protocol feature 0 not negotiated");
 }
 
 static void unoffered_features_are_refused(void **state)
@@ -251,7 +259,8 @@ static void unoffered_features_are_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused_with_reply(REQ_SET_FEATURES, &f, 8, NULL, 0, "SET_FEATURES",
+	refused_with_reply(VHOST_USER_SET_FEATURES, &f, 8, NULL, 0,
+			   "SET_FEATURES",
 			   "include unoffered 0x8000000000000000");
 }
 
@@ -261,8 +270,8 @@ static void unoffered_protocol_features_are_refused(void **state)
 
 	(void)state;
 	prepare(RAW);
-	refused(REQ_SET_PROTOCOL_FEATURES, F_VERSION, &f, 8, NULL, 0,
-		"SET_PROTOCOL_FEATURES", "include unoffered 0x100000");
+	refused(VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_VERSION, &f, 8,
+		NULL, 0, "SET_PROTOCOL_FEATURES", "include unoffered 0x100000");
 }
 
 static void status_beyond_a_byte_is_refused(void **state)
@@ -271,8 +280,8 @@ static void status_beyond_a_byte_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_STATUS, F_VERSION, &s, 8, NULL, 0, "SET_STATUS",
-		"is not a byte");
+	refused(VHOST_USER_SET_STATUS, VHOST_USER_VERSION, &s, 8, NULL, 0,
+		"SET_STATUS", "is not a byte");
 }
 
 /* ---------------------------------------------------------------- rings */
@@ -283,8 +292,8 @@ static void queue_index_out_of_range_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_VRING_NUM, F_VERSION, st, 8, NULL, 0, "SET_VRING_NUM",
-		"queue index 2, device has 2 queues");
+	refused(VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_NUM", "queue index 2, device has 2 queues");
 }
 
 static void queue_index_error_gets_an_error_reply(void **state)
@@ -293,7 +302,8 @@ static void queue_index_error_gets_an_error_reply(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused_with_reply(REQ_SET_VRING_BASE, st, 8, NULL, 0, "SET_VRING_BASE",
+	refused_with_reply(VHOST_USER_SET_VRING_BASE, st, 8, NULL, 0,
+			   "SET_VRING_BASE",
 			   "queue index 7, device has 2 queues");
 }
 
@@ -303,8 +313,8 @@ static void ring_size_not_a_power_of_two_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_NUM, F_VERSION, st, 8, NULL, 0, "SET_VRING_NUM",
-		"ring size 100 is not a power of two");
+	refused(VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_NUM", "ring size 100 is not a power of two");
 }
 
 static void ring_size_above_the_maximum_is_refused(void **state)
@@ -313,8 +323,8 @@ static void ring_size_above_the_maximum_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_NUM, F_VERSION, st, 8, NULL, 0, "SET_VRING_NUM",
-		"ring size 512 outside 1..256");
+	refused(VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_NUM", "ring size 512 outside 1..256");
 }
 
 static void ring_size_zero_is_refused(void **state)
@@ -323,8 +333,8 @@ static void ring_size_zero_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_NUM, F_VERSION, st, 8, NULL, 0, "SET_VRING_NUM",
-		"ring size 0 outside 1..256");
+	refused(VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_NUM", "ring size 0 outside 1..256");
 }
 
 static void split_base_over_16_bits_is_refused(void **state)
@@ -333,8 +343,8 @@ static void split_base_over_16_bits_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_BASE, F_VERSION, st, 8, NULL, 0, "SET_VRING_BASE",
-		"split ring base 65536 over 16 bits");
+	refused(VHOST_USER_SET_VRING_BASE, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_BASE", "split ring base 65536 over 16 bits");
 }
 
 static void kick_without_fd_is_refused(void **state)
@@ -343,8 +353,8 @@ static void kick_without_fd_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_KICK, F_VERSION, &v, 8, NULL, 0, "SET_VRING_KICK",
-		"polling (no kick fd) is not supported");
+	refused(VHOST_USER_SET_VRING_KICK, VHOST_USER_VERSION, &v, 8, NULL, 0,
+		"SET_VRING_KICK", "polling (no kick fd) is not supported");
 }
 
 static void invalid_fd_flag_with_an_fd_is_refused(void **state)
@@ -354,8 +364,8 @@ static void invalid_fd_flag_with_an_fd_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_CALL, F_VERSION, &v, 8, &fd, 1, "SET_VRING_CALL",
-		"invalid-fd flag set but an fd sent");
+	refused(VHOST_USER_SET_VRING_CALL, VHOST_USER_VERSION, &v, 8, &fd, 1,
+		"SET_VRING_CALL", "invalid-fd flag set but an fd sent");
 	close(fd);
 }
 
@@ -365,8 +375,8 @@ static void missing_fd_without_flag_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_ERR, F_VERSION, &v, 8, NULL, 0, "SET_VRING_ERR",
-		"no fd and no invalid-fd flag");
+	refused(VHOST_USER_SET_VRING_ERR, VHOST_USER_VERSION, &v, 8, NULL, 0,
+		"SET_VRING_ERR", "no fd and no invalid-fd flag");
 }
 
 static void vring_file_reserved_bits_are_refused(void **state)
@@ -376,8 +386,8 @@ static void vring_file_reserved_bits_are_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_KICK, F_VERSION, &v, 8, &fd, 1, "SET_VRING_KICK",
-		"reserved bits set in 0x200");
+	refused(VHOST_USER_SET_VRING_KICK, VHOST_USER_VERSION, &v, 8, &fd, 1,
+		"SET_VRING_KICK", "reserved bits set in 0x200");
 	close(fd);
 }
 
@@ -387,7 +397,7 @@ static void vring_enable_other_than_0_or_1_is_refused(void **state)
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_VRING_ENABLE, F_VERSION, st, 8, NULL, 0,
+	refused(VHOST_USER_SET_VRING_ENABLE, VHOST_USER_VERSION, st, 8, NULL, 0,
 		"SET_VRING_ENABLE", "enable value 2, expected 0 or 1");
 }
 
@@ -395,12 +405,12 @@ static void send_ring_addr(uint64_t desc, uint64_t avail, uint64_t used,
 			   uint32_t flags, const char *rule)
 {
 	uint32_t st[2] = {0, 64};
-	struct wire_vring_addr a = {0, flags, desc, used, avail, 0};
+	struct vhost_vring_addr a = {0, flags, desc, used, avail, 0};
 
-	assert_int_equal(fe_acked(&vs->f, REQ_SET_VRING_NUM, st, 8, NULL, 0),
-			 0);
-	refused(REQ_SET_VRING_ADDR, F_VERSION, &a, sizeof(a), NULL, 0,
-		"SET_VRING_ADDR", rule);
+	assert_int_equal(
+		fe_acked(&vs->f, VHOST_USER_SET_VRING_NUM, st, 8, NULL, 0), 0);
+	refused(VHOST_USER_SET_VRING_ADDR, VHOST_USER_VERSION, &a, sizeof(a),
+		NULL, 0, "SET_VRING_ADDR", rule);
 }
 
 static void ring_outside_memory_is_refused(void **state)
@@ -451,8 +461,8 @@ static void ring_size_change_while_running_is_refused(void **state)
 	prepare(MEMORY);
 	ring_init(&r, &vs->m, 0, 64, false);
 	fe_setup_ring(&vs->f, &r, 0, false, true);
-	refused(REQ_SET_VRING_NUM, F_VERSION, st, 8, NULL, 0, "SET_VRING_NUM",
-		"ring 0 is running");
+	refused(VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION, st, 8, NULL, 0,
+		"SET_VRING_NUM", "ring 0 is running");
 	ring_free(&r);
 }
 

@@ -18,18 +18,18 @@
 
 struct mem_msg {
 	uint32_t nregions, padding;
-	struct wire_region r[9];
+	struct vhost_user_memory_region r[9];
 };
 
-static void bad_table(const struct wire_region *r, unsigned n, int fd,
-		      const char *rule)
+static void bad_table(const struct vhost_user_memory_region *r, unsigned n,
+		      int fd, const char *rule)
 {
 	struct mem_msg t = {n, 0, {{0}}};
 	int fds[2] = {fd, fd};
 
 	memcpy(t.r, r, n * sizeof(*r));
-	refused(REQ_SET_MEM_TABLE, F_VERSION, &t, 8 + 32 * n, fds, n,
-		"SET_MEM_TABLE", rule);
+	refused(VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION, &t, 8 + 32 * n,
+		fds, n, "SET_MEM_TABLE", rule);
 }
 
 static void more_than_8_regions_are_refused(void **state)
@@ -38,8 +38,8 @@ static void more_than_8_regions_are_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_MEM_TABLE, F_VERSION, &t, 8 + 8 * 32, NULL, 0,
-		"SET_MEM_TABLE", "9 regions, at most 8");
+	refused(VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION, &t, 8 + 8 * 32,
+		NULL, 0, "SET_MEM_TABLE", "9 regions, at most 8");
 }
 
 static void region_count_and_size_disagree_is_refused(void **state)
@@ -50,8 +50,8 @@ static void region_count_and_size_disagree_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_MEM_TABLE, F_VERSION, &t, 8 + 32, fds, 2,
-		"SET_MEM_TABLE", "2 regions need 72 payload bytes, got 40");
+	refused(VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION, &t, 8 + 32, fds,
+		2, "SET_MEM_TABLE", "2 regions need 72 payload bytes, got 40");
 	close(fd);
 }
 
@@ -61,14 +61,14 @@ static void region_count_and_fds_disagree_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_MEM_TABLE, F_VERSION, &t, 8 + 32, NULL, 0,
-		"SET_MEM_TABLE", "1 regions but 0 fds");
+	refused(VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION, &t, 8 + 32, NULL,
+		0, "SET_MEM_TABLE", "1 regions but 0 fds");
 }
 
 #define REGION_CASE(fname, gpa, size, uaddr, off, fdsize, rule)                \
 	static void fname(void **state)                                        \
 	{                                                                      \
-		struct wire_region r = {gpa, size, uaddr, off};                \
+		struct vhost_user_memory_region r = {gpa, size, uaddr, off};   \
 		int fd = memfd_of(fdsize);                                     \
                                                                                \
 		(void)state;                                                   \
@@ -92,8 +92,8 @@ REGION_CASE(region_offset_past_the_end_is_refused, 0, 4096, 0x10000, 1u << 20,
 
 static void overlapping_regions_are_refused(void **state)
 {
-	struct wire_region r[2] = {{0, 8192, 0x10000, 0},
-				   {4096, 8192, 0x40000, 0}};
+	struct vhost_user_memory_region r[2] = {{0, 8192, 0x10000, 0},
+						{4096, 8192, 0x40000, 0}};
 	int fd = memfd_of(65536);
 
 	(void)state;
@@ -104,7 +104,7 @@ static void overlapping_regions_are_refused(void **state)
 
 static void region_fd_not_a_file_is_refused(void **state)
 {
-	struct wire_region r = {0, 4096, 0x10000, 0};
+	struct vhost_user_memory_region r = {0, 4096, 0x10000, 0};
 	int fd = eventfd(0, EFD_CLOEXEC);
 
 	(void)state;
@@ -113,59 +113,61 @@ static void region_fd_not_a_file_is_refused(void **state)
 	close(fd);
 }
 
-static void add_region(const struct wire_region *r, const int *fd, unsigned nfd)
+static void add_region(const struct vhost_user_memory_region *r, const int *fd,
+		       unsigned nfd)
 {
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, *r};
 
-	assert_int_equal(
-		fe_acked(&vs->f, REQ_ADD_MEM_REG, &m, sizeof(m), fd, nfd), 0);
+	assert_int_equal(fe_acked(&vs->f, VHOST_USER_ADD_MEM_REG, &m, sizeof(m),
+				  fd, nfd),
+			 0);
 }
 
 static void add_region_without_fd_is_refused(void **state)
 {
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, {0, 4096, 0x10000, 0}};
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_ADD_MEM_REG, F_VERSION, &m, sizeof(m), NULL, 0,
-		"ADD_MEM_REG", "0 fds attached, expected 1..1");
+	refused(VHOST_USER_ADD_MEM_REG, VHOST_USER_VERSION, &m, sizeof(m), NULL,
+		0, "ADD_MEM_REG", "0 fds attached, expected 1..1");
 }
 
 static void add_region_past_fd_end_is_refused(void **state)
 {
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, {0, 1u << 20, 0x10000, 0}};
 	int fd = memfd_of(4096);
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_ADD_MEM_REG, F_VERSION, &m, sizeof(m), &fd, 1,
-		"ADD_MEM_REG", "ends past the end of its file");
+	refused(VHOST_USER_ADD_MEM_REG, VHOST_USER_VERSION, &m, sizeof(m), &fd,
+		1, "ADD_MEM_REG", "ends past the end of its file");
 	close(fd);
 }
 
 static void add_overlapping_region_is_refused(void **state)
 {
-	struct wire_region a = {0, 8192, 0x10000, 0};
+	struct vhost_user_memory_region a = {0, 8192, 0x10000, 0};
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, {4096, 8192, 0x80000, 0}};
 	int fd = memfd_of(8192);
 
 	(void)state;
 	prepare(HANDSHAKE);
 	add_region(&a, &fd, 1);
-	refused(REQ_ADD_MEM_REG, F_VERSION, &m, sizeof(m), &fd, 1,
-		"ADD_MEM_REG", "overlaps region at gpa 0x0");
+	refused(VHOST_USER_ADD_MEM_REG, VHOST_USER_VERSION, &m, sizeof(m), &fd,
+		1, "ADD_MEM_REG", "overlaps region at gpa 0x0");
 	close(fd);
 }
 
@@ -173,21 +175,22 @@ static void more_than_509_slots_are_refused(void **state)
 {
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, {0, 4096, 0x10000, 0}};
 	int fd = memfd_of(4096);
 
 	(void)state;
 	prepare(HANDSHAKE);
 	for (unsigned i = 0; i < 509; i++) {
-		struct wire_region r = {0x100000ull * i, 4096,
-					0x10000000ull + 0x100000ull * i, 0};
+		struct vhost_user_memory_region r = {
+			0x100000ull * i, 4096, 0x10000000ull + 0x100000ull * i,
+			0};
 
 		add_region(&r, &fd, 1);
 	}
-	m.r.gpa = 0x100000ull * 600;
-	refused(REQ_ADD_MEM_REG, F_VERSION, &m, sizeof(m), &fd, 1,
-		"ADD_MEM_REG", "all 509 memory slots in use");
+	m.r.guest_phys_addr = 0x100000ull * 600;
+	refused(VHOST_USER_ADD_MEM_REG, VHOST_USER_VERSION, &m, sizeof(m), &fd,
+		1, "ADD_MEM_REG", "all 509 memory slots in use");
 	close(fd);
 }
 
@@ -195,13 +198,13 @@ static void removing_an_unknown_region_is_refused(void **state)
 {
 	struct {
 		uint64_t pad;
-		struct wire_region r;
+		struct vhost_user_memory_region r;
 	} m = {0, {0x5000000, 4096, 0x10000, 0}};
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_REM_MEM_REG, F_VERSION, &m, sizeof(m), NULL, 0,
-		"REM_MEM_REG", "no region with gpa 0x5000000");
+	refused(VHOST_USER_REM_MEM_REG, VHOST_USER_VERSION, &m, sizeof(m), NULL,
+		0, "REM_MEM_REG", "no region with gpa 0x5000000");
 }
 
 /* ------------------------------------------------------ log and inflight */
@@ -212,8 +215,8 @@ static void log_without_fd_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_LOG_BASE, F_VERSION, l, 16, NULL, 0, "SET_LOG_BASE",
-		"0 fds attached, expected 1..1");
+	refused(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, l, 16, NULL, 0,
+		"SET_LOG_BASE", "0 fds attached, expected 1..1");
 }
 
 static void log_past_its_fd_is_refused(void **state)
@@ -223,8 +226,8 @@ static void log_past_its_fd_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_LOG_BASE, F_VERSION, l, 16, &fd, 1, "SET_LOG_BASE",
-		"ends past the end of its file");
+	refused(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, l, 16, &fd, 1,
+		"SET_LOG_BASE", "ends past the end of its file");
 	close(fd);
 }
 
@@ -235,53 +238,53 @@ static void log_of_size_zero_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_LOG_BASE, F_VERSION, l, 16, &fd, 1, "SET_LOG_BASE",
-		"log size 0");
+	refused(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, l, 16, &fd, 1,
+		"SET_LOG_BASE", "log size 0");
 	close(fd);
 }
 
 static void inflight_for_too_many_queues_is_refused(void **state)
 {
-	struct wire_inflight in = {0, 0, 3, 64};
+	struct vhost_user_inflight in = {0, 0, 3, 64};
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_GET_INFLIGHT_FD, F_VERSION, &in, sizeof(in), NULL, 0,
-		"GET_INFLIGHT_FD", "3 queues, device has 2");
+	refused(VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_VERSION, &in, sizeof(in),
+		NULL, 0, "GET_INFLIGHT_FD", "3 queues, device has 2");
 }
 
 static void inflight_queue_size_above_max_is_refused(void **state)
 {
-	struct wire_inflight in = {0, 0, 1, 1024};
+	struct vhost_user_inflight in = {0, 0, 1, 1024};
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_GET_INFLIGHT_FD, F_VERSION, &in, sizeof(in), NULL, 0,
-		"GET_INFLIGHT_FD", "queue size 1024 outside 1..256");
+	refused(VHOST_USER_GET_INFLIGHT_FD, VHOST_USER_VERSION, &in, sizeof(in),
+		NULL, 0, "GET_INFLIGHT_FD", "queue size 1024 outside 1..256");
 }
 
 static void inflight_area_too_small_is_refused(void **state)
 {
-	struct wire_inflight in = {64, 0, 1, 64};
+	struct vhost_user_inflight in = {64, 0, 1, 64};
 	int fd = memfd_of(4096);
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_INFLIGHT_FD, F_VERSION, &in, sizeof(in), &fd, 1,
-		"SET_INFLIGHT_FD",
+	refused(VHOST_USER_SET_INFLIGHT_FD, VHOST_USER_VERSION, &in, sizeof(in),
+		&fd, 1, "SET_INFLIGHT_FD",
 		"area of 64 bytes, 1 split queues of 64 need");
 	close(fd);
 }
 
 static void inflight_area_past_its_fd_is_refused(void **state)
 {
-	struct wire_inflight in = {1u << 20, 0, 1, 64};
+	struct vhost_user_inflight in = {1u << 20, 0, 1, 64};
 	int fd = memfd_of(4096);
 
 	(void)state;
 	prepare(MEMORY);
-	refused(REQ_SET_INFLIGHT_FD, F_VERSION, &in, sizeof(in), &fd, 1,
-		"SET_INFLIGHT_FD", "ends past the end of its file");
+	refused(VHOST_USER_SET_INFLIGHT_FD, VHOST_USER_VERSION, &in, sizeof(in),
+		&fd, 1, "SET_INFLIGHT_FD", "ends past the end of its file");
 	close(fd);
 }
 
@@ -293,8 +296,8 @@ static void config_size_over_256_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_GET_CONFIG, F_VERSION, c, 16, NULL, 0, "GET_CONFIG",
-		"config size 300 over 256");
+	refused(VHOST_USER_GET_CONFIG, VHOST_USER_VERSION, c, 16, NULL, 0,
+		"GET_CONFIG", "config size 300 over 256");
 }
 
 static void config_size_disagreeing_with_payload_is_refused(void **state)
@@ -303,8 +306,8 @@ static void config_size_disagreeing_with_payload_is_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_CONFIG, F_VERSION, c, 16, NULL, 0, "SET_CONFIG",
-		"config size 8 but payload of 16 bytes");
+	refused(VHOST_USER_SET_CONFIG, VHOST_USER_VERSION, c, 16, NULL, 0,
+		"SET_CONFIG", "config size 8 but payload of 16 bytes");
 }
 
 static void config_unknown_flags_are_refused(void **state)
@@ -313,8 +316,8 @@ static void config_unknown_flags_are_refused(void **state)
 
 	(void)state;
 	prepare(HANDSHAKE);
-	refused(REQ_SET_CONFIG, F_VERSION, c, 16, NULL, 0, "SET_CONFIG",
-		"unknown config flags 5");
+	refused(VHOST_USER_SET_CONFIG, VHOST_USER_VERSION, c, 16, NULL, 0,
+		"SET_CONFIG", "unknown config flags 5");
 }
 
 int run_validation_mem_tests(void)

@@ -8,8 +8,8 @@
 struct vstate {
 	struct daemon d;
 	int idle_fds; /* the daemon's fds with no frontend */
-	struct fe f;
-	struct gmem m;
+	struct vuf_conn f;
+	struct vuf_mem m;
 };
 
 extern struct vstate *vs;

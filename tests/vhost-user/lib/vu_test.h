@@ -1,6 +1,7 @@
-/* A vhost-user frontend for testing virtiod through its socket: messages,
- * memfd guest memory, rings it builds itself, blk requests, and the daemon
- * process. Links nothing of the daemon: an independent frontend. */
+/* Testing virtiod through its socket: the daemon process, and the
+ * vhost-user frontend library (tests/lib/vhost-user-frontend) wrapped so
+ * that every failure fails the test, plus blk requests. Links nothing of
+ * the daemon: an independent frontend. */
 #ifndef VIRTIOD_TESTS_VU_TEST_H
 #define VIRTIOD_TESTS_VU_TEST_H
 
@@ -13,81 +14,21 @@
 
 #include <cmocka.h>
 
-/* ---------------------------------------------------------------- wire */
-
-enum {
-	REQ_GET_FEATURES = 1,
-	REQ_SET_FEATURES = 2,
-	REQ_SET_OWNER = 3,
-	REQ_RESET_OWNER = 4,
-	REQ_SET_MEM_TABLE = 5,
-	REQ_SET_LOG_BASE = 6,
-	REQ_SET_LOG_FD = 7,
-	REQ_SET_VRING_NUM = 8,
-	REQ_SET_VRING_ADDR = 9,
-	REQ_SET_VRING_BASE = 10,
-	REQ_GET_VRING_BASE = 11,
-	REQ_SET_VRING_KICK = 12,
-	REQ_SET_VRING_CALL = 13,
-	REQ_SET_VRING_ERR = 14,
-	REQ_GET_PROTOCOL_FEATURES = 15,
-	REQ_SET_PROTOCOL_FEATURES = 16,
-	REQ_GET_QUEUE_NUM = 17,
-	REQ_SET_VRING_ENABLE = 18,
-	REQ_SET_BACKEND_REQ_FD = 21,
-	REQ_GET_CONFIG = 24,
-	REQ_SET_CONFIG = 25,
-	REQ_GET_INFLIGHT_FD = 31,
-	REQ_SET_INFLIGHT_FD = 32,
-	REQ_RESET_DEVICE = 34,
-	REQ_GET_MAX_MEM_SLOTS = 36,
-	REQ_ADD_MEM_REG = 37,
-	REQ_REM_MEM_REG = 38,
-	REQ_SET_STATUS = 39,
-	REQ_GET_STATUS = 40,
-};
-
-#define F_VERSION    0x1u
-#define F_REPLY	     (1u << 2)
-#define F_NEED_REPLY (1u << 3)
-
-#define PF_MQ		       0
-#define PF_LOG_SHMFD	       1
-#define PF_REPLY_ACK	       3
-#define PF_BACKEND_REQ	       5
-#define PF_CONFIG	       9
-#define PF_INFLIGHT_SHMFD      12
-#define PF_RESET_DEVICE	       13
-#define PF_CONFIGURE_MEM_SLOTS 15
-#define PF_STATUS	       16
-#define PROTOCOL_FEATURES_BIT  30
+#include "vuf_conn.h"
+#include "vuf_mem.h"
+#include "vuf_vq.h"
 
 /* What virtiod must offer (docs/vhost-user.md). */
 #define EXPECTED_PROTOCOL_FEATURES                                             \
-	((1ull << PF_MQ) | (1ull << PF_LOG_SHMFD) | (1ull << PF_REPLY_ACK) |   \
-	 (1ull << PF_BACKEND_REQ) | (1ull << PF_CONFIG) |                      \
-	 (1ull << PF_INFLIGHT_SHMFD) | (1ull << PF_RESET_DEVICE) |             \
-	 (1ull << PF_CONFIGURE_MEM_SLOTS) | (1ull << PF_STATUS))
-
-struct wire_hdr {
-	uint32_t request;
-	uint32_t flags;
-	uint32_t size;
-};
-
-struct wire_region {
-	uint64_t gpa, size, uaddr, mmap_offset;
-};
-
-struct wire_vring_addr {
-	uint32_t index, flags;
-	uint64_t desc, used, avail, log;
-};
-
-struct wire_inflight {
-	uint64_t mmap_size, mmap_offset;
-	uint16_t num_queues, queue_size;
-};
+	((1ull << VHOST_USER_PROTOCOL_F_MQ) |                                  \
+	 (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD) |                           \
+	 (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |                           \
+	 (1ull << VHOST_USER_PROTOCOL_F_BACKEND_REQ) |                         \
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |                              \
+	 (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |                      \
+	 (1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                        \
+	 (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                 \
+	 (1ull << VHOST_USER_PROTOCOL_F_STATUS))
 
 /* ------------------------------------------------------------- daemon */
 
@@ -132,73 +73,43 @@ const char *virtiod_path(void);
 
 /* -------------------------------------------------------- connection */
 
-struct fe {
-	int sock;
-	uint64_t features;
-	uint64_t protocol;
-};
-
-void fe_connect(struct fe *f, const char *path);
-void fe_close(struct fe *f);
-/* Raw send; returns 0 or -errno. */
-int fe_send(struct fe *f, uint32_t req, uint32_t flags, const void *payload,
-	    uint32_t size, const int *fds, unsigned n_fds);
-/* Receive one reply; returns payload size, -ECONNRESET on EOF, -ETIMEDOUT.
- * fd (if not NULL) gets an attached fd or -1. */
-int fe_recv(struct fe *f, struct wire_hdr *h, void *payload, size_t max,
-	    int *fd, int timeout_ms);
+/* The calls below assert success (a failure fails the test); raw sends
+ * and receives are the library's vuf_send and vuf_recv. */
+void fe_connect(struct vuf_conn *f, const char *path);
 /* True if the daemon closed the connection (EOF within timeout). */
-bool fe_closed_by_peer(struct fe *f, int timeout_ms);
-uint64_t fe_get_u64(struct fe *f, uint32_t req);
+bool fe_closed_by_peer(struct vuf_conn *f, int timeout_ms);
+uint64_t fe_get_u64(struct vuf_conn *f, uint32_t req);
 /* Send with NEED_REPLY and return the ack value (0 = success). */
-uint64_t fe_acked(struct fe *f, uint32_t req, const void *payload,
+uint64_t fe_acked(struct vuf_conn *f, uint32_t req, const void *payload,
 		  uint32_t size, const int *fds, unsigned n_fds);
-void fe_set_u64(struct fe *f, uint32_t req, uint64_t v);
+void fe_set_u64(struct vuf_conn *f, uint32_t req, uint64_t v);
 /* GET_FEATURES, GET/SET_PROTOCOL_FEATURES (all expected), SET_OWNER. */
-void fe_handshake(struct fe *f);
-void fe_set_features(struct fe *f, uint64_t virtio_features);
+void fe_handshake(struct vuf_conn *f);
+void fe_set_features(struct vuf_conn *f, uint64_t virtio_features);
 
 /* -------------------------------------------------------------- memory */
 
-struct gmem {
-	int fd;
-	uint8_t *hva;
-	size_t size;
-	uint64_t gpa;
-	size_t next; /* bump allocator offset */
-};
-
-void gmem_new(struct gmem *m, size_t size, uint64_t gpa);
-void gmem_free(struct gmem *m);
+/* size bytes of memfd (no sealing) at gpa. */
+void gmem_new(struct vuf_mem *m, size_t size, uint64_t gpa);
+void gmem_free(struct vuf_mem *m);
 /* Page-aligned allocations keep what the device writes on known pages. */
-uint64_t gmem_alloc(struct gmem *m, size_t size, size_t align);
-void *gmem_hva(struct gmem *m, uint64_t gpa);
-void fe_set_mem_table(struct fe *f, struct gmem *const *mems, unsigned n);
-struct wire_region gmem_region(const struct gmem *m);
+uint64_t gmem_alloc(struct vuf_mem *m, size_t size, size_t align);
+void *gmem_hva(struct vuf_mem *m, uint64_t gpa);
+void fe_set_mem_table(struct vuf_conn *f, struct vuf_mem *const *mems,
+		      unsigned n);
+struct vhost_user_memory_region gmem_region(const struct vuf_mem *m);
 
 /* --------------------------------------------------------------- rings */
 
 #define RING_MAX 1024
 
+/* A ring in test memory, each part on its own pages, with its eventfds. */
 struct ring {
-	struct gmem *m;
-	bool packed;
-	uint16_t num;
+	struct vuf_mem *m;
 	unsigned index;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	void *desc, *avail, *used;
 	int kick, call;
-	/* split */
-	uint16_t avail_idx, last_used;
-	uint16_t free_head, n_free;
-	/* packed */
-	uint16_t avail_pos, used_pos;
-	bool avail_wrap, used_wrap;
-	uint16_t next_id;
-	uint16_t id_ndesc[RING_MAX];
-	uint16_t id_head[RING_MAX]; /* split: head of each token's chain */
-	uint16_t chain_len[RING_MAX];
-	bool id_busy[RING_MAX];
+	struct vuf_vq vq; /* with chain bookkeeping */
 };
 
 struct buf {
@@ -207,12 +118,12 @@ struct buf {
 	bool write;
 };
 
-void ring_init(struct ring *r, struct gmem *m, unsigned index, uint16_t num,
+void ring_init(struct ring *r, struct vuf_mem *m, unsigned index, uint16_t num,
 	       bool packed);
 void ring_free(struct ring *r);
-/* SET_VRING_NUM/BASE/ADDR/KICK/CALL (+ENABLE 1). base: split avail idx,
- * packed as the vhost wire format. */
-void fe_setup_ring(struct fe *f, struct ring *r, uint32_t base, bool log,
+/* SET_VRING_NUM/BASE/ADDR/KICK/CALL (+ENABLE 1), as QEMU orders them.
+ * base: split avail idx, packed as the vhost wire format. */
+void fe_setup_ring(struct vuf_conn *f, struct ring *r, uint32_t base, bool log,
 		   bool enable);
 /* Make a chain available; returns its token (split head / packed id). */
 int ring_add(struct ring *r, const struct buf *bufs, unsigned n);
@@ -260,8 +171,8 @@ bool image_has_pattern(const struct daemon *d, uint64_t sector, size_t len,
 /* A connected, negotiated device with one memory region and rings. */
 struct env {
 	struct daemon d;
-	struct fe f;
-	struct gmem m;
+	struct vuf_conn f;
+	struct vuf_mem m;
 	struct ring r[2];
 	unsigned nq;
 };
@@ -270,10 +181,19 @@ struct env {
 void env_open(struct env *e, unsigned nq, bool packed, uint16_t num);
 void env_close(struct env *e);
 uint64_t blk_features(bool packed);
+/* A fixture: an env with a 64 MiB image prepared (no daemon started). */
+int env_setup(void **state);
+int env_teardown(void **state);
+/* Write 16 KiB at sector, read it back, flush; checks the data in guest
+ * memory and in the image. */
+void io_roundtrip(struct env *e, struct ring *r, uint64_t sector,
+		  uint32_t seed);
 
 /* ------------------------------------------------------------ groups */
 
 int run_protocol_tests(void);
+int run_memory_tests(void);
+int run_ring_tests(void);
 int run_inflight_tests(void);
 int run_validation_tests(void);
 int run_validation_mem_tests(void);

@@ -47,7 +47,7 @@ int validation_teardown(void **state)
 int validation_test_teardown(void **state)
 {
 	(void)state;
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	if (vs->m.hva)
 		gmem_free(&vs->m);
 	return 0;
@@ -59,7 +59,7 @@ void prepare(enum prep p)
 	if (p >= HANDSHAKE)
 		fe_handshake(&vs->f);
 	if (p >= MEMORY) {
-		struct gmem *mems[1] = {&vs->m};
+		struct vuf_mem *mems[1] = {&vs->m};
 
 		fe_set_features(&vs->f, blk_features(false));
 		gmem_new(&vs->m, 4u << 20, 0x100000000ull);
@@ -70,16 +70,16 @@ void prepare(enum prep p)
 /* After any refusal: alive, no leaked fd, a new frontend is served. */
 void daemon_still_serves(void)
 {
-	struct fe f;
+	struct vuf_conn f;
 
-	fe_close(&vs->f);
+	vuf_close(&vs->f);
 	assert_true(daemon_alive(&vs->d));
 	assert_int_equal(daemon_wait_fd_count(&vs->d, vs->idle_fds),
 			 vs->idle_fds);
 	fe_connect(&f, vs->d.sock);
 	fe_handshake(&f);
-	assert_int_equal(fe_get_u64(&f, REQ_GET_QUEUE_NUM), 2);
-	fe_close(&f);
+	assert_int_equal(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 2);
+	vuf_close(&f);
 	assert_int_equal(daemon_wait_fd_count(&vs->d, vs->idle_fds),
 			 vs->idle_fds);
 }
@@ -88,7 +88,7 @@ void daemon_still_serves(void)
 void refused(uint32_t req, uint32_t flags, const void *p, uint32_t size,
 	     const int *fds, unsigned n_fds, const char *name, const char *rule)
 {
-	assert_int_equal(fe_send(&vs->f, req, flags, p, size, fds, n_fds), 0);
+	assert_int_equal(vuf_send(&vs->f, req, flags, p, size, fds, n_fds), 0);
 	assert_true(fe_closed_by_peer(&vs->f, 3000));
 	if (!daemon_log_has(&vs->d, name, rule, "closing the connection",
 			    NULL)) {
@@ -108,7 +108,7 @@ void refused_with_reply(uint32_t req, const void *p, uint32_t size,
 		daemon_dump_log(&vs->d);
 		fail_msg("no log line with \"%s\" and \"%s\"", name, rule);
 	}
-	assert_int_equal(fe_get_u64(&vs->f, REQ_GET_QUEUE_NUM), 2);
+	assert_int_equal(fe_get_u64(&vs->f, VHOST_USER_GET_QUEUE_NUM), 2);
 	daemon_still_serves();
 }
 

@@ -1,32 +1,37 @@
 /* The driver side of fuzz_vhost_user: SET_VRING_* messages, blk requests
  * made available on rings the input placed in memfds, and the inflight
- * records a dead daemon could have left. */
-#ifndef VIRTIOD_FUZZ_VU_RINGS_H
-#define VIRTIOD_FUZZ_VU_RINGS_H
-
+ * records a dead daemon could have left. Ring sizes and the inflight
+ * layout are the frontend library's (vuf_vq.h, vuf_wire.h). */
+#include <errno.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ring.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "vu_fuzz_frontend.h"
+#include "fz_frontend.h"
+#include "fz_rings.h"
+#include "vuf_vq.h"
 
 /* ---------------------------------------------------------------- rings */
 
 /* Mostly a queue the device has, sometimes any index at all. */
 static uint32_t ring_index(struct input *in)
 {
-	uint8_t b = take8(in);
+	uint8_t b = fz_take8(in);
 
 	if (b < 0xf0)
 		return b % NQ;
-	return b == 0xff ? (uint32_t)take(in, 4) : b;
+	return b == 0xff ? (uint32_t)fz_take(in, 4) : b;
 }
 
 /* One SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR/ENABLE or GET_VRING_BASE with
  * input-chosen fields; ring addresses are offsets in a memfd slot, laid out
  * as a driver would or placed anywhere. */
-static void op_vring(struct fz *z, struct input *in)
+void fz_op_vring(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), sub = take8(in);
+	uint8_t f = fz_take8(in), sub = fz_take8(in);
 	uint32_t index = ring_index(in);
 	struct shadow_ring *sr = index < NQ ? &z->ring[index] : NULL;
 	struct vhost_vring_state st = {.index = index};
@@ -36,42 +41,41 @@ static void op_vring(struct fz *z, struct input *in)
 
 	switch (sub % 8) {
 	case 0: {
-		uint8_t b = take8(in);
+		uint8_t b = fz_take8(in);
 
 		st.num = b < 0xf0 ? 1u << (b % 8)
-				  : (b == 0xff ? (uint32_t)take(in, 4)
-					       : take16(in));
+				  : (b == 0xff ? (uint32_t)fz_take(in, 4)
+					       : fz_take16(in));
 		if (sr)
 			sr->num = (uint16_t)st.num;
-		message(z, VU_SET_VRING_NUM, flags_of(f), sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_NUM, fz_flags(f), sizeof(st),
+			   &st, sizeof(st), NULL, 0);
 		return;
 	}
 	case 1: {
-		uint8_t mode = take8(in);
+		uint8_t mode = fz_take8(in);
 		unsigned s = mode & 3;
 		uint16_t num = sr && sr->num ? sr->num : 64;
-		uint64_t desc = (uint64_t)take16(in) * 16, avail, used;
+		uint64_t desc = (uint64_t)fz_take16(in) * 16, avail, used;
 		size_t dl, al, ul;
 
 		/* Laid out one after the other, as a driver would, or each
 		 * part anywhere. */
-		vd_vq_ring_sizes(z->packed ? VD_VQ_PACKED : VD_VQ_SPLIT, num,
-				 &dl, &al, &ul);
-		avail = mode & 4 ? (uint64_t)take16(in) * 2 : desc + dl;
-		used = mode & 8 ? (uint64_t)take16(in) * 4
+		vuf_vq_sizes(z->packed, num, &dl, &al, &ul);
+		avail = mode & 4 ? (uint64_t)fz_take16(in) * 2 : desc + dl;
+		used = mode & 8 ? (uint64_t)fz_take16(in) * 4
 				: (avail + al + 3) & ~3ull;
 		a.desc_user_addr = UBASE(s) + desc;
 		a.avail_user_addr = UBASE(s) + avail;
 		a.used_user_addr = UBASE(s) + used;
 		if (mode & 0x10) {
 			a.flags = 1u << VHOST_VRING_F_LOG;
-			a.log_guest_addr = take(in, 8);
+			a.log_guest_addr = fz_take(in, 8);
 		}
 		if (mode & 0x20)
-			a.flags |= take8(in);
+			a.flags |= fz_take8(in);
 		if (mode & 0x40)
-			a.used_user_addr = take(in, 8);
+			a.used_user_addr = fz_take(in, 8);
 		if (sr)
 			*sr = (struct shadow_ring){
 				.addr_set = true,
@@ -81,49 +85,50 @@ static void op_vring(struct fz *z, struct input *in)
 				.num = num,
 				.wrap = true,
 			};
-		message(z, VU_SET_VRING_ADDR, flags_of(f), sizeof(a), &a,
-			sizeof(a), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_ADDR, fz_flags(f), sizeof(a),
+			   &a, sizeof(a), NULL, 0);
 		return;
 	}
 	case 2:
-		st.num = f & 0x80 ? (uint32_t)take(in, 4) : take16(in);
+		st.num = f & 0x80 ? (uint32_t)fz_take(in, 4) : fz_take16(in);
 		if (sr) {
 			sr->avail_idx = sr->next_desc =
 				(uint16_t)(st.num & 0x7fff);
 			sr->wrap = z->packed ? !!(st.num & 0x8000) : true;
 		}
-		message(z, VU_SET_VRING_BASE, flags_of(f), sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_BASE, fz_flags(f),
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 		return;
 	case 3:
-		message(z, VU_GET_VRING_BASE, flags_of(f), sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_GET_VRING_BASE, fz_flags(f),
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 		return;
 	case 4:
 	case 5:
 	case 6: {
-		static const uint32_t req[3] = {
-			VU_SET_VRING_KICK, VU_SET_VRING_CALL, VU_SET_VRING_ERR};
-		uint8_t mode = take8(in);
+		static const uint32_t req[3] = {VHOST_USER_SET_VRING_KICK,
+						VHOST_USER_SET_VRING_CALL,
+						VHOST_USER_SET_VRING_ERR};
+		uint8_t mode = fz_take8(in);
 
-		u64 = index & VU_VRING_IDX_MASK;
-		if (index > VU_VRING_IDX_MASK || mode & 0x80)
-			u64 = take(in, 8);
+		u64 = index & VHOST_USER_VRING_IDX_MASK;
+		if (index > VHOST_USER_VRING_IDX_MASK || mode & 0x80)
+			u64 = fz_take(in, 8);
 		if (mode & 1)
-			u64 |= VU_VRING_NOFD_MASK;
+			u64 |= VHOST_USER_VRING_NOFD_MASK;
 		if (!(mode & 1) || mode & 2)
-			fd = mode & 4 ? some_fd(z, take8(in))
-				      : event_fd(z, sub % 8 == 4 && sr
-							    ? &z->kick[index]
-							    : NULL);
-		message(z, req[sub % 8 - 4], flags_of(f), sizeof(u64), &u64,
-			sizeof(u64), &fd, fd >= 0);
+			fd = mode & 4 ? fz_some_fd(z, fz_take8(in))
+				      : fz_event_fd(z, sub % 8 == 4 && sr
+							       ? &z->kick[index]
+							       : NULL);
+		fz_message(z, req[sub % 8 - 4], fz_flags(f), sizeof(u64), &u64,
+			   sizeof(u64), &fd, fd >= 0);
 		return;
 	}
 	default:
-		st.num = f & 0x80 ? (uint32_t)take(in, 4) : take8(in) & 1;
-		message(z, VU_SET_VRING_ENABLE, flags_of(f), sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		st.num = f & 0x80 ? (uint32_t)fz_take(in, 4) : fz_take8(in) & 1;
+		fz_message(z, VHOST_USER_SET_VRING_ENABLE, fz_flags(f),
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 		return;
 	}
 }
@@ -138,8 +143,8 @@ static bool buffer_at(struct fz *z, struct input *in, uint32_t len,
 
 	if (!z->n_reg)
 		return false;
-	r = &z->reg[take8(in) % z->n_reg];
-	o = (uint64_t)take16(in) * 16;
+	r = &z->reg[fz_take8(in) % z->n_reg];
+	o = (uint64_t)fz_take16(in) * 16;
 	if (r->size > len)
 		o %= r->size - len;
 	*gpa = r->gpa + o;
@@ -151,7 +156,7 @@ static bool buffer_at(struct fz *z, struct input *in, uint32_t len,
 /* A blk request made available on a ring set up with offsets in a memfd:
  * header, data, status in guest memory, descriptors, then the index or the
  * flags that publish it, and a kick. The driver side of the ring. */
-static void op_request(struct fz *z, struct input *in)
+void fz_op_request(struct fz *z, struct input *in)
 {
 	static const uint32_t types[] = {
 		VIRTIO_BLK_T_IN,
@@ -162,15 +167,16 @@ static void op_request(struct fz *z, struct input *in)
 		VIRTIO_BLK_T_WRITE_ZEROES,
 		0x77,
 	};
-	uint8_t f = take8(in);
-	unsigned q = take8(in) % NQ, nb = 0;
+	uint8_t f = fz_take8(in);
+	unsigned q = fz_take8(in) % NQ, nb = 0;
 	struct shadow_ring *sr = &z->ring[q];
-	uint8_t tsel = take8(in);
+	uint8_t tsel = fz_take8(in);
 	struct virtio_blk_outhdr h = {
-		.type = tsel < 0xf0 ? types[tsel % 7] : (uint32_t)take(in, 4),
-		.sector = take8(in),
+		.type = tsel < 0xf0 ? types[tsel % 7]
+				    : (uint32_t)fz_take(in, 4),
+		.sector = fz_take8(in),
 	};
-	uint32_t dlen = take16(in) % 0x3000;
+	uint32_t dlen = fz_take16(in) % 0x3000;
 	bool dev_writes =
 		h.type == VIRTIO_BLK_T_IN || h.type == VIRTIO_BLK_T_GET_ID;
 	struct fbuf {
@@ -186,12 +192,12 @@ static void op_request(struct fz *z, struct input *in)
 		return;
 	if (!buffer_at(z, in, sizeof(h), &gpa, &slot, &off))
 		return;
-	poke(z, slot, off, &h, sizeof(h));
+	fz_poke(z, slot, off, &h, sizeof(h));
 	bufs[nb++] = (struct fbuf){gpa, sizeof(h), false};
 	if (dlen && buffer_at(z, in, dlen, &gpa, &slot, &off))
 		bufs[nb++] = (struct fbuf){gpa, dlen, dev_writes};
 	if (buffer_at(z, in, 1, &gpa, &slot, &off)) {
-		poke(z, slot, off, &status, 1);
+		fz_poke(z, slot, off, &status, 1);
 		bufs[nb++] = (struct fbuf){gpa, 1, true};
 	}
 	if (f & 2 && nb > 1) /* a writable buffer before a readable one */
@@ -216,17 +222,18 @@ static void op_request(struct fz *z, struct input *in)
 			};
 
 			if (f & 4 && i == 0)
-				d.next = take16(in); /* anywhere */
-			poke(z, sr->slot, sr->desc + at * sizeof(d), &d,
-			     sizeof(d));
+				d.next = fz_take16(in); /* anywhere */
+			fz_poke(z, sr->slot, sr->desc + at * sizeof(d), &d,
+				sizeof(d));
 		}
 		sr->next_desc = (uint16_t)(head + nb);
-		poke(z, sr->slot, sr->avail + 4 + (sr->avail_idx % sr->num) * 2,
-		     &head, 2);
+		fz_poke(z, sr->slot,
+			sr->avail + 4 + (sr->avail_idx % sr->num) * 2, &head,
+			2);
 		sr->avail_idx++;
 		if (f & 8)
-			sr->avail_idx = take16(in);
-		poke(z, sr->slot, sr->avail + 2, &sr->avail_idx, 2);
+			sr->avail_idx = fz_take16(in);
+		fz_poke(z, sr->slot, sr->avail + 2, &sr->avail_idx, 2);
 	} else {
 		uint16_t id = sr->next_id++ % sr->num;
 		uint16_t head = sr->avail_idx % sr->num, head_flags = 0;
@@ -244,7 +251,7 @@ static void op_request(struct fz *z, struct input *in)
 			struct vring_packed_desc d = {
 				.addr = bufs[i].gpa,
 				.len = bufs[i].len,
-				.id = f & 4 ? take16(in) : id,
+				.id = f & 4 ? fz_take16(in) : id,
 			};
 
 			/* The head's flags go last: they publish the chain. */
@@ -252,17 +259,17 @@ static void op_request(struct fz *z, struct input *in)
 				head_flags = fl;
 			else
 				d.flags = fl;
-			poke(z, sr->slot, sr->desc + pos * sizeof(d), &d,
-			     sizeof(d));
+			fz_poke(z, sr->slot, sr->desc + pos * sizeof(d), &d,
+				sizeof(d));
 			if (++pos == sr->num) {
 				pos = 0;
 				sr->wrap = !sr->wrap;
 			}
 		}
 		sr->avail_idx = pos;
-		poke(z, sr->slot,
-		     sr->desc + head * sizeof(struct vring_packed_desc) + 14,
-		     &head_flags, 2);
+		fz_poke(z, sr->slot,
+			sr->desc + head * sizeof(struct vring_packed_desc) + 14,
+			&head_flags, 2);
 	}
 	if (z->kick[q] >= 0 && !(f & 0x10)) {
 		uint64_t one = 1;
@@ -276,15 +283,15 @@ static void op_request(struct fz *z, struct input *in)
  * chains in flight for one queue of the area GET_INFLIGHT_FD gave us, made
  * plausible from the input and sometimes damaged; then, if asked, the ring
  * restarts (SET_VRING_ENABLE 0, 1) so the record is recovered. */
-static void op_forge_inflight(struct fz *z, struct input *in)
+void fz_op_forge_inflight(struct fz *z, struct input *in)
 {
-	uint8_t f = take8(in), g = take8(in);
+	uint8_t f = fz_take8(in), g = fz_take8(in);
 	unsigned nq = g % NQ + 1, q = (g >> 4) % nq;
 	bool packed = z->packed != !!(g & 8);
-	size_t hdr = packed ? sizeof(struct vu_inflight_packed)
-			    : sizeof(struct vu_inflight_split);
-	size_t ent = packed ? sizeof(struct vu_inflight_desc_packed)
-			    : sizeof(struct vu_inflight_desc_split);
+	size_t hdr = packed ? sizeof(struct vhost_user_inflight_packed)
+			    : sizeof(struct vhost_user_inflight_split);
+	size_t ent = packed ? sizeof(struct vhost_user_inflight_desc_packed)
+			    : sizeof(struct vhost_user_inflight_desc_split);
 	uint64_t stride = (z->inflight_size / nq) & ~63ull, cap;
 	uint16_t num = z->ring[q].num ? z->ring[q].num : 64, desc_num;
 	uint8_t *map, *base;
@@ -292,9 +299,9 @@ static void op_forge_inflight(struct fz *z, struct input *in)
 	if (z->inflight_fd < 0 || stride < hdr + ent)
 		return;
 	cap = (stride - hdr) / ent;
-	if (cap > VD_VQ_MAX_SIZE)
-		cap = VD_VQ_MAX_SIZE;
-	desc_num = (uint16_t)(f & 2		   ? take16(in)
+	if (cap > VUF_VQ_MAX_SIZE)
+		cap = VUF_VQ_MAX_SIZE;
+	desc_num = (uint16_t)(f & 2		   ? fz_take16(in)
 			      : f & 1 && num < cap ? num
 						   : cap);
 	map = mmap(NULL, z->inflight_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -304,41 +311,41 @@ static void op_forge_inflight(struct fz *z, struct input *in)
 	base = map + q * stride;
 	memset(base + hdr, 0, cap * ent);
 	if (!packed) {
-		struct vu_inflight_split *s = (void *)base;
-		unsigned n = take8(in) % 8;
+		struct vhost_user_inflight_split *s = (void *)base;
+		unsigned n = fz_take8(in) % 8;
 
 		s->desc_num = desc_num;
-		s->used_idx = take16(in);
-		s->last_batch_head = take8(in) % cap;
+		s->used_idx = fz_take16(in);
+		s->last_batch_head = fz_take8(in) % cap;
 		for (unsigned k = 0; k < n; k++) {
-			struct vu_inflight_desc_split *d =
-				&s->desc[take8(in) % cap];
+			struct vhost_user_inflight_desc_split *d =
+				&s->desc[fz_take8(in) % cap];
 
 			d->inflight = 1;
-			d->counter = take8(in);
-			d->next = (uint16_t)(take8(in) % cap);
+			d->counter = fz_take8(in);
+			d->next = (uint16_t)(fz_take8(in) % cap);
 		}
-		s->version = f & 4 ? take8(in) : 1;
+		s->version = f & 4 ? fz_take8(in) : 1;
 	} else {
-		struct vu_inflight_packed *p = (void *)base;
-		unsigned chains = take8(in) % 5, pos = 0;
+		struct vhost_user_inflight_packed *p = (void *)base;
+		unsigned chains = fz_take8(in) % 5, pos = 0;
 
 		for (unsigned i = 0; i < cap; i++)
 			p->desc[i].next = (uint16_t)(i + 1);
 		for (unsigned k = 0; k < chains; k++) {
-			unsigned cnt = take8(in) % 4 + 1;
-			uint16_t id = take8(in) % num;
+			unsigned cnt = fz_take8(in) % 4 + 1;
+			uint16_t id = fz_take8(in) % num;
 
 			if (pos + cnt > cap)
 				break;
 			p->desc[pos].inflight = 1;
 			p->desc[pos].num = (uint16_t)cnt;
 			p->desc[pos].last = (uint16_t)(pos + cnt - 1);
-			p->desc[pos].counter = take8(in);
+			p->desc[pos].counter = fz_take8(in);
 			for (unsigned d = 0; d < cnt; d++) {
-				struct vu_inflight_desc_packed *e =
+				struct vhost_user_inflight_desc_packed *e =
 					&p->desc[pos + d];
-				uint8_t b = take8(in);
+				uint8_t b = fz_take8(in);
 
 				e->id = id;
 				e->flags =
@@ -349,33 +356,31 @@ static void op_forge_inflight(struct fz *z, struct input *in)
 							  : 0));
 				e->len = b >> 1;
 				e->addr = z->n_reg ? z->reg[b % z->n_reg].gpa
-						   : take(in, 8);
+						   : fz_take(in, 8);
 			}
 			pos += cnt;
 		}
 		p->desc_num = desc_num;
 		p->free_head = p->old_free_head = (uint16_t)pos;
-		p->used_idx = p->old_used_idx = take8(in) % num;
+		p->used_idx = p->old_used_idx = fz_take8(in) % num;
 		p->used_wrap_counter = p->old_used_wrap_counter = g & 1;
 		if (g & 2) { /* died while publishing a batch */
-			p->used_idx = take8(in) % num;
-			p->free_head = take8(in) % cap;
+			p->used_idx = fz_take8(in) % num;
+			p->free_head = fz_take8(in) % cap;
 		}
-		p->version = f & 4 ? take8(in) : 1;
+		p->version = f & 4 ? fz_take8(in) : 1;
 	}
 	/* A few bytes damaged anywhere in the queue's region. */
-	for (unsigned k = f & 8 ? take8(in) % 4 + 1 : 0; k; k--)
-		base[take16(in) % (hdr + cap * ent)] = take8(in);
+	for (unsigned k = f & 8 ? fz_take8(in) % 4 + 1 : 0; k; k--)
+		base[fz_take16(in) % (hdr + cap * ent)] = fz_take8(in);
 	munmap(map, z->inflight_size);
 	if (f & 0x10) {
 		struct vhost_vring_state st = {q, 0};
 
-		message(z, VU_SET_VRING_ENABLE, VU_VERSION, sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_ENABLE, VHOST_USER_VERSION,
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 		st.num = 1;
-		message(z, VU_SET_VRING_ENABLE, VU_VERSION, sizeof(st), &st,
-			sizeof(st), NULL, 0);
+		fz_message(z, VHOST_USER_SET_VRING_ENABLE, VHOST_USER_VERSION,
+			   sizeof(st), &st, sizeof(st), NULL, 0);
 	}
 }
-
-#endif

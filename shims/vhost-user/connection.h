@@ -1,0 +1,31 @@
+/* The socket and the fds a frontend shares (connection.c). */
+#ifndef VIRTIOD_SHIM_VU_CONNECTION_H
+#define VIRTIOD_SHIM_VU_CONNECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "vu_state.h"
+
+int vu_listen_path(const char *path, const char *who, int *out_fd,
+		   bool *created);
+int vu_check_listen_fd(int fd, const char *who);
+/* Read one message; 0, -ECONNRESET on orderly close, other <0 logged. */
+int vu_recv_msg(struct vu_backend *b, struct vu_msg *m);
+int vu_send_reply(struct vu_backend *b, struct vu_reply *r);
+void vu_close_fds(int *fds, unsigned n);
+void vu_close_fd(int *fd);
+/* fstat the fd: a regular file (memfd, tmpfs, hugetlbfs) holding
+ * [offset, offset+size). Seals it against shrinking where it can, and
+ * warns (once per connection, naming `what`) where it cannot. */
+int vu_fd_check_range(struct vu_backend *b, const char *what, int fd,
+		      uint64_t offset, uint64_t size, char *why, size_t whylen,
+		      struct stat *st);
+/* mmap [offset, offset+size) of fd shared read-write; *base and *len are the
+ * whole mapping, the return the pointer to offset. NULL with why. */
+void *vu_map_fd(int fd, uint64_t offset, uint64_t size, const struct stat *st,
+		void **base, size_t *len, char *why, size_t whylen);
+
+#endif
