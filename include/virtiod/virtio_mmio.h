@@ -93,5 +93,11 @@ void vd_mmio_save(struct vd_mmio *m, struct vd_mmio_state *st,
  * not have produced (-EINVAL); the device is then left reset. */
 int vd_mmio_restore(struct vd_mmio *m, const struct vd_mmio_state *st,
 		    const struct vd_mmio_queue_state *qs, unsigned nq);
+/* After a predecessor died (not a handover): it may have published used
+ * buffers, set INT_VRING and raised the line, and the guest may not have
+ * read InterruptStatus yet. Linux looks at the rings only when that read
+ * says INT_VRING, so set it and raise the line: a spurious interrupt costs
+ * the driver a read, a lost one hangs its I/O. No-op before DRIVER_OK. */
+void vd_mmio_assume_used_pending(struct vd_mmio *m);
 
 #endif

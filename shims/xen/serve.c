@@ -224,6 +224,10 @@ static void restore_device(struct xdev *x, const struct vd_xen_prev *prev)
 	else
 		vd_info(x->who, "device state restored (%s)",
 			prev->clean ? "handover" : "after a crash");
+	/* The record keeps InterruptStatus as of the last register write;
+	 * a crash can lose a bit set since. */
+	if (rc == 0 && !prev->clean)
+		vd_mmio_assume_used_pending(x->mmio);
 }
 
 /* True while the guest lives; checks Xen at most once a LIVENESS_MS. */

@@ -721,3 +721,9 @@ bad:
 	vd_mmio_reset(m);
 	return -EINVAL;
 }
+
+void vd_mmio_assume_used_pending(struct vd_mmio *m)
+{
+	if (vd_dev_status(m->dev) & VIRTIO_CONFIG_S_DRIVER_OK)
+		raise_bits(m, VIRTIO_MMIO_INT_VRING);
+}

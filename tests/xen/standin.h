@@ -148,6 +148,10 @@ struct sx_vdev_stats {
 	uint64_t bad_ring;	   /* used ids the driver never gave out */
 };
 void sx_vdev_stats(struct sx_vdev *d, struct sx_vdev_stats *out);
+/* Mask the guest's interrupts (hold: true) or unmask them: while masked,
+ * edges are counted but nobody reads InterruptStatus, as when the vCPU
+ * runs with interrupts off. */
+void sx_vdev_hold_irq(struct sx_vdev *d, bool hold);
 
 /* One virtio-blk request as Linux's virtio_blk builds it: the 16-byte
  * header at hdr_gpa with the status byte right after it (struct

@@ -435,6 +435,67 @@ static void crash_with_packed_indirect_chains_in_flight(void **s)
 				      1ULL << VIRTIO_RING_F_INDIRECT_DESC);
 }
 
+struct one_rw {
+	pthread_t t;
+	uint64_t gpa;
+	int rc;
+};
+
+static void *one_read(void *arg)
+{
+	struct one_rw *r = arg;
+
+	r->rc = sx_blk_rw(dev, 0, VIRTIO_BLK_T_IN, 64, r->gpa, 4096);
+	return NULL;
+}
+
+/* The daemon completes a request, sets InterruptStatus and raises the
+ * line, and dies before the guest reads InterruptStatus (its vCPU had
+ * interrupts off). Linux's vm_interrupt looks at the rings only if that
+ * read says INT_VRING: the successor must say so, or the completion is
+ * never seen and the guest's I/O hangs. */
+static void crash_between_interrupt_and_its_status_read(uint64_t features)
+{
+	uint8_t disk[4096];
+	struct one_rw r = {0};
+	uint64_t edges;
+	pid_t pid;
+	int st;
+
+	pid = fork_server();
+	probe_with(features);
+	rw_check(0, 8, 1);
+	r.gpa = sx_vdev_alloc(dev, 4096);
+	sx_vdev_hold_irq(dev, true);
+	edges = sx_irq_edges(DOMID);
+	assert_int_equal(pthread_create(&r.t, NULL, one_read, &r), 0);
+	assert_true(sx_irq_wait(DOMID, edges, 5000) > edges);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	pid = fork_server();
+	sx_vdev_hold_irq(dev, false);
+	pthread_join(r.t, NULL);
+	assert_int_equal(r.rc, VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(img_fd, disk, 4096, 64 * 512), 4096);
+	assert_memory_equal(disk, sx_guest_ram(DOMID) + r.gpa, 4096);
+	rw_check(0, 800, 2);
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}
+
+static void crash_before_the_guest_reads_its_interrupt_split(void **s)
+{
+	(void)s;
+	crash_between_interrupt_and_its_status_read(0);
+}
+
+static void crash_before_the_guest_reads_its_interrupt_packed(void **s)
+{
+	(void)s;
+	crash_between_interrupt_and_its_status_read(
+		1ULL << VIRTIO_F_RING_PACKED | 1ULL << VIRTIO_RING_F_EVENT_IDX);
+}
+
 /* The record names a server id that is now another device model's: the
  * successor must leave it alone and make its own. */
 static void stale_record_never_takes_over_another_server(void **s)
@@ -560,6 +621,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			crash_with_packed_indirect_chains_in_flight, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_before_the_guest_reads_its_interrupt_split, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_before_the_guest_reads_its_interrupt_packed,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			stale_record_never_takes_over_another_server, setup,
 			teardown),

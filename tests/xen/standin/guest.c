@@ -258,6 +258,13 @@ void sx_vdev_stats(struct sx_vdev *d, struct sx_vdev_stats *out)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void sx_vdev_hold_irq(struct sx_vdev *d, bool hold)
+{
+	pthread_mutex_lock(&d->lock);
+	d->hold_irq = hold;
+	pthread_mutex_unlock(&d->lock);
+}
+
 uint64_t sx_vdev_isr_reads(struct sx_vdev *d)
 {
 	struct sx_vdev_stats s;
@@ -348,16 +355,16 @@ static void blk_done(struct sx_vdev *d)
 }
 
 /* Linux's vm_interrupt: read InterruptStatus, acknowledge what was read,
- * then vring_interrupt looks at the ring. The ring is looked at only
- * here, so a lost interrupt leaves the request waiting (and the test
- * failing). */
+ * then, if it says INT_VRING, vring_interrupt looks at the ring. The ring
+ * is looked at only here, so a lost interrupt leaves the request waiting
+ * (and the test failing). */
 static void take_interrupt(struct sx_vdev *d, unsigned v)
 {
 	uint64_t edges = sx_irq_edges(d->o.domid);
 	uint32_t isr = 0;
 
 	pthread_mutex_lock(&d->lock);
-	if (edges == d->irq_seen) {
+	if (edges == d->irq_seen || d->hold_irq) {
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
@@ -378,8 +385,11 @@ static void take_interrupt(struct sx_vdev *d, unsigned v)
 			pthread_mutex_unlock(&d->lock);
 		}
 	}
+	/* vm_interrupt calls vring_interrupt only for INT_VRING: an edge
+	 * whose InterruptStatus reads 0 is ignored, and the used entries it
+	 * announced wait for an interrupt that may never come. */
 	pthread_mutex_lock(&d->lock);
-	if (!d->ring_ops->more_used(d)) {
+	if (!(isr & VIRTIO_MMIO_INT_VRING) || !d->ring_ops->more_used(d)) {
 		d->st.irqs_no_work++;
 	} else {
 		d->ring_ops->interrupted(d);

@@ -93,6 +93,7 @@ struct sx_vdev {
 	pthread_mutex_t lock; /* everything below, and the ring */
 	bool bad_ring;
 	bool needs_reset; /* the device set DEVICE_NEEDS_RESET */
+	bool hold_irq;	  /* interrupts masked: edges wait (sx_vdev_hold_irq) */
 	unsigned next_seq, last_done_seq;
 	uint8_t *hdr_busy; /* sx_blk_rw's header slots */
 	uint64_t next_alloc;
