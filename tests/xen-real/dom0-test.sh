@@ -292,26 +292,29 @@ finish() {
 # ---------------------------------------------------------------- a matrix guest
 case_matrix() {
 	set -- $(guest_row "$CASE")
-	_id=$1 _kernel=$2 _boot=$3 _mode=$4 _end=$5
+	G_ID=$1 G_KERNEL=$2 G_BOOT=$3 G_MODE=$4 G_END=$5
 	SLOTS=
 	_disks=
 	_map=/tmp/$CASE.conf
 	: >"$_map"
 	ALLPIDS=
 	while read -r _slot _eng _ring _cache _store _event; do
-		_img=$(img_path "$_store" "$_id" "$_slot")
+		_img=$(img_path "$_store" "$G_ID" "$_slot")
 		rm -f "$_img"
 		truncate -s "${IMG_MB}M" "$_img"
-		_ser=xr.$_id.$_slot
-		[ "$_end" = destroy ] && [ "$_slot" = 0 ] && _ser=$_ser.b
+		# flags for the guest (guest-init.sh): b busy at the end, e an event
+		_fl=
+		[ "$G_END" = destroy ] && [ "$_slot" = 0 ] && _fl=b
+		[ "$_event" != - ] && _fl=${_fl}e
+		_ser=xr.$G_ID.$_slot${_fl:+.$_fl}
 		_base=$(slot_base "$_slot") _irq=$(slot_irq "$_slot")
 		eval "ENG_$_slot=$_eng RING_$_slot=$_ring CACHE_$_slot=$_cache STORE_$_slot=$_store"
 		eval "EVENT_$_slot=$_event IMG_$_slot=$_img SER_$_slot=$_ser LOG_$_slot=/tmp/vd-$CASE-$_slot.log"
 		# how the shim names the device in the log
 		eval "TAG_$_slot=blk0"
-		[ "$_mode" = watch ] && eval "TAG_$_slot=dev$(slot_devid "$_slot")"
+		[ "$G_MODE" = watch ] && eval "TAG_$_slot=dev$(slot_devid "$_slot")"
 		: >/tmp/vd-$CASE-$_slot.log
-		if [ "$_mode" = explicit ]; then
+		if [ "$G_MODE" = explicit ]; then
 			eval "ARGS_$_slot=\"--xen-domid @DOMID@ --mmio-base $_base --irq $_irq --disk $_img $(cli_opts "$_eng" "$_ring" "$_cache" "$_ser") $VD_ARGS\""
 		else
 			echo "blk domain=$CASE devid=$(slot_devid "$_slot") base=$_base irq=$_irq $(vd_opts "$_eng" "$_ring" "$_cache" "$_ser")" >>"$_map"
@@ -319,11 +322,11 @@ case_matrix() {
 		fi
 		SLOTS="$SLOTS $_slot"
 	done <<EOF
-$(dev_rows "$_id")
+$(dev_rows "$G_ID")
 EOF
-	log "case $CASE: kernel=$_kernel boot=$_boot mode=$_mode end=$_end slots:$(for s in $SLOTS; do eval echo -n "\" \$SER_$s=\$ENG_$s/\$RING_$s/\$CACHE_$s/\$STORE_$s/\$EVENT_$s\""; done)"
+	log "case $CASE: kernel=$G_KERNEL boot=$G_BOOT mode=$G_MODE end=$G_END slots:$(for s in $SLOTS; do eval echo -n "\" \$SER_$s=\$ENG_$s/\$RING_$s/\$CACHE_$s/\$STORE_$s/\$EVENT_$s\""; done)"
 
-	if [ "$_mode" = watch ]; then
+	if [ "$G_MODE" = watch ]; then
 		sed 's/^/XR-D mapping: /' "$_map"
 		_wlog=/tmp/vd-$CASE-watch.log
 		: >"$_wlog"
@@ -337,9 +340,9 @@ EOF
 			finish FAIL "virtiod xen-watch did not become ready"
 			return
 		fi
-		make_cfg "$CASE" "$_kernel" "$_boot" "disk = [ $_disks ]"
+		make_cfg "$CASE" "$G_KERNEL" "$G_BOOT" "disk = [ $_disks ]"
 	else
-		make_cfg "$CASE" "$_kernel" "$_boot"
+		make_cfg "$CASE" "$G_KERNEL" "$G_BOOT"
 	fi
 	if ! create "$CASE"; then
 		[ -n "$WATCHPID" ] && dump_log "$_wlog"
@@ -348,7 +351,7 @@ EOF
 	fi
 	follow "$CASE"
 	_t=$(up)
-	if [ "$_mode" = explicit ]; then
+	if [ "$G_MODE" = explicit ]; then
 		for s in $SLOTS; do
 			eval "ARGS_$s=\$(echo \"\$ARGS_$s\" | sed s/@DOMID@/$DOMID/)"
 			eval "_l=\$LOG_$s"
@@ -402,7 +405,12 @@ EOF
 			return
 		fi
 		sleep "$KILL_AFTER"
-		[ "$_mode" = watch ] &&
+		# the event must meet the verify running, or it proves nothing
+		if grep -q "XR-G V $_ser: VD-VERIFY RESULT" "$(gcon "$CASE")"; then
+			finish FAIL "slot $s: vd-verify ended before the $_ev"
+			return
+		fi
+		[ "$G_MODE" = watch ] &&
 			_p=$(grep -oE "$_tag: serving in process [0-9]+" "$_l" | tail -n 1 | sed 's/.* //')
 		_took=$(grep -c "$_tag\]: took over IOREQ server" "$_l")
 		case $_ev in
@@ -410,7 +418,7 @@ EOF
 		handover) log "SIGUSR1 virtiod (pid $_p) of $_ser during vd-verify: hand over"; kill -USR1 "$_p" ;;
 		esac
 		_tk=$(up)
-		if [ "$_mode" = explicit ]; then
+		if [ "$G_MODE" = explicit ]; then
 			wait_exit "$_p" 30
 			log "old virtiod of $_ser ended with status $WAITRC"
 			start_explicit "$s" "$_l"
@@ -435,7 +443,7 @@ EOF
 	stage disks-to-guest-result "$(since "$_t")"
 
 	_end_det=
-	if [ "$_end" = destroy ]; then
+	if [ "$G_END" = destroy ]; then
 		if ! wait_line "$CASE" 'busy round 1003 written' 300; then
 			finish FAIL "guest: ${GRES:-no result}, never got busy"
 			return
@@ -451,7 +459,7 @@ EOF
 	fi
 	# every device process ends by itself once the guest is gone
 	_exits=
-	if [ "$_mode" = explicit ]; then
+	if [ "$G_MODE" = explicit ]; then
 		for s in $SLOTS; do
 			eval "_p=\$PID_$s"
 			_rc=none
@@ -495,7 +503,7 @@ EOF
 	if [ $_ok = 0 ]; then
 		for s in $SLOTS; do eval "dump_log \$LOG_$s 30"; done
 	fi
-	_det="kernel=$_kernel boot=$_boot mode=$_mode guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det"
+	_det="kernel=$G_KERNEL boot=$G_BOOT mode=$G_MODE guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det"
 	[ -n "$WATCHPID" ] && kill -TERM "$WATCHPID" 2>/dev/null
 	if [ $_ok = 1 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
 	for s in $SLOTS; do eval "rm -f \$IMG_$s"; done

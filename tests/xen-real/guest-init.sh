@@ -8,7 +8,10 @@
 # What to do comes from each disk's virtio-blk serial, which dom0 sets
 # (--serial): "xr.<case>.<slot>[.<flags>]". Flags: b = after verifying,
 # keep writing to this disk until the domain is destroyed; x = benchmark
-# this disk against the Xen PV disk (xen-blkfront) instead of verifying.
+# this disk against the Xen PV disk (xen-blkfront) instead of verifying;
+# e = dom0 kills or hands over this disk's virtiod during the verify, so
+# verify for EVENT_SECS seconds (VERIFY_ARGS' byte count would let a fast
+# run end before the event).
 # The boot path (disk or direct, kernel flavour) is the same for every case.
 #
 # Machine-readable lines (all start with "XR-G"):
@@ -43,13 +46,15 @@ fail() {
 }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-# destroy case: write without end until dom0 destroys the domain
+# destroy case: write without end until dom0 destroys the domain, in
+# [BUSY_MB, BUSY_MB + 8) MiB, beyond the area that disk's verify used
+BUSY_MB=32
 busy_loop() {
 	say "PHASE busy-begin dev=$1"
 	head -c 1048576 /dev/urandom >/tmp/busy.bin
 	r=1000
 	while :; do
-		dd if=/tmp/busy.bin of="/dev/$1" bs=1M seek=$((r % 16)) count=1 oflag=direct \
+		dd if=/tmp/busy.bin of="/dev/$1" bs=1M seek=$((BUSY_MB + r % 8)) count=1 oflag=direct \
 			conv=notrunc 2>/dev/null || say "busy: write error in round $r"
 		say "busy round $r written"
 		r=$((r + 1))
@@ -123,9 +128,13 @@ done
 for d in $DISKS; do
 	s=$(cat /sys/block/$d/serial)
 	(
+		a=$VERIFY_ARGS
+		case $s in xr.*.*.*e*) a="$a --bytes 4G --seconds $EVENT_SECS" ;; esac
+		# the busy writes after the verify stay out of its area
+		case $s in xr.*.*.*b*) a="$a --area-size ${BUSY_MB}M" ;; esac
 		say "VERIFY-BEGIN dev=$d serial=$s"
 		# shellcheck disable=SC2086
-		{ vd-verify run --dev /dev/$d $VERIFY_ARGS 2>&1; echo $? >/tmp/$d.rc; } |
+		{ vd-verify run --dev /dev/$d $a 2>&1; echo $? >/tmp/$d.rc; } |
 			sed "s/^/XR-G V $s: /"
 		say "VERIFY-END dev=$d serial=$s rc=$(cat /tmp/$d.rc)"
 	) &

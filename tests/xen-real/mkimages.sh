@@ -149,6 +149,7 @@ chmod +x "$G/init"
 cat >"$G/xr.conf" <<EOF
 XR_NDEVS=$NDEVS
 VERIFY_ARGS="${VERIFY_ARGS:---bytes 8M --seconds 40 --progress 5}"
+EVENT_SECS=${EVENT_SECS:-20}
 BENCH_SECS=${BENCH_SECS:-10}
 BENCH_WORKLOADS="${BENCH_WORKLOADS:-randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32 read:1m:8 write:1m:8}"
 EOF
