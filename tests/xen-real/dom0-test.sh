@@ -58,6 +58,9 @@ device_model_args_hvm = [ \"-drive\", \"file=/boot/guest-boot-$2.img,if=none,id=
 ramdisk = \"/boot/guest-initrd\"
 extra = \"console=hvc0 loglevel=4\"" ;;
 	esac
+	# TSC_MODE (xl.cfg tsc_mode): see docs/testing-xen-real.md
+	_tsc=
+	[ -n "$TSC_MODE" ] && _tsc="tsc_mode = \"$TSC_MODE\""
 	cat >/tmp/$1.cfg <<EOF
 name = "$1"
 type = "hvm"
@@ -72,6 +75,7 @@ vga = "none"
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
+$_tsc
 $4
 EOF
 }
