@@ -149,7 +149,7 @@ static void vring_reaps_in_order_and_arm_sees_pending_entries(void **state)
 {
 	(void)state;
 	struct lg_vring vr;
-	uint32_t id, len;
+	uint32_t id = 0, len = 0; /* gcc 12 for aarch64 warns otherwise */
 	void *m = ring_mem(4);
 	lg_vring_init(&vr, m, 4, true);
 	assert_false(lg_vring_reap(&vr, &id, &len));
