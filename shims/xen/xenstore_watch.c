@@ -31,6 +31,7 @@ struct watcher {
 	unsigned nmap;
 	const char *state_dir;
 	unsigned map_cache_size;
+	bool arm; /* the hypervisor is Xen for Arm */
 	struct vd_xen_super sup;
 	const char *who;
 };
@@ -116,6 +117,12 @@ static int describe(struct watcher *w, const char *path, enum layout layout,
 			rc = -EINVAL;
 			goto out;
 		}
+		/* libxl 4.17 on Arm links the device to "xen,grant-dma" in the
+		 * guest's device tree exactly when the backend is not dom0
+		 * (libxl_arm.c, make_virtio_mmio_node): that guest puts grant
+		 * references on the ring, never guest-physical addresses. */
+		if (!s->have_grant && w->arm && w->self != 0)
+			s->cfg.mem_mode = VD_XEN_MEM_GRANT;
 	} else {
 		unsigned n;
 
@@ -378,6 +385,13 @@ int vd_xen_watch_main(int argc, char **argv, volatile int *stop)
 		if (!xs_watch(w->xs, path, kinds[k].dir))
 			vd_warn(w->who, "cannot watch %s: %s", path,
 				strerror(errno));
+	}
+	{
+		xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+
+		w->arm = vd_xen_arch(xch) == VD_XEN_ARCH_ARM;
+		if (xch)
+			xc_interface_close(xch);
 	}
 	xs_watch(w->xs, "@releaseDomain", "release");
 	vd_info(w->who, "watching the virtio backends of domain %u", w->self);
