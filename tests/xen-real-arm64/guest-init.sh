@@ -22,7 +22,11 @@ done
 say() { echo "XA-G $CASE $*"; }
 fail() {
 	say "RESULT FAIL $*"
-	dmesg | tail -n 20 | sed "s/^/XA-G $CASE dmesg: /"
+	dmesg | tail -n 30 | sed "s/^/XA-G $CASE dmesg: /"
+	for f in /sys/bus/virtio/devices/virtio0/status /sys/bus/virtio/devices/virtio0/features; do
+		[ -f $f ] && say "$f: $(cat $f)"
+	done
+	grep virtio /proc/interrupts | sed "s/^/XA-G $CASE irq: /"
 	poweroff -f
 }
 say "PHASE userspace uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)"
@@ -45,12 +49,16 @@ fi
 
 M=/lib/modules/$(uname -r)
 # in dependency order (Debian builds virtio and virtio_ring in)
-for m in virtio_ring virtio virtio_mmio virtio_blk; do
+for m in virtio_ring virtio virtio_mmio; do
 	[ -f "$M/$m.ko" ] && { insmod "$M/$m.ko" || fail "insmod $m"; }
 done
+# virtio_blk's probe reads the partition table: if the device never
+# completes a request, insmod never returns. Say so instead of hanging.
+insmod "$M/virtio_blk.ko" &
 i=0
-while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -b /dev/vda ] || fail "no /dev/vda"
+while [ ! -b /dev/vda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ -b /dev/vda ] || fail "no /dev/vda after 30 s"
+wait
 V=/sys/bus/virtio/devices/virtio0
 # features: one character per bit from bit 0; bit 33 is ACCESS_PLATFORM
 f=$(cat $V/features 2>/dev/null)

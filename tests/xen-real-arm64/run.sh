@@ -21,6 +21,7 @@ export ARM64_BUILD=${ARM64_BUILD:-$BUILD-arm64}
 OUT=$BUILD/xen-arm64
 TIMEOUT=${TIMEOUT:-1500}
 mkdir -p "$OUT"
+rm -f "$OUT/exit-status"
 exec 9>"$OUT/.lock"
 flock -n 9 || { echo "xen-arm64: another run holds $OUT/.lock" >&2; exit 2; }
 LOG=$OUT/run.log
@@ -49,7 +50,8 @@ cleanup() {
 	[ -n "$QPID" ] && kill -KILL "$QPID" 2>/dev/null
 	QPID=
 }
-trap cleanup EXIT
+# the status, for CI's retry decision (make reports 2 whatever it was)
+trap 'rc=$?; cleanup; echo $rc >"$OUT/exit-status"' EXIT
 trap 'cleanup; exit 2' INT TERM
 : >"$RAW"
 : >"$LOG"
