@@ -59,15 +59,38 @@ wait_exit() {
 	done
 	return 1
 }
-follow() { # NAME: the guest's console, prefixed, on ours
+follow() { # NAME: the guest's console, prefixed, on ours (busybox sed has no -u)
 	touch "$(gcon "$1")"
-	tail -n +1 -f "$(gcon "$1")" 2>/dev/null | sed -u "s/^/[$1] /" &
+	tail -n +1 -f "$(gcon "$1")" 2>/dev/null | sed "s/^/[$1] /" &
 }
 new_image() { dd if=/dev/zero of="$1" bs=1M count=0 seek="$IMG_MB" 2>/dev/null; }
 # result CASE NAME: the guest's RESULT line from a file
 result() { grep -o "XA-G $2 RESULT .*" "$1" | head -n 1 | sed "s/XA-G $2 //" | tr -d '\r'; }
 reached_userspace() { grep -q "XA-G $2 PHASE userspace" "$1" 2>/dev/null && echo yes || echo no; }
 counts() { /usr/bin/xa-counts.sh "$1" "$2"; }
+# record_sum CONSOLE CASE: the verifier's record sum the guest printed
+record_sum() { grep -o "XA-G $2 SUM [0-9a-f]*" "$1" | tail -n 1 | sed 's/.* //'; }
+# image_check IMG CONSOLE CASE: dom0's view of the image against the
+# guest's record (vd-verify check; the dd+md5 record without a verifier);
+# the verdict in IMGRES, 0 if it passed
+image_check() {
+	if [ -x /usr/bin/vd-verify ]; then
+		_sum=$(record_sum "$2" "$3")
+		if [ -z "$_sum" ]; then
+			IMGRES="no-record-sum"
+			return 1
+		fi
+		/usr/bin/vd-verify check --image "$1" --expect-sum "$_sum" >/tmp/check-$3.log 2>&1
+		_rc=$?
+		sed "s/^/XA-D check $3: /" /tmp/check-$3.log | tail -n 12
+		IMGRES="'$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check-$3.log | tail -n 1) sum=$_sum'"
+		return $_rc
+	fi
+	/usr/bin/xa-check.sh "$1" >/tmp/check-$3.log 2>&1
+	_rc=$?
+	IMGRES="dd+md5:$(tail -n 1 /tmp/check-$3.log)"
+	return $_rc
+}
 field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 
 case_line() { # NAME PASS|FAIL DETAILS
@@ -107,10 +130,10 @@ case_dom0less() {
 		CASE_T0=$DL_T0
 		_res=$(result /tmp/xl-dmesg.log "$2")
 		_ud=$(reached_userspace /tmp/xl-dmesg.log "$2")
-		_img=$(/usr/bin/xa-check.sh "$3" | tail -n 1)
+		grep "DOM$1: " /tmp/xl-dmesg.log | sed "s/.*DOM$1: //" >/tmp/console-$2.log
+		image_check "$3" /tmp/console-$2.log "$2"
 		_ok=$?
-		/usr/bin/xa-check.sh "$3" >/dev/null 2>&1
-		_ok=$?
+		_img=$IMGRES
 		_c=$(counts /tmp/count-dom0less "$1")
 		_fm=$(field "$_c" fmap) _gm=$(field "$_c" gmap)
 		_det="dom=$1 boot=$_ud guest='${_res:-none}' image:$_img virtiod-exit=$_vdexit counts:'$_c'"
@@ -165,9 +188,9 @@ case_xl() {
 	kill -TERM $_watch 2>/dev/null
 	_res=$(result "$(gcon $_name)" xl)
 	_irqline=$(grep -o "XA-G xl interrupts after I/O: .*" "$(gcon $_name)" | tr -d '\r' | sed 's/.*I\/O: //')
-	_img=$(/usr/bin/xa-check.sh /tmp/xa-xl.img | tail -n 1)
-	/usr/bin/xa-check.sh /tmp/xa-xl.img >/dev/null 2>&1
+	image_check /tmp/xa-xl.img "$(gcon $_name)" xl
 	_ok=$?
+	_img=$IMGRES
 	_c=$(counts /tmp/count-xl "$_dom")
 	_fm=$(field "$_c" fmap) _gm=$(field "$_c" gmap)
 	_det="dom=$_dom boot=$(reached_userspace "$(gcon $_name)" xl) base=$_base irq=$_irq initwait=$_state guest='${_res:-none}' image:$_img device-process=${_child:-running} guest-irq='$_irqline' counts:'$_c'"
@@ -224,6 +247,8 @@ case_driver_domain() {
 	if ! xl -vvv create -p $EX/xen-arm64-guest-of-driver-domain.cfg >/tmp/xl-create-guest.log 2>&1; then
 		dump /tmp/xl-create-guest.log 40
 		wait $_setter
+		sleep 2
+		dump "$(gcon xa-domd)" 60
 		xl destroy xa-domd
 		case_line driver-domain FAIL "boot=no xl create of the guest failed (backend not in InitWait within 10 s?)"
 		return
@@ -241,6 +266,9 @@ case_driver_domain() {
 	wait_grep "$(gcon xa-guest)" 'XA-G driver-domain RESULT' "$GUEST_TIMEOUT"
 	stage unpause-to-result "$(since "$_t")"
 	wait_gone xa-guest 60
+	# the image is the driver domain's: tell it the record sum to check
+	_sum=$(record_sum "$(gcon xa-guest)" driver-domain)
+	xenstore-write /local/domain/$_dd/data/xa-sum "${_sum:-none}"
 	wait_grep "$(gcon xa-domd)" 'XA-DD DONE' 120
 	_res=$(result "$(gcon xa-guest)" driver-domain)
 	_ap=$(grep -o 'access_platform=[0-9]' "$(gcon xa-guest)" | head -n 1)

@@ -17,24 +17,37 @@ say() { echo "XA-DD $*"; }
 for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc; do
 	insmod /lib/modules/$m.ko || say "insmod $m failed"
 done
-SELF=$(xenstore-read domid)
+SELF=$(xenstore-read domid 2>/tmp/xs.err) || say "xenstore-read domid failed: $(cat /tmp/xs.err)"
 IMG=/srv/xa-guest.img
 dd if=/dev/zero of=$IMG bs=1M count=0 seek=64 2>/dev/null
 # vd-count.so counts virtiod's foreign and grant mapping calls per guest
 VD_COUNT_FILE=/tmp/vd-count LD_PRELOAD=/usr/lib/vd-count.so \
 	virtiod xen-watch --backend-domid "$SELF" >/tmp/vd.log 2>&1 &
 WATCH=$!
+# virtiod's log, live on our console (dom0 logs it)
+tail -n +1 -f /tmp/vd.log 2>/dev/null | sed 's/^/XA-DD virtiod: /' &
 i=0
 while ! grep -q watching /tmp/vd.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 say "READY domid=$SELF watcher=$(grep -c watching /tmp/vd.log)"
 # the device process ends when the guest's nodes go (the guest is destroyed)
 i=0
 while ! grep -qE 'process [0-9]+ (ended|killed)' /tmp/vd.log && [ $i -lt 3000 ]; do sleep 0.2; i=$((i + 1)); done
-sed 's/^/XA-DD virtiod: /' /tmp/vd.log | tail -n 40
 child=$(grep -oE 'process [0-9]+ (ended \([0-9-]+\)|killed by.*)' /tmp/vd.log | tail -n 1 | sed 's/process [0-9]* //; s/ /-/g')
 say "device-process=${child:-running}"
 say "COUNTS $(/usr/bin/xa-counts.sh /tmp/vd-count | tr "\n" ";")"
-if out=$(/usr/bin/xa-check.sh $IMG); then say "CHECK PASS $out"; else say "CHECK FAIL $out"; fi
+# the guest's record sum, from dom0 (which follows the guest's console)
+i=0
+while ! sum=$(xenstore-read data/xa-sum 2>/dev/null) && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+if [ -x /usr/bin/vd-verify ]; then
+	/usr/bin/vd-verify check --image $IMG --expect-sum "$sum" >/tmp/check.log 2>&1
+	rc=$?
+	sed 's/^/XA-DD check: /' /tmp/check.log | tail -n 12
+	out="$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check.log | tail -n 1) sum=$sum"
+else
+	out=dd+md5:$(/usr/bin/xa-check.sh $IMG | tail -n 1)
+	rc=$?
+fi
+if [ $rc = 0 ]; then say "CHECK PASS $out"; else say "CHECK FAIL $out"; fi
 say "DONE"
 kill -TERM $WATCH 2>/dev/null
 while :; do sleep 60; done

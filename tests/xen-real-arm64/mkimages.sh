@@ -31,6 +31,9 @@ OUT=$(cd "$OUT" && pwd)
 ARM64_BUILD=$(cd "$ARM64_BUILD" && pwd)
 SYSROOT=$ARM64_BUILD/sysroot
 VIRTIOD=$ARM64_BUILD/virtiod
+# the guest verifier for arm64 (tests/verify, make verify-arm64); without it
+# the guests fall back to a dd + md5 check
+VERIFY=${VERIFY:-$BUILD/arm64/vd-verify}
 CC=aarch64-linux-gnu-gcc
 [ -x "$VIRTIOD" ] || { echo "mkimages: no $VIRTIOD (make ARCH=arm64)" >&2; exit 1; }
 [ -f "$SYSROOT/.stamp" ] || { echo "mkimages: no sysroot in $ARM64_BUILD" >&2; exit 1; }
@@ -140,6 +143,12 @@ for m in virtio virtio_ring virtio_mmio virtio_blk; do
 	cp "$CACHE/kernel/modules/$m.ko" "$G/lib/modules/$GVER/"
 done
 cp "$HERE/guest-init.sh" "$G/init"
+if [ -x "$VERIFY" ]; then
+	cp "$VERIFY" "$G/bin/vd-verify"
+	echo "mkimages: guest verifier $VERIFY"
+else
+	echo "mkimages: no guest verifier ($VERIFY): dd + md5 check"
+fi
 (cd "$G" && find . | cpio -o -H newc --quiet | gzip -6) >"$OUT/guest-initrd.gz"
 
 # ------------------------------------------------------------ driver domain initrd
@@ -150,6 +159,7 @@ cp "$X/usr/bin/xenstore" "$D/usr/bin/"
 for a in read write ls list; do ln -sf xenstore "$D/usr/bin/xenstore-$a"; done
 cp "$W/vd-count.so" "$D/usr/lib/"
 cp "$HERE/xa-check.sh" "$HERE/xa-counts.sh" "$D/usr/bin/"
+[ -x "$VERIFY" ] && cp "$VERIFY" "$D/usr/bin/vd-verify"
 for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc; do
 	cp "$X/lib/modules/$KVER/kernel/drivers/xen/$m.ko" "$D/lib/modules/"
 done
@@ -174,6 +184,7 @@ for a in read write ls list exists rm chmod watch; do ln -sf xenstore "$R/usr/bi
 cp "$VIRTIOD" "$R/usr/bin/virtiod"
 cp "$W/vd-count.so" "$R/usr/lib/"
 cp "$W/xa-set-target" "$HERE/xa-check.sh" "$HERE/xa-counts.sh" "$R/usr/bin/"
+[ -x "$VERIFY" ] && cp "$VERIFY" "$R/usr/bin/vd-verify"
 SEEN=()
 # shellcheck disable=SC2086
 closure $BINS "$X/usr/bin/xenstore" "$VIRTIOD" "$W/vd-count.so" "$W/xa-set-target"
