@@ -14,7 +14,13 @@ mount -t tmpfs tmpfs /run
 mkdir -p /srv /run/virtiod
 mount -t tmpfs -o size=96m tmpfs /srv
 say() { echo "XA-DD $*"; }
-for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc; do
+# Linux (6.1.y with the privcmd restriction fix, as Debian's) limits
+# privcmd in a domU to the domain its xenstore key "target" names, read
+# once when xenstore comes up; a driver domain learns its guests later, so
+# privcmd has to be loaded unrestricted. Xen still allows dm_ops only on
+# the guests this domain is the device model of.
+insmod /lib/modules/xen-privcmd.ko unrestricted=1 || say "insmod xen-privcmd failed"
+for m in xen-evtchn xen-gntdev xen-gntalloc; do
 	insmod /lib/modules/$m.ko || say "insmod $m failed"
 done
 SELF=$(xenstore-read domid 2>/tmp/xs.err) || say "xenstore-read domid failed: $(cat /tmp/xs.err)"
