@@ -10,10 +10,13 @@
 #   domU1.dtb domU2.dtb   the dom0less guests' partial device trees
 #   host.dtb          QEMU's device tree plus Xen's /chosen (dom0, dom0less guests)
 #   qemu-args         the QEMU options that load all of it
-# Debian packages are fetched once with apt-get download into $CACHE/debs.
+# Debian packages are fetched once with apt-get download into $CACHE/debs;
+# the hypervisor and the grant kernel are built once into $CACHE.
 #
 # Env: BUILD (build), ARM64_BUILD ($BUILD-arm64: virtiod and its sysroot),
-#      CACHE ($BUILD/xen-arm64-cache), OUT ($BUILD/xen-arm64), MEM, SMP,
+#      XA_CACHE (~/.cache/virtiod/xen-arm64: kept across clones, so that CI's
+#      fresh clone does not build Xen and the kernel again), OUT
+#      ($BUILD/xen-arm64), MEM, SMP,
 #      XA_CASES, GUEST_TIMEOUT
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +24,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 EXAMPLES=$TOP/docs/examples
 BUILD=${BUILD:-build}
 ARM64_BUILD=${ARM64_BUILD:-$BUILD-arm64}
-CACHE=${CACHE:-$BUILD/xen-arm64-cache}
+CACHE=${XA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/virtiod/xen-arm64}
 OUT=${OUT:-$BUILD/xen-arm64}
 MEM=${MEM:-3072}
 SMP=${SMP:-2}

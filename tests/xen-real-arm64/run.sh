@@ -35,7 +35,7 @@ for t in qemu-system-aarch64 qemu-aarch64-static aarch64-linux-gnu-gcc dtc cpio 
 done
 [ -x "$ARM64_BUILD/virtiod" ] || { say "xen-arm64: FAIL: no $ARM64_BUILD/virtiod (make ARCH=arm64)"; exit 1; }
 
-say "xen-arm64: images (cache $BUILD/xen-arm64-cache; the first run builds Xen and the grant guest's kernel)"
+say "xen-arm64: images (the first run on a machine builds Xen and the grant guest's kernel into ~/.cache/virtiod/xen-arm64)"
 t=$(now)
 if ! "$HERE/mkimages.sh" >"$OUT/mkimages.log" 2>&1; then
 	tail -n 30 "$OUT/mkimages.log"
