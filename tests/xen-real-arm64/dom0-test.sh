@@ -136,11 +136,13 @@ case_dom0less() {
 		_img=$IMGRES
 		_c=$(counts /tmp/count-dom0less "$1")
 		_fm=$(field "$_c" fmap) _gm=$(field "$_c" gmap)
-		_det="dom=$1 boot=$_ud guest='${_res:-none}' image:$_img virtiod-exit=$_vdexit counts:'$_c'"
+		_dt=$(grep -o 'dt=[^ ]* iommus=[a-z]*' /tmp/console-$2.log | head -n 1)
+		_det="dom=$1 boot=$_ud $_dt guest='${_res:-none}' image:$_img virtiod-exit=$_vdexit counts:'$_c'"
+		# grants: the partial device tree links the device to xen,grant-dma
 		if [ "$4" = grant ]; then
-			_mem_ok=$([ "${_gm:-0}" -gt 0 ] && [ "${_fm:-1}" = 0 ] && echo yes)
+			_mem_ok=$([ "${_gm:-0}" -gt 0 ] && [ "${_fm:-1}" = 0 ] && [ "${_dt#* }" = iommus=yes ] && echo yes)
 		else
-			_mem_ok=$([ "${_fm:-0}" -gt 0 ] && [ "${_gm:-1}" = 0 ] && echo yes)
+			_mem_ok=$([ "${_fm:-0}" -gt 0 ] && [ "${_gm:-1}" = 0 ] && [ "${_dt#* }" = iommus=no ] && echo yes)
 		fi
 		if [ "$_res" = "RESULT PASS" ] && [ $_ok = 0 ] && [ "$_vdexit" = 0 ] && [ "$_mem_ok" = yes ]; then
 			case_line "$2" PASS "$_det"
@@ -188,15 +190,17 @@ case_xl() {
 	kill -TERM $_watch 2>/dev/null
 	_res=$(result "$(gcon $_name)" xl)
 	_irqline=$(grep -o "XA-G xl interrupts after I/O: .*" "$(gcon $_name)" | tr -d '\r' | sed 's/.*I\/O: //')
+	_dt=$(grep -o 'XA-G xl DT dt=[^ ]* iommus=[a-z]*' "$(gcon $_name)" | sed 's/.* dt=/dt=/')
 	image_check /tmp/xa-xl.img "$(gcon $_name)" xl
 	_ok=$?
 	_img=$IMGRES
 	_c=$(counts /tmp/count-xl "$_dom")
 	_fm=$(field "$_c" fmap) _gm=$(field "$_c" gmap)
-	_det="dom=$_dom boot=$(reached_userspace "$(gcon $_name)" xl) base=$_base irq=$_irq initwait=$_state guest='${_res:-none}' image:$_img device-process=${_child:-running} guest-irq='$_irqline' counts:'$_c'"
+	_det="dom=$_dom boot=$(reached_userspace "$(gcon $_name)" xl) base=$_base irq=$_irq initwait=$_state $_dt guest='${_res:-none}' image:$_img device-process=${_child:-running} guest-irq='$_irqline' counts:'$_c'"
 	# 4.17 writes base and irq in decimal: 0x2000000 = 33554432, SPI 33
 	if [ "$_res" = "RESULT PASS" ] && [ $_ok = 0 ] && [ "$_state" = 2 ] && [ "$_base" = 33554432 ] &&
-		[ "$_irq" = 33 ] && [ "$_child" = "ended-(0)" ] && [ "${_fm:-0}" -gt 0 ] && [ "${_gm:-1}" = 0 ] &&
+		[ "$_irq" = 33 ] && [ "$_dt" = "dt=virtio@2000000 iommus=no" ] &&
+		[ "$_child" = "ended-(0)" ] && [ "${_fm:-0}" -gt 0 ] && [ "${_gm:-1}" = 0 ] &&
 		echo "$_irqline" | grep -q ' 33 Edge '; then
 		case_line xl PASS "$_det"
 	else
@@ -272,13 +276,15 @@ case_driver_domain() {
 	wait_grep "$(gcon xa-domd)" 'XA-DD DONE' 120
 	_res=$(result "$(gcon xa-guest)" driver-domain)
 	_ap=$(grep -o 'access_platform=[0-9]' "$(gcon xa-guest)" | head -n 1)
+	_dt=$(grep -o 'dt=[^ ]* iommus=[a-z]*' "$(gcon xa-guest)" | head -n 1)
 	_chk=$(grep -o 'XA-DD CHECK .*' "$(gcon xa-domd)" | tr -d '\r' | sed 's/XA-DD //')
 	_c=$(grep -o 'XA-DD COUNTS .*' "$(gcon xa-domd)" | tr -d '\r' | tr ';' '\n' | grep "dom$_dom ")
 	_child=$(grep -o 'XA-DD device-process=.*' "$(gcon xa-domd)" | tr -d '\r' | sed 's/.*=//')
 	_fm=$(field " $_c" fmap) _gm=$(field " $_c" gmap)
-	_det="domd=$_dd dom=$_dom boot=$(reached_userspace "$(gcon xa-guest)" driver-domain) initwait=$_state guest='${_res:-none}' $_ap backend-check='$_chk' device-process=$_child counts:'$_c'"
+	_det="domd=$_dd dom=$_dom boot=$(reached_userspace "$(gcon xa-guest)" driver-domain) initwait=$_state $_dt guest='${_res:-none}' $_ap backend-check='$_chk' device-process=$_child counts:'$_c'"
 	xl destroy xa-domd
-	if [ "$_res" = "RESULT PASS" ] && [ "$_state" = 2 ] && [ "${_chk%% *}" = "CHECK" ] &&
+	# libxl linked the node to xen,grant-dma (backend not dom0)
+	if [ "$_res" = "RESULT PASS" ] && [ "$_state" = 2 ] && [ "$_dt" = "dt=virtio@2000000 iommus=yes" ] &&
 		echo "$_chk" | grep -q '^CHECK PASS' && [ "${_gm:-0}" -gt 0 ] && [ "${_fm:-1}" = 0 ]; then
 		case_line driver-domain PASS "$_det"
 	else

@@ -64,7 +64,13 @@ wait
 V=/sys/bus/virtio/devices/virtio0
 # features: one character per bit from bit 0; bit 33 is ACCESS_PLATFORM
 f=$(cat $V/features 2>/dev/null)
+# the device-tree node the toolstack (or the dom0less partial tree) wrote,
+# and whether it links the device to xen,grant-dma
+dt=$(cd /proc/device-tree && ls -d virtio@* passthrough/virtio@* 2>/dev/null | head -n 1)
+iommus=no
+[ -n "$dt" ] && [ -e "/proc/device-tree/$dt/iommus" ] && iommus=yes
 say "PHASE vda-up size_sectors=$(cat /sys/block/vda/size) access_platform=$(echo "$f" | cut -c34) irq='$(grep virtio /proc/interrupts | tr -s ' ')'"
+say "DT dt=$dt iommus=$iommus" # short: Xen's PL011 emulation cuts lines at 128
 
 # -------------------------------------------------------------- the I/O
 if [ -x /bin/vd-verify ]; then
