@@ -65,6 +65,8 @@ UNIT_LIB_SRC := $(sort $(wildcard tests/unit/lib/*.c))
 UNIT_TESTS := $(sort $(wildcard tests/unit/test_*.c))
 XEN_TEST_SRC := $(sort $(wildcard tests/xen/test_*.c))
 XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
+# Helpers shared by the Xen stand-in tests and benchmarks (xtest.h).
+XEN_TEST_LIB_SRC := $(sort $(wildcard tests/xen/lib/*.c))
 VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 # bench/core_*.c: one program each, driving the core through the test driver;
@@ -73,6 +75,9 @@ BENCH_CORE_SRC := $(sort $(wildcard bench/core_*.c))
 # bench/xen_*.c: one program each, driving the Xen shim through the stand-in.
 BENCH_XEN_SRC := $(sort $(wildcard bench/xen_*.c))
 LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
+# tests/verify/*.c: vd-verify, the guest-side block verifier (static, runs in
+# any Linux guest) and its host-side checker. docs/verify.md.
+VERIFY_SRC := $(sort $(wildcard tests/verify/*.c))
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
@@ -91,8 +96,14 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
 BENCH_XEN_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_XEN_SRC))
 LOADGEN_BIN := $(if $(LOADGEN_SRC),$(BUILD)/bench/vd-loadgen)
+VERIFY_BIN := $(BUILD)/tests/vd-verify
+# arm64 build of vd-verify, made when the cross compiler is installed
+# (`make verify-arm64` insists on it; make check builds it if it is there).
+CROSS_CC ?= aarch64-linux-gnu-gcc
+VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
+HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
-.PHONY: all deps check check-loadgen check-unit check-asan check-xen-standin check-vhost-user \
+.PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
 	check-guest check-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core install clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -170,7 +181,7 @@ $(ASAN_BUILD)/tests/unit/%: $(ASAN_BUILD)/tests/obj/tests/unit/%.o $(call obj,$(
 # against differ (tests/xen/standin provides those symbols).
 XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen
 
-$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+$(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
@@ -181,7 +192,7 @@ $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 	$(Q)$(CC) $(XEN_TEST_CFLAGS) -c -o $@ $<
 
 # Xen's public headers (xenctrl.h: anonymous unions, asm barriers) need GNU C.
-$(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC)): ALL_CFLAGS += -std=gnu11
+$(call obj,$(BUILD),$(XEN_SRC)) $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_SRC) $(XEN_TEST_LIB_SRC)): ALL_CFLAGS += -std=gnu11
 
 # --------------------------------------------------------------- vhost-user tests
 $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC))
@@ -197,7 +208,7 @@ $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tes
 
 # The Xen shim's own objects linked against the stand-in libxen*, as the
 # Xen stand-in tests are; GNU C for Xen's headers.
-$(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
+$(BUILD)/bench/xen_%: $(BUILD)/tests/obj/bench/xen_%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON) -lm
@@ -213,6 +224,27 @@ $(LOADGEN_BIN): $(call obj,$(BUILD)/tests,$(LOADGEN_SRC))
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lm
+
+# --------------------------------------------------------------- vd-verify
+# One static program (glibc only), so it can be dropped into any initramfs.
+VERIFY_CFLAGS = -std=c11 $(WARN) -D_GNU_SOURCE -O2 -static
+
+$(VERIFY_BIN): $(VERIFY_SRC) $(wildcard tests/verify/*.h)
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(VERIFY_CFLAGS) -o $@ $(VERIFY_SRC)
+
+$(VERIFY_ARM64): $(VERIFY_SRC) $(wildcard tests/verify/*.h)
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CROSS_CC) $(VERIFY_CFLAGS) -o $@ $(VERIFY_SRC)
+
+verify-arm64: $(VERIFY_ARM64)
+
+# Self-tests of vd-verify on host files (never timing); the arm64 binary is
+# checked to be a static AArch64 executable when it was built.
+check-verify: $(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
+	BUILD=$(BUILD) VERIFY_ARM64=$(if $(HAVE_CROSS_CC),$(VERIFY_ARM64)) tests/verify/selftest.sh
 
 bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 	@for b in $(BENCH_CORE_BINS) $(BENCH_XEN_BINS); do $$b || exit 1; done
@@ -241,7 +273,8 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN)
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
+	$(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
 
 UNIT_RUN := $(filter-out $(addprefix $(BUILD)/tests/unit/,$(UNIT_SKIP)),$(UNIT_BINS))
 
@@ -267,7 +300,7 @@ check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
 check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh --selftest
 
-check-guest: $(DAEMON)
+check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
 check-xen: $(DAEMON)
@@ -292,6 +325,7 @@ check: deps
 	$(MAKE) --no-print-directory check-xen-standin
 	$(MAKE) --no-print-directory check-vhost-user
 	$(MAKE) --no-print-directory check-loadgen
+	$(MAKE) --no-print-directory check-verify
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
 	$(MAKE) --no-print-directory check-arm64

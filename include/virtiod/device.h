@@ -62,7 +62,13 @@ struct vd_model {
 	uint16_t num_queues;
 	uint16_t max_queue_size;
 	uint32_t config_size;
-	unsigned max_iov; /* iovecs per element the model needs */
+	/* The largest chain the model serves: descriptors, and bytes per
+	 * descriptor (virtio-blk: seg_max data segments plus header and
+	 * status, size_max). The core sizes each element's iovecs from these
+	 * and from how guest memory splits a range (vd_mem_max_pieces); the
+	 * model learns the result from vd_queue_max_iov. */
+	unsigned max_descs;
+	uint32_t max_desc_len;
 };
 
 /* A device type for the command line and the registry
@@ -152,7 +158,8 @@ struct vd_queue *vd_dev_queue(struct vd_dev *dev, unsigned idx);
 
 /* Queue configuration by the shim, while the queue is stopped. */
 struct vd_queue_setup {
-	struct vd_vq_config vq;	  /* max_iov may be 0: taken from the model */
+	struct vd_vq_config vq;	  /* max_iov may be 0: from the model's
+				     limits (vd_queue_max_iov) */
 	struct vd_vq_hooks hooks; /* shim hooks (inflight, logging); on_broken
 				     is wrapped by the core */
 	int kick_fd; /* eventfd the driver's kicks arrive on (not owned; set
@@ -201,6 +208,14 @@ void vd_queue_set_logging(struct vd_queue *q, bool on);
 /* For device models, on the queue's thread. */
 unsigned vd_queue_index(const struct vd_queue *q);
 struct vd_vq *vd_queue_vq(struct vd_queue *q);
+/* Iovecs per element of the running queue: the setup's, or what the
+ * model's largest chain can translate into (max_descs descriptors of
+ * max_desc_len bytes, each split as guest memory may split it, plus
+ * VD_QUEUE_IOV_SLACK), at most VD_VQ_MAX_IOV. */
+unsigned vd_queue_max_iov(struct vd_queue *q);
+/* Iovecs an element has beyond the model's limits: descriptors split
+ * further than the model expects, ranges across region boundaries. */
+#define VD_QUEUE_IOV_SLACK 16
 struct vd_loop *vd_queue_loop(struct vd_queue *q);
 struct vd_dev *vd_queue_dev(struct vd_queue *q);
 const char *vd_queue_who(const struct vd_queue *q); /* "blk0 q1" */

@@ -55,6 +55,11 @@ struct vd_mem_ops {
 	void *(*map_contig)(void *ctx, uint64_t gpa, uint64_t len,
 			    enum vd_mem_access access);
 	void (*unmap_contig)(void *ctx, void *hva, uint64_t len);
+	/* translate splits a range only at multiples of split_unit bytes,
+	 * counted from an origin at or below the range's first page (Xen:
+	 * the mapping cache's buckets, grant-map calls of 256 pages). 0: it
+	 * never splits a range. */
+	uint64_t split_unit;
 };
 
 struct vd_mem;
@@ -117,6 +122,11 @@ int vd_mem_translate_hinted(struct vd_mem *mem, struct vd_mem_hint *hint,
 			    uint64_t gpa, uint64_t len,
 			    enum vd_mem_access access, struct iovec *iov,
 			    unsigned max_iov, unsigned *n_iov);
+/* The most iovecs one contiguous range of len bytes can translate into
+ * (for sizing iovec arrays): bounded by a mapper's split_unit. A region
+ * table splits a range only where it crosses into the next region, which
+ * no caller can foresee: 1 here, and callers keep slack for it. */
+unsigned vd_mem_max_pieces(const struct vd_mem *mem, uint64_t len);
 /* Undo pins taken by translate (no-op for a region table). */
 void vd_mem_release(struct vd_mem *mem, const struct iovec *iov, unsigned n);
 

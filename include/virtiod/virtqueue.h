@@ -17,6 +17,9 @@
 #include "virtiod/guest_mem.h"
 
 #define VD_VQ_MAX_SIZE 32768 /* virtio 1.2: split queue size max 2^15 */
+/* Most iovecs per element, the kernel's IOV_MAX (an element goes to
+ * preadv/pwritev in one call). */
+#define VD_VQ_MAX_IOV 1024
 
 enum vd_vq_layout {
 	VD_VQ_SPLIT,
@@ -107,7 +110,8 @@ struct vd_vq_config {
 	uint16_t used_idx;
 	bool used_wrap;
 	bool used_idx_valid; /* false: read used->idx from the ring (split) */
-	unsigned max_iov;    /* iovecs per element (read + write), >= 2 */
+	unsigned max_iov;    /* iovecs per element (read + write), 2 ..
+				VD_VQ_MAX_IOV */
 };
 
 /* Ring byte sizes for a layout and size (for mapping and validation). */
@@ -146,6 +150,7 @@ bool vd_vq_enable_notify(struct vd_vq *vq);
 bool vd_vq_avail_pending(struct vd_vq *vq);
 
 bool vd_vq_broken(const struct vd_vq *vq);
+unsigned vd_vq_max_iov(const struct vd_vq *vq);
 enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq);
 unsigned vd_vq_inflight(const struct vd_vq *vq); /* popped, not pushed */
 

@@ -217,4 +217,6 @@ const struct vd_mem_ops vd_xen_grant_ops = {
 	.release = gr_release,
 	.map_contig = gr_map_contig,
 	.unmap_contig = gr_unmap_contig,
+	/* One iovec per CHUNK_PAGES from the buffer's first page. */
+	.split_unit = (uint64_t)CHUNK_PAGES << VD_XEN_PAGE_SHIFT,
 };

@@ -434,6 +434,8 @@ const struct vd_mem_ops vd_xen_mapcache_ops = {
 	.release = mc_release,
 	.map_contig = mc_map_contig,
 	.unmap_contig = mc_unmap_contig,
+	/* One iovec per bucket touched, with or without the cache. */
+	.split_unit = BUCKET_SIZE,
 };
 
 void vd_xen_mapcache_invalidate(struct vd_xen_mapcache *mc)

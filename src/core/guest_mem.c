@@ -465,6 +465,17 @@ int vd_mem_translate(struct vd_mem *mem, uint64_t gpa, uint64_t len,
 				       max_iov, n_iov);
 }
 
+unsigned vd_mem_max_pieces(const struct vd_mem *mem, uint64_t len)
+{
+	uint64_t u = mem->ops ? mem->ops->split_unit : 0;
+
+	if (!u || len <= 1)
+		return 1;
+	/* The worst placement: the range's first byte just below a split
+	 * point, so len - 1 more bytes cross (len - 2) / u + 1 more. */
+	return (unsigned)((len - 2) / u + 2);
+}
+
 void vd_mem_release(struct vd_mem *mem, const struct iovec *iov, unsigned n)
 {
 	if (mem->ops && mem->ops->release && n)

@@ -120,6 +120,23 @@ unsigned vd_queue_index(const struct vd_queue *q)
 	return q->index;
 }
 
+/* A chain of the model's largest shape can never exceed its element
+ * (virtio-blk under Xen: 126 segments of 1 MiB, each across a 1 MiB
+ * mapping boundary, are 252 iovecs, not 126). */
+static unsigned iov_budget(const struct vd_model *m, const struct vd_mem *mem)
+{
+	uint64_t per =
+		m->max_desc_len ? vd_mem_max_pieces(mem, m->max_desc_len) : 1;
+	uint64_t n = (uint64_t)m->max_descs * per + VD_QUEUE_IOV_SLACK;
+
+	return n > VD_VQ_MAX_IOV ? VD_VQ_MAX_IOV : (unsigned)n;
+}
+
+unsigned vd_queue_max_iov(struct vd_queue *q)
+{
+	return q->vq ? vd_vq_max_iov(q->vq) : 0;
+}
+
 struct vd_vq *vd_queue_vq(struct vd_queue *q)
 {
 	return q->vq;
@@ -344,7 +361,7 @@ static int queue_begin(struct vd_queue *q)
 	/* vd_vq_new may read the rings. */
 	mem_enter(q);
 	if (!cfg.max_iov)
-		cfg.max_iov = m->max_iov;
+		cfg.max_iov = iov_budget(m, mem);
 	wrap_hooks(q);
 	r = vd_vq_new(&cfg, mem, &q->hooks, q->who, &q->vq);
 	if (r < 0)

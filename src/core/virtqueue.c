@@ -10,10 +10,6 @@
 #include "virtiod/log.h"
 #include "virtqueue_impl.h"
 
-/* Upper bound for max_iov, the kernel's IOV_MAX (so an element can go to
- * preadv/pwritev in one call). */
-#define VQ_MAX_IOV 1024
-
 /* Broken-queue lines of every queue in the process: a driver can break a
  * queue, reset the device and break the next one as fast as it can trap,
  * and must not flood the host's log that way. Taken only when a queue
@@ -72,7 +68,7 @@ static int check_config(const struct vd_vq_config *c)
 {
 	if (c->num == 0 || c->num > VD_VQ_MAX_SIZE)
 		return -EINVAL;
-	if (c->max_iov < 2 || c->max_iov > VQ_MAX_IOV)
+	if (c->max_iov < 2 || c->max_iov > VD_VQ_MAX_IOV)
 		return -EINVAL;
 	if (!c->desc || !c->driver || !c->device || !aligned(c->desc, 16))
 		return -EINVAL;
@@ -507,6 +503,11 @@ bool vd_vq_avail_pending(struct vd_vq *vq)
 bool vd_vq_broken(const struct vd_vq *vq)
 {
 	return vq->broken;
+}
+
+unsigned vd_vq_max_iov(const struct vd_vq *vq)
+{
+	return vq->max_iov;
 }
 
 enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq)

@@ -341,7 +341,7 @@ static int blk_queue_start(void *model, struct vd_queue *q)
 	/* Slots are below the queue size, which vd_queue_start bounds by
 	 * max_queue_size. */
 	bq->depth = d->model.max_queue_size;
-	bq->max_iov = d->model.max_iov;
+	bq->max_iov = vd_queue_max_iov(q);
 	bq->rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
 	bq->reqs = calloc(bq->depth, sizeof(*bq->reqs));
 	bq->iov_pool =
@@ -553,7 +553,10 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 	d->model.num_queues = (uint16_t)o->num_queues;
 	d->model.max_queue_size = (uint16_t)o->queue_size;
 	d->model.config_size = sizeof(struct virtio_blk_config);
-	d->model.max_iov = seg_max + BLK_IOV_SLACK;
+	/* Data segments, the header and the status; the core adds room for
+	 * each being split by guest memory. */
+	d->model.max_descs = seg_max + 2;
+	d->model.max_desc_len = BLK_SIZE_MAX;
 	vd_info(d->who,
 		"%s: %" PRIu64 " bytes, %u-byte blocks%s%s%s, serial %.20s",
 		o->disk, d->be.size, d->be.lbs,

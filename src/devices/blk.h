@@ -23,11 +23,8 @@
 #define BLK_NUM_QUEUES_MAX     64
 /* Data segments per request (seg_max), capped by queue size - 2 as QEMU
  * does, so a driver without indirect descriptors can always fit a chain. */
-#define BLK_SEG_MAX 126
-/* Extra iovecs per element: header and status descriptors, plus buffers
- * that cross a guest-memory region boundary and so translate to two. */
-#define BLK_IOV_SLACK 18
-#define BLK_SIZE_MAX  (1u << 20) /* size_max: bytes per segment */
+#define BLK_SEG_MAX  126
+#define BLK_SIZE_MAX (1u << 20) /* size_max: bytes per segment */
 /* Discard / write zeroes: sectors per segment and segments per request. */
 #define BLK_DWZ_MAX_SECTORS (1u << 22)
 #define BLK_DWZ_MAX_SEG	    16

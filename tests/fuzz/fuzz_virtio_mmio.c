@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.num_queues = 2,
 		.max_queue_size = 64,
 		.config_size = sizeof(t->config),
-		.max_iov = 8,
+		.max_descs = 8,
 	};
 	if (vd_mmio_new(&t->m, mem, &ops, NULL, "fuzz", &m) < 0) {
 		free(t);

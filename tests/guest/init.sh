@@ -2,8 +2,11 @@
 # /init of the virtiod guest-test initramfs (busybox-static; no udev, no systemd).
 # The host (tests/guest/lib.sh) copies this file into the cpio as /init.
 # Parameters come from the kernel command line:
-#   vt.test=io|mq|fs|ro|kill|check|demo   what to run
-#   vt.mb=N        MiB per data region (io, mq, ro, kill) or total MiB (demo)
+#   vt.test=io|mq|fs|ro|kill|check|demo|verify   what to run
+#   vt.mb=N        MiB per data region (io, mq, ro, kill) or total MiB (demo,
+#                  verify: bytes read+written by vd-verify)
+#   vt.qd=LIST     verify: queue depths (vd-verify --qd), default 1,32
+#   vt.dz=1        verify: discarded blocks must read as zeroes
 #   vt.serial=S    expected virtio-blk serial (GET_ID); empty: not checked
 #   vt.romd5=H     ro: md5 of the first vt.mb MiB that the host wrote
 #   vt.secs=N      kill: at most this many seconds of I/O (the host types "stop" earlier)
@@ -12,6 +15,7 @@
 #   VT-INFO: ...                          progress / information
 #   VT-DD: off=<bytes> len=<bytes> md5=<hex>   a region the host must find in the image
 #   VT-MQ: ... | VT-FS: ... | VT-RO: ... | VT-IO: ... | VT-PERF: ...
+#   VD-VERIFY ...                         vd-verify's own lines (verify)
 #   VT-RESULT: PASS <detail> | VT-RESULT: FAIL <reason>
 export PATH=/sbin:/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
 mount -t proc proc /proc
@@ -19,7 +23,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs -o size=400m tmp /tmp
 
-TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS=""
+TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS="" QD=1,32 DZ=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vt.test=*) TEST=${a#*=} ;;
@@ -28,6 +32,8 @@ for a in $(cat /proc/cmdline); do
 	vt.romd5=*) ROMD5=${a#*=} ;;
 	vt.secs=*) SECS=${a#*=} ;;
 	vt.regions=*) REGIONS=${a#*=} ;;
+	vt.qd=*) QD=${a#*=} ;;
+	vt.dz=*) DZ=${a#*=} ;;
 	esac
 done
 
@@ -371,6 +377,21 @@ do_demo() {
 	echo "VT-PERF: mib=$MB write_mbs=$((MB * 100 / w)) read_mbs=$((MB * 100 / r))"
 }
 
+# ---------------------------------------------------------------- verify
+# vd-verify (tests/verify, static): O_DIRECT native-AIO reads, writes,
+# flushes, discards and write-zeroes at each queue depth of vt.qd, every read
+# checked here; it leaves its record at the end of the disk and prints
+# "VD-VERIFY RESULT ... record_sum=...", which the host hands to
+# `vd-verify check --console`.
+do_verify() {
+	[ -x /bin/vd-verify ] || fail "no /bin/vd-verify in the initramfs (build it: make build/tests/vd-verify)"
+	dz=""
+	[ "$DZ" = 1 ] && dz=--discard-zeroes
+	/bin/vd-verify run --dev $DEV --bytes ${MB}M --qd "$QD" --progress 3 $dz
+	rc=$?
+	[ $rc = 0 ] || fail "vd-verify run exit $rc"
+}
+
 case "$TEST" in
 io) do_regions ;;
 mq) do_mq ;;
@@ -379,6 +400,7 @@ ro) do_ro ;;
 kill) do_kill ;;
 check) do_check ;;
 demo) do_demo ;;
+verify) do_verify ;;
 *) fail "unknown vt.test=$TEST" ;;
 esac
 finish PASS "test=$TEST uptime=$(up)s"

@@ -34,6 +34,9 @@ QEMU=${QEMU:-qemu-system-x86_64}
 VT_MACHINE=${GUEST_MACHINE:-q35}
 VT_TIMEOUT=${GUEST_TIMEOUT:-240}
 VT_VERBOSE=${VT_VERBOSE:-0}
+# the guest-side verifier (tests/verify), static; carried in the initramfs
+# when built (the verify case needs it)
+VD_VERIFY=${VD_VERIFY:-$BUILD/tests/vd-verify}
 VT_MEM=512
 # the kernel modules the initramfs carries, in insmod order (busybox insmod
 # resolves no dependencies); ext4 and crc32c are built into the cloud kernel
@@ -199,8 +202,10 @@ vt_lib_closure() { # binaries... -> every shared object they load (resolved)
 vt_build_initrd() {
 	local key out r a m libs l
 	libs=$(vt_lib_closure $VT_E2FS)
+	local verify=""
+	[ -x "$VD_VERIFY" ] && verify=$VD_VERIFY
 	key=$( (cat "$VT_ROOT/tests/guest/init.sh" /bin/busybox "$VT_KDIR"/modules/*.ko \
-		/etc/mke2fs.conf $VT_E2FS $libs; echo "$VT_MODULES") 2>/dev/null | md5sum | cut -c1-12)
+		/etc/mke2fs.conf $VT_E2FS $libs $verify; echo "$VT_MODULES") 2>/dev/null | md5sum | cut -c1-12)
 	out=$VT_CACHE/initrd-$key.cpio.gz
 	if [ ! -s "$out" ]; then
 		vt_note "building initramfs $out"
@@ -219,6 +224,7 @@ vt_build_initrd() {
 			cp -L "$l" "$r$l"
 		done
 		cp /etc/mke2fs.conf "$r/etc/"
+		[ -n "$verify" ] && cp "$verify" "$r/bin/vd-verify"
 		cp "$VT_ROOT/tests/guest/init.sh" "$r/init"
 		chmod 755 "$r/init"
 		(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp") && mv "$out.tmp" "$out" ||
@@ -375,4 +381,11 @@ vt_verify_regions() {
 	done < <(vt_lines "$log" 'VT-DD:' | sed -n 's/^VT-DD: off=\([0-9]*\) len=\([0-9]*\) md5=\([0-9a-f]*\).*/\1 \2 \3/p')
 	[ $n -gt 0 ] || { echo "no VT-DD lines to verify"; return 1; }
 	echo "$n regions match the image"
+}
+
+# vt_flip_byte FILE OFFSET: xor one byte of FILE with 0x01, in place
+vt_flip_byte() {
+	local b
+	b=$(dd if="$1" bs=1 skip="$2" count=1 status=none | od -An -tu1 | tr -d ' ')
+	printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }

@@ -540,7 +540,9 @@ static void config_space_describes_the_disk(void **state)
 	assert_int_equal(ENV_CFG(&env, capacity), CAP_SECTORS);
 	assert_int_equal(ENV_CFG(&env, blk_size), 512);
 	assert_int_equal(ENV_CFG(&env, seg_max), 62); /* queue size - 2 */
-	assert_true(env.model->max_iov >= 62 + 2);
+	/* Segments, header, status; each up to size_max. */
+	assert_int_equal(env.model->max_descs, 62 + 2);
+	assert_int_equal(env.model->max_desc_len, 1 << 20);
 	assert_int_equal(ENV_CFG(&env, size_max), 1 << 20);
 	assert_int_equal(ENV_CFG(&env, num_queues), 2);
 	/* ext4's st_blksize is 4096: 8 logical blocks per physical one. */

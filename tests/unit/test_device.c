@@ -141,7 +141,7 @@ static int setup(void **state)
 		.num_queues = 2,
 		.max_queue_size = 256,
 		.config_size = CONFIG_SIZE,
-		.max_iov = 8,
+		.max_descs = 8,
 	};
 	for (unsigned i = 0; i < CONFIG_SIZE; i++)
 		fx.fake.config[i] = (uint8_t)(0x10 + i);

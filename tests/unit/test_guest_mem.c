@@ -548,10 +548,46 @@ static void fake_unmap(void *ctx, void *hva, uint64_t len)
 	((struct fake_mapper *)ctx)->unmaps++;
 }
 
+/* vd_mem_max_pieces is what translation really gives at worst: checked
+ * against every placement of every length the fake's two pages hold. */
+static void max_pieces_bounds_every_placement_and_is_reached(void **state)
+{
+	static const struct vd_mem_ops ops = {.translate = fake_translate,
+					      .split_unit = 4096};
+	struct fake_mapper fm = {0};
+	struct vd_mem *mem = vd_mem_new_mapper(&ops, &fm);
+	struct vd_mem *table = vd_mem_new_table(1);
+
+	(void)state;
+	assert_non_null(mem);
+	for (uint64_t len = 1; len <= 4097; len++) {
+		unsigned bound = vd_mem_max_pieces(mem, len), worst = 0;
+
+		for (uint64_t off = 0; off + len <= 8192; off++) {
+			struct iovec iov[4];
+			unsigned n = 0;
+
+			assert_int_equal(vd_mem_translate(mem, 0x10000 + off,
+							  len, VD_MEM_READ, iov,
+							  4, &n),
+					 0);
+			assert_true(n <= bound);
+			worst = n > worst ? n : worst;
+		}
+		assert_int_equal(worst, bound);
+	}
+	assert_int_equal(vd_mem_max_pieces(mem, 4098), 3);
+	assert_int_equal(vd_mem_max_pieces(mem, 1 << 20), 257);
+	/* A table splits only across regions: no bound, 1. */
+	assert_int_equal(vd_mem_max_pieces(table, 1 << 20), 1);
+	vd_mem_free(mem);
+	vd_mem_free(table);
+}
+
 static void mapper_backend_is_delegated_to(void **state)
 {
 	static const struct vd_mem_ops ops = {fake_translate, fake_release,
-					      fake_map, fake_unmap};
+					      fake_map, fake_unmap, 4096};
 	struct fake_mapper fm = {0};
 	struct vd_mem *mem = vd_mem_new_mapper(&ops, &fm);
 	struct iovec iov[4];
@@ -812,6 +848,8 @@ int main(void)
 		cmocka_unit_test(uaddr_to_hva_finds_frontend_addresses),
 		cmocka_unit_test(read_and_write_cross_regions),
 		cmocka_unit_test(mapper_backend_is_delegated_to),
+		cmocka_unit_test(
+			max_pieces_bounds_every_placement_and_is_reached),
 		cmocka_unit_test(reader_slots_are_limited),
 		cmocka_unit_test(
 			removed_region_released_only_after_reader_leaves),

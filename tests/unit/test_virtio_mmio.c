@@ -149,7 +149,7 @@ static int setup(void **state)
 		.num_queues = NQ,
 		.max_queue_size = QMAX,
 		.config_size = CFG_SIZE,
-		.max_iov = 8,
+		.max_descs = 8,
 	};
 	for (int i = 0; i < CFG_SIZE; i++)
 		e->f.config[i] = (uint8_t)(0x10 + i);

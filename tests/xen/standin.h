@@ -13,8 +13,8 @@
 #define SX_MAX_DOMS    4
 #define SX_MAX_SERVERS 8
 #define SX_MAX_VCPUS   4
-#define SX_RAM_MAX     (64ULL << 20)
-#define SX_MAX_GRANTS  8192
+#define SX_RAM_MAX     (256ULL << 20)
+#define SX_MAX_GRANTS  32768
 #define SX_WAIT_MS     10000
 
 enum sx_arch { SX_X86, SX_ARM };
@@ -45,7 +45,7 @@ void sx_set_arch(enum sx_arch arch);
 void sx_set_xc_privileged(bool on); /* false: sysctls fail (driver domain) */
 void sx_set_backend_domid(uint32_t domid); /* xenstore's idea of "self" */
 
-/* A guest: nr_vcpus 1..SX_MAX_VCPUS, ram_mib <= 64. Frames in
+/* A guest: nr_vcpus 1..SX_MAX_VCPUS, ram_mib <= 256. Frames in
  * [hole_start, hole_end) (guest-physical) are not populated. */
 int sx_domain_create(uint32_t domid, enum sx_domtype type, unsigned nr_vcpus,
 		     unsigned ram_mib);
@@ -100,7 +100,17 @@ char *sx_xs_read(const char *path);
 /* Waits until path reads `val` (timeout); 0 or -ETIMEDOUT. */
 int sx_xs_wait(const char *path, const char *val, int timeout_ms);
 
-/* ---- a virtio-mmio guest driver (Linux's probe order), split ring */
+/* ---- a virtio-mmio guest driver (Linux's probe order and ring code)
+ *
+ * The negotiated features pick what Linux's virtio_ring.c would use: a
+ * packed ring with VIRTIO_F_RING_PACKED, else a split ring; an indirect
+ * table for every request of more than one entry with
+ * VIRTIO_RING_F_INDIRECT_DESC; used_event/avail_event (split) or event
+ * suppression structures (packed) with VIRTIO_RING_F_EVENT_IDX. Rings are
+ * laid out as Linux lays them out (split: one DMA block, used ring on the
+ * next page; packed: ring and two event structures). Every buffer goes
+ * through the DMA API: grant references (grant-dma-ops) when `grant`,
+ * guest-physical addresses otherwise. */
 
 struct sx_vdev;
 
@@ -126,15 +136,63 @@ int sx_vdev_config(struct sx_vdev *d, unsigned vcpu, uint32_t off, void *buf,
 /* Guest RAM for buffers: gpa of len bytes (page aligned), from a bump
  * allocator above the rings. */
 uint64_t sx_vdev_alloc(struct sx_vdev *d, uint64_t len);
+
+/* What the driver saw. */
+struct sx_vdev_stats {
+	uint64_t kicks;		   /* QueueNotify written */
+	uint64_t kicks_suppressed; /* not written: avail_event / event flags */
+	uint64_t irqs;		   /* interrupts taken (InterruptStatus read) */
+	uint64_t irqs_no_work;	   /* ... with nothing used (IRQ_NONE) */
+	uint64_t indirect, direct; /* requests added each way */
+	uint64_t out_of_order;	   /* completed before an earlier request */
+	uint64_t bad_ring;	   /* used ids the driver never gave out */
+};
+void sx_vdev_stats(struct sx_vdev *d, struct sx_vdev_stats *out);
+
+/* One virtio-blk request as Linux's virtio_blk builds it: the 16-byte
+ * header at hdr_gpa with the status byte right after it (struct
+ * virtblk_req), and a scatter list: data (IN, OUT, GET_ID) or the
+ * discard/write-zeroes ranges. Each entry is DMA-mapped on its own, as
+ * dma_map_sg does it; entries may start anywhere in a page and cross
+ * pages. */
+#define SX_IO_SEG_MAX 128
+struct sx_seg {
+	uint64_t gpa;
+	uint32_t len;
+};
+struct sx_blk_io {
+	uint32_t type;
+	uint64_t sector;
+	uint64_t hdr_gpa;
+	unsigned nseg;
+	struct sx_seg seg[SX_IO_SEG_MAX];
+	int status;	   /* out: the status byte */
+	uint32_t used_len; /* out: what the device reported */
+};
+/* With EVENT_IDX, ask for a single interrupt, when the last buffer in
+ * flight is used (used_event / off_wrap name it): with nothing else in
+ * flight, the batch's last. */
+#define SX_SUBMIT_ONE_IRQ 1u
+
+/* n requests: all added to the ring, one kick decision (a QueueNotify
+ * from `vcpu` only if avail_event / the device's event flags ask for it),
+ * then waited for; interrupts are taken like Linux (ISR read, ACK, then
+ * the ring). Completions may come in any order. Thread-safe. Returns 0
+ * (statuses in io[i].status), -ENOSPC (ring too full, nothing added),
+ * -ETIMEDOUT (not all used), -EIO (the device set DEVICE_NEEDS_RESET),
+ * -EBUSY (a grant was still mapped when its request completed) or -EPROTO
+ * (the device used an id it was not given). */
+int sx_blk_submit(struct sx_vdev *d, unsigned vcpu, struct sx_blk_io *io,
+		  unsigned n, unsigned flags);
+
 /* One virtio-blk request (header, data at data_gpa, status), kicked from
- * `vcpu`, waited for; the interrupt is taken like Linux (ISR read, ACK).
- * Thread-safe. Returns the status byte (0 OK) or -errno (-ETIMEDOUT: no
- * completion; -EBUSY: a grant was still mapped when the request completed). */
+ * `vcpu`, waited for. Thread-safe. Returns the status byte (0 OK) or
+ * -errno as sx_blk_submit. */
 int sx_blk_rw(struct sx_vdev *d, unsigned vcpu, uint32_t type, uint64_t sector,
 	      uint64_t data_gpa, uint32_t len);
 /* n requests at once (fio's iodepth_batch): all on the ring, one
  * QueueNotify, then all waited for; r[i].status gets each status byte.
- * Returns 0 or -errno as sx_blk_rw (-ENOSPC: fewer than n free heads). */
+ * Returns 0 or -errno as sx_blk_submit. */
 #define SX_BATCH_MAX 64
 struct sx_blk_req {
 	uint32_t type;
@@ -147,6 +205,6 @@ int sx_blk_rw_batch(struct sx_vdev *d, unsigned vcpu, struct sx_blk_req *r,
 		    unsigned n);
 /* Write 0 to Status and wait for it to read back 0. */
 int sx_vdev_reset(struct sx_vdev *d, unsigned vcpu);
-uint64_t sx_vdev_isr_reads(const struct sx_vdev *d);
+uint64_t sx_vdev_isr_reads(struct sx_vdev *d);
 
 #endif

@@ -1,7 +1,9 @@
 /* virtio-blk served to a stand-in Xen guest through the unmodified shim:
  * probe, I/O with data checked against the image, foreign and grant
- * mapping, several vCPUs at once, INVALIDATE mid-I/O, the mapping cache's
- * zero map calls at steady state, Arm and x86 interrupts, PVH refusal. */
+ * mapping, several vCPUs at once (also on EVENT_IDX split and packed
+ * rings, where kicks and interrupts are suppressed), INVALIDATE mid-I/O, the
+ * mapping cache's zero map calls at steady state, Arm and x86 interrupts, PVH
+ * refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,7 +65,7 @@ static void fx_serve(struct fx *f, enum vd_xen_mem_mode mode, unsigned cache)
 	fx_serve_irq(f, mode, cache, XT_IRQ_X86);
 }
 
-static void fx_probe(struct fx *f, bool grant)
+static void fx_probe_with(struct fx *f, bool grant, uint64_t ring_features)
 {
 	struct sx_vdev_opts o = {
 		.domid = DOMID,
@@ -71,12 +73,19 @@ static void fx_probe(struct fx *f, bool grant)
 		.grant = grant,
 		.features = (1ULL << VIRTIO_F_VERSION_1) |
 			    (1ULL << VIRTIO_BLK_F_FLUSH) |
-			    (1ULL << VIRTIO_F_ACCESS_PLATFORM),
+			    (1ULL << VIRTIO_F_ACCESS_PLATFORM) | ring_features,
 		.queue_size = 128,
 		.device_id = VIRTIO_ID_BLOCK,
 	};
 
 	assert_int_equal(sx_vdev_probe(&o, &f->dev), 0);
+	assert_int_equal(sx_vdev_features(f->dev) & ring_features,
+			 ring_features);
+}
+
+static void fx_probe(struct fx *f, bool grant)
+{
+	fx_probe_with(f, grant, 0);
 }
 
 /* After every test, passed or failed: stop serving, drop the guest. */
@@ -359,15 +368,16 @@ static void *vcpu_worker(void *arg)
 	return NULL;
 }
 
-static void run_vcpus(unsigned n)
+static void run_vcpus(unsigned n, uint64_t ring_features)
 {
 	struct fx *f = fx_new(SX_HVM, n);
 	struct worker w[SX_MAX_VCPUS];
 	pthread_t t[SX_MAX_VCPUS];
 	struct sx_counters c;
+	struct sx_vdev_stats st;
 
 	fx_serve(f, VD_XEN_MEM_FOREIGN, 0);
-	fx_probe(f, false);
+	fx_probe_with(f, false, ring_features);
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (struct worker){.f = f, .vcpu = i};
 		assert_int_equal(
@@ -379,19 +389,45 @@ static void run_vcpus(unsigned n)
 	}
 	sx_counters(&c);
 	assert_int_equal(c.ioreq_timeouts, 0);
+	sx_vdev_stats(f->dev, &st);
+	assert_int_equal(st.bad_ring, 0);
+	if (ring_features)
+		printf("# %u vCPUs: %llu kicks, %llu suppressed by the device, "
+		       "%llu interrupts (%llu with nothing used)\n",
+		       n, (unsigned long long)st.kicks,
+		       (unsigned long long)st.kicks_suppressed,
+		       (unsigned long long)st.irqs,
+		       (unsigned long long)st.irqs_no_work);
 	assert_int_equal(xt_serve_stop(&f->srv, VD_XEN_STOP), 0);
 }
 
 static void one_vcpu_io_and_config(void **state)
 {
 	(void)state;
-	run_vcpus(1);
+	run_vcpus(1, 0);
 }
 
 static void four_vcpus_issue_ioreqs_concurrently(void **state)
 {
 	(void)state;
-	run_vcpus(4);
+	run_vcpus(4, 0);
+}
+
+/* Requests added while the device works: the driver skips kicks that
+ * avail_event or the packed event flags say are not wanted, and takes
+ * interrupts only as used_event / off_wrap ask; none may be lost. */
+static void four_vcpus_on_a_split_ring_with_event_idx_lose_nothing(void **s)
+{
+	(void)s;
+	run_vcpus(4, 1ULL << VIRTIO_RING_F_EVENT_IDX |
+			     1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+}
+
+static void four_vcpus_on_a_packed_ring_with_event_idx_lose_nothing(void **s)
+{
+	(void)s;
+	run_vcpus(4, 1ULL << VIRTIO_RING_F_EVENT_IDX |
+			     1ULL << VIRTIO_F_RING_PACKED);
 }
 
 struct inval {
@@ -686,6 +722,12 @@ int main(void)
 		cmocka_unit_test_teardown(one_vcpu_io_and_config, fx_teardown),
 		cmocka_unit_test_teardown(four_vcpus_issue_ioreqs_concurrently,
 					  fx_teardown),
+		cmocka_unit_test_teardown(
+			four_vcpus_on_a_split_ring_with_event_idx_lose_nothing,
+			fx_teardown),
+		cmocka_unit_test_teardown(
+			four_vcpus_on_a_packed_ring_with_event_idx_lose_nothing,
+			fx_teardown),
 		cmocka_unit_test_teardown(invalidate_in_the_middle_of_io,
 					  fx_teardown),
 		cmocka_unit_test_teardown(guest_death_ends_serving,

@@ -1,7 +1,8 @@
 /* A daemon that goes away while its guest runs: handed over on purpose or
  * killed, its successor takes the IOREQ server over, answers the ioreq a
  * vCPU was left waiting on, and the guest's driver carries on without a
- * reset. A stale record never makes it take over someone else's server. */
+ * reset, wrapped split or packed rings with EVENT_IDX included. A stale record
+ * never makes it take over someone else's server. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -65,17 +66,23 @@ static struct vd_model *model(void)
 	return m;
 }
 
-static void probe(void)
+static void probe_with(uint64_t features)
 {
 	struct sx_vdev_opts o = {
 		.domid = DOMID,
 		.base = XT_BASE,
-		.features = 1ULL << VIRTIO_F_VERSION_1,
+		.features = 1ULL << VIRTIO_F_VERSION_1 | features,
 		.queue_size = 64,
 		.device_id = VIRTIO_ID_BLOCK,
 	};
 
 	assert_int_equal(sx_vdev_probe(&o, &dev), 0);
+	assert_int_equal(sx_vdev_features(dev) & features, features);
+}
+
+static void probe(void)
+{
+	probe_with(0);
 }
 
 /* Write a fresh pattern at sector, read it back, compare. */
@@ -147,6 +154,48 @@ static void handover_keeps_the_device_and_answers_the_waiting_vcpu(void **s)
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
+/* Handed over after the ring wrapped, with what Linux negotiates: the
+ * successor resumes at the same position and wrap counter, and EVENT_IDX
+ * (avail_event / used_event, or the packed event structures) goes on. */
+static void handover_after_wrap(uint64_t layout)
+{
+	struct xt_server a, b;
+	struct sx_vdev_stats st;
+
+	assert_int_equal(xt_serve_start(&a, DOMID, XT_IRQ_X86,
+					VD_XEN_MEM_FOREIGN, 0, state_dir,
+					model()),
+			 0);
+	probe_with(layout | 1ULL << VIRTIO_RING_F_EVENT_IDX |
+		   1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	/* 2 requests of one slot each per round: 80 slots of 64. */
+	for (unsigned i = 0; i < 40; i++)
+		rw_check(i % 2, 1000 + 8 * i, 100 + i);
+	assert_int_equal(xt_serve_stop(&a, VD_XEN_HANDOVER), 0);
+	assert_int_equal(xt_serve_start(&b, DOMID, XT_IRQ_X86,
+					VD_XEN_MEM_FOREIGN, 0, state_dir,
+					model()),
+			 0);
+	for (unsigned i = 0; i < 40; i++)
+		rw_check(i % 2, 1400 + 8 * i, 200 + i);
+	sx_vdev_stats(dev, &st);
+	assert_int_equal(st.indirect, 160);
+	assert_int_equal(st.bad_ring, 0);
+	assert_int_equal(xt_serve_stop(&b, VD_XEN_STOP), 0);
+}
+
+static void handover_of_a_wrapped_split_ring_with_event_idx(void **s)
+{
+	(void)s;
+	handover_after_wrap(0);
+}
+
+static void handover_of_a_wrapped_packed_ring_with_event_idx(void **s)
+{
+	(void)s;
+	handover_after_wrap(1ULL << VIRTIO_F_RING_PACKED);
+}
+
 static pid_t fork_server(void)
 {
 	pid_t pid = fork();
@@ -167,18 +216,17 @@ static pid_t fork_server(void)
 	return pid;
 }
 
-static void crash_then_successor_takes_over(void **s)
+static void crash_and_take_over(uint64_t features, unsigned rounds)
 {
 	struct sx_counters c0, c1;
 	struct pending p = {0};
 	pid_t pid;
 	int st;
 
-	(void)s;
 	pid = fork_server();
-	probe();
-	rw_check(0, 400, 4);
-	rw_check(1, 408, 5);
+	probe_with(features);
+	for (unsigned i = 0; i < rounds; i++)
+		rw_check(i % 2, 400 + 8 * i, 4 + i);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	/* The dead daemon's server still claims the window. */
@@ -194,9 +242,25 @@ static void crash_then_successor_takes_over(void **s)
 	assert_int_equal(c1.dm_create, c0.dm_create);
 	/* The ring carries on where the dead daemon left it. */
 	for (unsigned i = 0; i < 20; i++)
-		rw_check(i % 2, 500 + 8 * i, 10 + i);
+		rw_check(i % 2, 1500 + 8 * i, 100 + i);
 	kill(pid, SIGTERM); /* no handler: dies as a crash would */
 	waitpid(pid, &st, 0);
+}
+
+static void crash_then_successor_takes_over(void **s)
+{
+	(void)s;
+	crash_and_take_over(0, 2);
+}
+
+/* Nothing in flight at the crash: a packed ring resumes too. */
+static void crash_after_wrap_of_a_packed_ring_with_event_idx(void **s)
+{
+	(void)s;
+	crash_and_take_over(1ULL << VIRTIO_F_RING_PACKED |
+				    1ULL << VIRTIO_RING_F_EVENT_IDX |
+				    1ULL << VIRTIO_RING_F_INDIRECT_DESC,
+			    40);
 }
 
 /* The record names a server id that is now another device model's: the
@@ -306,8 +370,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			handover_keeps_the_device_and_answers_the_waiting_vcpu,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			handover_of_a_wrapped_split_ring_with_event_idx, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			handover_of_a_wrapped_packed_ring_with_event_idx, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(crash_then_successor_takes_over,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			crash_after_wrap_of_a_packed_ring_with_event_idx, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			stale_record_never_takes_over_another_server, setup,
 			teardown),

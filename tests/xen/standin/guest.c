@@ -1,40 +1,22 @@
 /* A test virtio-mmio guest driver: Linux's probe and initialisation order
- * through ioreqs, a split ring in guest RAM (guest-physical or grant
- * addresses), and virtio-blk requests. Test-only. */
+ * through ioreqs, the DMA API (grant-dma-ops or guest-physical), interrupts
+ * taken as vm_interrupt takes them, and virtio-blk requests built as
+ * drivers/block/virtio_blk.c builds them. The rings are guest_split.c and
+ * guest_packed.c. Test-only. */
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
-#include <linux/virtio_ring.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <xenctrl.h>
 
-#include "hv.h"
+#include "guest.h"
 
-#define GRANT_BIT   (1ULL << 63)
-#define RING_GPA    0x100000ULL /* 1 MiB: rings */
-#define BUF_GPA	    0x200000ULL /* 2 MiB: request headers and status */
-#define ALLOC_GPA   0x400000ULL /* 4 MiB up: test buffers */
-#define SEG_PER_REQ 3
-
-struct sx_vdev {
-	struct sx_vdev_opts o;
-	uint8_t *ram;
-	uint64_t features;
-	uint16_t num;
-	uint64_t desc, avail, used; /* gpa */
-	int ring_ref[3];
-	unsigned ring_pages[3];
-	pthread_mutex_t lock; /* ring, heads, isr below */
-	uint16_t avail_idx, last_used;
-	uint8_t *done;
-	uint32_t *done_len;
-	uint8_t *busy;
-	uint64_t next_alloc;
-	uint64_t irq_seen, isr_reads;
-};
+#define BUF_GPA	  0x200000ULL /* 2 MiB: sx_blk_rw's headers and status */
+#define ALLOC_GPA 0x400000ULL /* 4 MiB up: tables, test buffers */
+#define HDR_SLOT  32u	      /* header + status, one slot per request */
 
 static int rd(struct sx_vdev *d, unsigned v, uint32_t off, uint32_t *val)
 {
@@ -50,21 +32,78 @@ static int wr(struct sx_vdev *d, unsigned v, uint32_t off, uint32_t val)
 	return sx_mmio_write(d->o.domid, v, d->o.base + off, 4, val);
 }
 
-/* What the driver puts in a descriptor or register for [gpa, +len). */
-static uint64_t bus_addr(struct sx_vdev *d, uint64_t gpa, uint64_t len, bool ro,
-			 int *ref, unsigned *pages)
+static unsigned pages_of(uint64_t gpa, uint64_t len)
 {
-	unsigned np = (unsigned)(((gpa & 0xfff) + len + 0xfff) >> 12);
+	return (unsigned)(((gpa & 0xfff) + len + 0xfff) >> 12);
+}
+
+/* drivers/xen/grant-dma-ops.c: consecutive references for the pages of
+ * one mapping; the bus address keeps the offset in the first page. */
+static uint64_t grant_map(struct sx_vdev *d, uint64_t gpa, uint64_t len,
+			  bool ro, int *ref, unsigned *pages)
+{
 	int r;
 
-	*pages = np;
+	*pages = pages_of(gpa, len);
+	r = sx_grant(d->o.domid, gpa >> 12, *pages, ro);
+	*ref = r;
+	return r < 0 ? 0 : SX_GRANT_BIT | ((uint64_t)r << 12) | (gpa & 0xfff);
+}
+
+uint64_t sx_dma_map(struct sx_vdev *d, struct sx_req *r, uint64_t gpa,
+		    uint64_t len, bool to_device)
+{
+	uint64_t bus;
+	int ref;
+	unsigned pages;
+
+	if (!d->o.grant)
+		return gpa;
+	if (r->n_dma == SX_DMA_MAX) {
+		r->dma_failed = true;
+		return 0;
+	}
+	bus = grant_map(d, gpa, len, to_device, &ref, &pages);
+	if (ref < 0)
+		r->dma_failed = true;
+	r->dma[r->n_dma].ref = ref;
+	r->dma[r->n_dma].pages = pages;
+	r->n_dma++;
+	return bus;
+}
+
+uint64_t sx_dma_alloc_ring(struct sx_vdev *d, unsigned slot, uint64_t gpa,
+			   uint64_t len)
+{
 	if (!d->o.grant) {
-		*ref = -1;
+		d->ring_dma[slot].ref = -1;
 		return gpa;
 	}
-	r = sx_grant(d->o.domid, gpa >> 12, np, ro);
-	*ref = r;
-	return r < 0 ? 0 : GRANT_BIT | ((uint64_t)r << 12) | (gpa & 0xfff);
+	return grant_map(d, gpa, len, false, &d->ring_dma[slot].ref,
+			 &d->ring_dma[slot].pages);
+}
+
+uint64_t sx_table_gpa(struct sx_vdev *d, uint16_t id, unsigned entries)
+{
+	uint32_t size = 16;
+
+	while (size < entries * 16u)
+		size <<= 1;
+	return d->table_area + (uint64_t)id * 4096 + 4096 - size;
+}
+
+/* Revokes a request's grants; -EBUSY if the backend still maps one. */
+static int dma_unmap_all(struct sx_vdev *d, struct sx_req *r)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < r->n_dma; i++)
+		if (r->dma[i].ref >= 0 &&
+		    sx_ungrant(d->o.domid, (uint32_t)r->dma[i].ref,
+			       r->dma[i].pages) == -EBUSY)
+			rc = -EBUSY;
+	r->n_dma = 0;
+	return rc;
 }
 
 int sx_vdev_reset(struct sx_vdev *d, unsigned v)
@@ -78,10 +117,10 @@ int sx_vdev_reset(struct sx_vdev *d, unsigned v)
 	return rc ? rc : st ? -EIO : 0;
 }
 
+/* virtio_mmio.c vm_setup_vq. */
 static int setup_queue(struct sx_vdev *d, unsigned v)
 {
 	uint32_t ready, max;
-	size_t dlen, alen, ulen;
 	uint64_t bus[3];
 	int rc;
 
@@ -94,20 +133,11 @@ static int setup_queue(struct sx_vdev *d, unsigned v)
 	d->num = d->o.queue_size ? d->o.queue_size : (uint16_t)max;
 	if (d->num > max)
 		return -EINVAL;
-	dlen = 16u * d->num;
-	alen = 6 + 2u * d->num;
-	ulen = 6 + 8u * d->num;
-	/* Rings page-aligned each, so grants cover whole rings. */
-	d->desc = RING_GPA;
-	d->avail = d->desc + ((dlen + 4095) & ~4095ULL);
-	d->used = d->avail + ((alen + 4095) & ~4095ULL);
-	memset(d->ram + RING_GPA, 0, 0x100000);
-	bus[0] = bus_addr(d, d->desc, dlen, true, &d->ring_ref[0],
-			  &d->ring_pages[0]);
-	bus[1] = bus_addr(d, d->avail, alen, true, &d->ring_ref[1],
-			  &d->ring_pages[1]);
-	bus[2] = bus_addr(d, d->used, ulen, false, &d->ring_ref[2],
-			  &d->ring_pages[2]);
+	d->ring_ops = d->packed ? &sx_packed_ops : &sx_split_ops;
+	if ((rc = d->ring_ops->alloc(d, bus)))
+		return rc;
+	if (d->indirect)
+		d->table_area = sx_vdev_alloc(d, (uint64_t)d->num * 4096);
 	if ((rc = wr(d, v, VIRTIO_MMIO_QUEUE_NUM, d->num)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)bus[0])) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_QUEUE_DESC_HIGH, bus[0] >> 32)) ||
@@ -131,7 +161,8 @@ int sx_vdev_probe(const struct sx_vdev_opts *o, struct sx_vdev **out)
 	if (!d)
 		return -ENOMEM;
 	d->o = *o;
-	d->ring_ref[0] = d->ring_ref[1] = d->ring_ref[2] = -1;
+	for (int i = 0; i < 3; i++)
+		d->ring_dma[i].ref = -1;
 	d->ram = sx_guest_ram(o->domid);
 	d->next_alloc = ALLOC_GPA;
 	pthread_mutex_init(&d->lock, NULL);
@@ -159,6 +190,9 @@ int sx_vdev_probe(const struct sx_vdev_opts *o, struct sx_vdev **out)
 	    (rc = rd(d, v, VIRTIO_MMIO_DEVICE_FEATURES, &lo)))
 		goto fail;
 	d->features = (((uint64_t)hi << 32) | lo) & o->features;
+	d->packed = d->features & (1ULL << VIRTIO_F_RING_PACKED);
+	d->indirect = d->features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	d->event_idx = d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
 	if ((rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES, d->features >> 32)) ||
 	    (rc = wr(d, v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0)) ||
@@ -184,10 +218,8 @@ int sx_vdev_probe(const struct sx_vdev_opts *o, struct sx_vdev **out)
 		rc = -EPROTO;
 		goto fail;
 	}
-	d->done = calloc(d->num, 1);
-	d->busy = calloc(d->num, 1);
-	d->done_len = calloc(d->num, sizeof(*d->done_len));
-	if (!d->done || !d->busy || !d->done_len) {
+	d->hdr_busy = calloc(d->num, 1);
+	if (!d->hdr_busy) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -203,13 +235,13 @@ void sx_vdev_free(struct sx_vdev *d)
 {
 	if (!d)
 		return;
+	if (d->ring_ops)
+		d->ring_ops->free(d);
 	for (int i = 0; i < 3; i++)
-		if (d->ring_ref[i] >= 0)
-			sx_ungrant(d->o.domid, (uint32_t)d->ring_ref[i],
-				   d->ring_pages[i]);
-	free(d->done);
-	free(d->busy);
-	free(d->done_len);
+		if (d->ring_dma[i].ref >= 0)
+			sx_ungrant(d->o.domid, (uint32_t)d->ring_dma[i].ref,
+				   d->ring_dma[i].pages);
+	free(d->hdr_busy);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -219,9 +251,19 @@ uint64_t sx_vdev_features(const struct sx_vdev *d)
 	return d->features;
 }
 
-uint64_t sx_vdev_isr_reads(const struct sx_vdev *d)
+void sx_vdev_stats(struct sx_vdev *d, struct sx_vdev_stats *out)
 {
-	return d->isr_reads;
+	pthread_mutex_lock(&d->lock);
+	*out = d->st;
+	pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t sx_vdev_isr_reads(struct sx_vdev *d)
+{
+	struct sx_vdev_stats s;
+
+	sx_vdev_stats(d, &s);
+	return s.irqs;
 }
 
 int sx_vdev_config(struct sx_vdev *d, unsigned v, uint32_t off, void *buf,
@@ -269,27 +311,46 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Collect used entries (under the lock). */
-static void reap(struct sx_vdev *d)
+/* A used request (under the lock). */
+static void complete(struct sx_vdev *d, struct sx_req *r, uint32_t len)
 {
-	struct vring_used *u = (struct vring_used *)(d->ram + d->used);
-	uint16_t idx = __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
-
-	while (d->last_used != idx) {
-		struct vring_used_elem *e = &u->ring[d->last_used % d->num];
-		uint32_t id = e->id;
-
-		if (id < d->num && id % SEG_PER_REQ == 0 && d->busy[id]) {
-			d->done[id] = 1;
-			d->done_len[id] = e->len;
-		}
-		d->last_used++;
+	if (r->seq < d->last_done_seq)
+		d->st.out_of_order++;
+	else
+		d->last_done_seq = r->seq;
+	r->used_len = len;
+	r->done = true;
+	if (r->orphan) {
+		/* Its submitter timed out and left it to us. */
+		dma_unmap_all(d, r);
+		if (r->hdr_slot >= 0)
+			d->hdr_busy[r->hdr_slot] = 0;
+		free(r);
 	}
 }
 
+/* virtio_blk's virtblk_done: callbacks off, take every used buffer,
+ * callbacks on; again if more were used meanwhile (under the lock). */
+static void blk_done(struct sx_vdev *d)
+{
+	const struct sx_ring_ops *ops = d->ring_ops;
+
+	do {
+		struct sx_req *r;
+		uint32_t len;
+
+		ops->disable_cb(d);
+		while ((r = ops->get_buf(d, &len)))
+			complete(d, r, len);
+		if (d->bad_ring)
+			break;
+	} while (!ops->enable_cb(d));
+}
+
 /* Linux's vm_interrupt: read InterruptStatus, acknowledge what was read,
- * then look at the rings. The rings are looked at only here, so a lost
- * interrupt leaves the request waiting (and the test failing). */
+ * then vring_interrupt looks at the ring. The ring is looked at only
+ * here, so a lost interrupt leaves the request waiting (and the test
+ * failing). */
 static void take_interrupt(struct sx_vdev *d, unsigned v)
 {
 	uint64_t edges = sx_irq_edges(d->o.domid);
@@ -301,190 +362,235 @@ static void take_interrupt(struct sx_vdev *d, unsigned v)
 		return;
 	}
 	d->irq_seen = edges;
-	d->isr_reads++;
+	d->st.irqs++;
 	pthread_mutex_unlock(&d->lock);
 	if (rd(d, v, VIRTIO_MMIO_INTERRUPT_STATUS, &isr) == 0 && isr)
 		wr(d, v, VIRTIO_MMIO_INTERRUPT_ACK, isr);
+	/* A config interrupt: the device may have given up on the ring
+	 * (virtio 1.2 §2.1.2); nothing in flight will complete then. */
+	if (isr & VIRTIO_MMIO_INT_CONFIG) {
+		uint32_t st = 0;
+
+		if (rd(d, v, VIRTIO_MMIO_STATUS, &st) == 0 &&
+		    (st & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+			pthread_mutex_lock(&d->lock);
+			d->needs_reset = true;
+			pthread_mutex_unlock(&d->lock);
+		}
+	}
 	pthread_mutex_lock(&d->lock);
-	reap(d);
+	if (!d->ring_ops->more_used(d)) {
+		d->st.irqs_no_work++;
+	} else {
+		d->ring_ops->interrupted(d);
+		blk_done(d);
+	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* virtblk_add_req's scatter list: header, data (out for writes and the
+ * discard/write-zeroes ranges, in otherwise), status. */
+static int build_req(struct sx_vdev *d, struct sx_req *r,
+		     const struct sx_blk_io *io)
+{
+	bool data_out = io->type == VIRTIO_BLK_T_OUT ||
+			io->type == VIRTIO_BLK_T_DISCARD ||
+			io->type == VIRTIO_BLK_T_WRITE_ZEROES;
+	struct virtio_blk_outhdr *hdr =
+		(struct virtio_blk_outhdr *)(d->ram + io->hdr_gpa);
+	unsigned k = 0;
+
+	if (io->nseg > SX_IO_SEG_MAX)
+		return -EINVAL;
+	hdr->type = io->type;
+	hdr->ioprio = 0;
+	hdr->sector = io->sector;
+	r->status_gpa = io->hdr_gpa + sizeof(*hdr);
+	d->ram[r->status_gpa] = 0xff;
+	r->sg[k++] = (struct sx_sg){
+		sx_dma_map(d, r, io->hdr_gpa, sizeof(*hdr), true),
+		sizeof(*hdr)};
+	for (unsigned i = 0; i < io->nseg; i++)
+		r->sg[k++] =
+			(struct sx_sg){sx_dma_map(d, r, io->seg[i].gpa,
+						  io->seg[i].len, data_out),
+				       io->seg[i].len};
+	r->n_out = data_out ? k : 1;
+	r->sg[k++] =
+		(struct sx_sg){sx_dma_map(d, r, r->status_gpa, 1, false), 1};
+	r->n_in = k - r->n_out;
+	return r->dma_failed ? -ENOMEM : 0;
+}
+
+/* Waits until every request of reqs is done (interrupt-driven). */
+static int wait_done(struct sx_vdev *d, unsigned v, struct sx_req **reqs,
+		     unsigned n)
+{
+	uint64_t deadline = now_ms() + SX_WAIT_MS;
+
+	for (;;) {
+		unsigned left = 0;
+		uint64_t seen;
+		bool bad, reset;
+
+		take_interrupt(d, v);
+		pthread_mutex_lock(&d->lock);
+		for (unsigned i = 0; i < n; i++)
+			left += !reqs[i]->done;
+		seen = d->irq_seen;
+		bad = d->bad_ring;
+		reset = d->needs_reset;
+		pthread_mutex_unlock(&d->lock);
+		if (!left)
+			return 0;
+		if (bad)
+			return -EPROTO;
+		if (reset)
+			return -EIO;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		/* Short slices: another vCPU may take the interrupt for us. */
+		sx_irq_wait(d->o.domid, seen, 2);
+	}
+}
+
+static int submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
+		  unsigned n, unsigned flags, const int *hdr_slot)
+{
+	const struct sx_ring_ops *ops = d->ring_ops;
+	struct sx_req **reqs = calloc(n, sizeof(*reqs));
+	unsigned need = 0, added = 0;
+	bool kick;
+	int rc = 0;
+
+	if (!reqs)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		reqs[i] = calloc(1, sizeof(**reqs));
+		if (!reqs[i]) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		reqs[i]->hdr_slot = hdr_slot ? hdr_slot[i] : -1;
+		rc = build_req(d, reqs[i], &io[i]);
+		if (rc)
+			goto out;
+	}
+	pthread_mutex_lock(&d->lock);
+	/* Room for all of them, or none goes on the ring. */
+	for (unsigned i = 0; i < n; i++)
+		need += ops->slots(d, reqs[i]->n_out + reqs[i]->n_in);
+	if (need > ops->num_free(d)) {
+		pthread_mutex_unlock(&d->lock);
+		rc = -ENOSPC;
+		goto out;
+	}
+	for (; added < n; added++) {
+		reqs[added]->seq = d->next_seq++;
+		if (ops->add(d, reqs[added]))
+			break; /* cannot happen: room was checked */
+	}
+	if (added && (flags & SX_SUBMIT_ONE_IRQ) && d->event_idx)
+		ops->cb_after_all(d);
+	kick = added && ops->kick_prepare(d);
+	d->st.kicks += kick;
+	d->st.kicks_suppressed += added && !kick;
+	pthread_mutex_unlock(&d->lock);
+	if (kick)
+		rc = wr(d, v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	if (!rc)
+		rc = wait_done(d, v, reqs, added);
+	if (!rc && added < n)
+		rc = -ENOSPC;
+	for (unsigned i = 0; i < added; i++) {
+		io[i].status = d->ram[reqs[i]->status_gpa];
+		io[i].used_len = reqs[i]->used_len;
+	}
+out:
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct sx_req *r = reqs[i];
+
+		if (!r)
+			continue;
+		if (i < added && !r->done) {
+			r->orphan = true; /* freed when (if) it is used */
+			continue;
+		}
+		/* grant-dma-ops: the guest revokes its grants once it sees
+		 * the completion; a grant still mapped breaks the device. */
+		if (dma_unmap_all(d, r) == -EBUSY && (!rc || rc == -ENOSPC))
+			rc = -EBUSY;
+		if (r->hdr_slot >= 0)
+			d->hdr_busy[r->hdr_slot] = 0;
+		free(r);
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(reqs);
+	return rc;
+}
+
+int sx_blk_submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
+		  unsigned n, unsigned flags)
+{
+	if (n == 0)
+		return -EINVAL;
+	return submit(d, v, io, n, flags, NULL);
+}
+
+int sx_blk_rw_batch(struct sx_vdev *d, unsigned v, struct sx_blk_req *r,
+		    unsigned n)
+{
+	struct sx_blk_io *io;
+	int slot[SX_BATCH_MAX];
+	unsigned k = 0;
+	int rc;
+
+	if (n == 0 || n > SX_BATCH_MAX)
+		return -EINVAL;
+	io = calloc(n, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	/* A header slot per request (Linux: the request's own PDU). */
+	pthread_mutex_lock(&d->lock);
+	for (unsigned s = 0; k < n && s < d->num; s++) {
+		if (!d->hdr_busy[s]) {
+			d->hdr_busy[s] = 1;
+			slot[k++] = (int)s;
+		}
+	}
+	if (k < n) {
+		while (k)
+			d->hdr_busy[slot[--k]] = 0;
+		pthread_mutex_unlock(&d->lock);
+		free(io);
+		return -ENOSPC;
+	}
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < n; i++) {
+		io[i] = (struct sx_blk_io){
+			.type = r[i].type,
+			.sector = r[i].sector,
+			.hdr_gpa = BUF_GPA + (uint64_t)slot[i] * HDR_SLOT,
+			.nseg = r[i].len ? 1 : 0,
+			.seg = {{r[i].data_gpa, r[i].len}},
+		};
+	}
+	rc = submit(d, v, io, n, 0, slot);
+	for (unsigned i = 0; i < n; i++)
+		r[i].status = io[i].status;
+	free(io);
+	return rc;
 }
 
 int sx_blk_rw(struct sx_vdev *d, unsigned v, uint32_t type, uint64_t sector,
 	      uint64_t data_gpa, uint32_t len)
 {
-	struct vring_desc *desc = (struct vring_desc *)(d->ram + d->desc);
-	struct vring_avail *av = (struct vring_avail *)(d->ram + d->avail);
-	struct virtio_blk_outhdr *hdr;
-	uint64_t hdr_gpa, st_gpa, deadline;
-	int ref[3] = {-1, -1, -1};
-	unsigned pages[3] = {0, 0, 0};
-	uint16_t head = 0;
-	bool found = false, in = type == VIRTIO_BLK_T_IN;
-	int rc = 0, status;
+	struct sx_blk_req r = {.type = type,
+			       .len = len,
+			       .sector = sector,
+			       .data_gpa = data_gpa};
+	int rc = sx_blk_rw_batch(d, v, &r, 1);
 
-	pthread_mutex_lock(&d->lock);
-	for (unsigned h = 0; h + SEG_PER_REQ <= d->num; h += SEG_PER_REQ) {
-		if (!d->busy[h]) {
-			head = (uint16_t)h;
-			found = true;
-			break;
-		}
-	}
-	if (!found) {
-		pthread_mutex_unlock(&d->lock);
-		return -ENOSPC;
-	}
-	d->busy[head] = 1;
-	d->done[head] = 0;
-	hdr_gpa = BUF_GPA + (uint64_t)head * 32;
-	st_gpa = hdr_gpa + 16;
-	hdr = (struct virtio_blk_outhdr *)(d->ram + hdr_gpa);
-	hdr->type = type;
-	hdr->ioprio = 0;
-	hdr->sector = sector;
-	d->ram[st_gpa] = 0xff;
-	desc[head].addr = bus_addr(d, hdr_gpa, 16, true, &ref[0], &pages[0]);
-	desc[head].len = 16;
-	desc[head].flags = VRING_DESC_F_NEXT;
-	desc[head].next = head + 1;
-	desc[head + 1].addr =
-		bus_addr(d, data_gpa, len, !in, &ref[1], &pages[1]);
-	desc[head + 1].len = len;
-	desc[head + 1].flags =
-		VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0);
-	desc[head + 1].next = head + 2;
-	desc[head + 2].addr = bus_addr(d, st_gpa, 1, false, &ref[2], &pages[2]);
-	desc[head + 2].len = 1;
-	desc[head + 2].flags = VRING_DESC_F_WRITE;
-	av->ring[d->avail_idx % d->num] = head;
-	d->avail_idx++;
-	__atomic_store_n(&av->idx, d->avail_idx, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&d->lock);
-
-	rc = wr(d, v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	deadline = now_ms() + SX_WAIT_MS;
-	while (!rc) {
-		uint64_t seen;
-
-		take_interrupt(d, v);
-		pthread_mutex_lock(&d->lock);
-		found = d->done[head];
-		seen = d->irq_seen;
-		pthread_mutex_unlock(&d->lock);
-		if (found)
-			break;
-		if (now_ms() > deadline)
-			rc = -ETIMEDOUT;
-		/* Short slices: another vCPU may take the interrupt for us. */
-		sx_irq_wait(d->o.domid, seen, 2);
-	}
-	status = d->ram[st_gpa];
-	/* grant-dma-ops: the guest revokes its grants once it sees the
-	 * completion; a grant still mapped breaks the device. */
-	for (int i = 0; i < 3; i++)
-		if (ref[i] >= 0 &&
-		    sx_ungrant(d->o.domid, (uint32_t)ref[i], pages[i]) ==
-			    -EBUSY &&
-		    !rc)
-			rc = -EBUSY;
-	pthread_mutex_lock(&d->lock);
-	if (!rc || rc == -EBUSY)
-		d->busy[head] = 0;
-	pthread_mutex_unlock(&d->lock);
-	return rc ? rc : status;
-}
-
-/* Like sx_blk_rw for n requests at once (fio's iodepth_batch): all n are
- * put on the ring, one QueueNotify from `vcpu`, then all are waited for.
- * Each r[i].status gets the status byte. -ENOSPC (nothing posted) if the
- * ring has fewer than n free heads. */
-int sx_blk_rw_batch(struct sx_vdev *d, unsigned v, struct sx_blk_req *r,
-		    unsigned n)
-{
-	struct vring_desc *desc = (struct vring_desc *)(d->ram + d->desc);
-	struct vring_avail *av = (struct vring_avail *)(d->ram + d->avail);
-	uint16_t head[SX_BATCH_MAX];
-	int ref[SX_BATCH_MAX][3];
-	unsigned pages[SX_BATCH_MAX][3], k = 0, left = n;
-	uint64_t deadline;
-	int rc;
-
-	if (n == 0 || n > SX_BATCH_MAX)
-		return -EINVAL;
-	pthread_mutex_lock(&d->lock);
-	for (unsigned h = 0; k < n && h + SEG_PER_REQ <= d->num;
-	     h += SEG_PER_REQ)
-		if (!d->busy[h])
-			head[k++] = (uint16_t)h;
-	if (k < n) {
-		pthread_mutex_unlock(&d->lock);
-		return -ENOSPC;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t h = head[i];
-		bool in = r[i].type == VIRTIO_BLK_T_IN;
-		uint64_t hdr_gpa = BUF_GPA + (uint64_t)h * 32;
-		struct virtio_blk_outhdr *hdr =
-			(struct virtio_blk_outhdr *)(d->ram + hdr_gpa);
-
-		d->busy[h] = 1;
-		d->done[h] = 0;
-		hdr->type = r[i].type;
-		hdr->ioprio = 0;
-		hdr->sector = r[i].sector;
-		d->ram[hdr_gpa + 16] = 0xff;
-		desc[h].addr = bus_addr(d, hdr_gpa, 16, true, &ref[i][0],
-					&pages[i][0]);
-		desc[h].len = 16;
-		desc[h].flags = VRING_DESC_F_NEXT;
-		desc[h].next = h + 1;
-		desc[h + 1].addr = bus_addr(d, r[i].data_gpa, r[i].len, !in,
-					    &ref[i][1], &pages[i][1]);
-		desc[h + 1].len = r[i].len;
-		desc[h + 1].flags =
-			VRING_DESC_F_NEXT | (in ? VRING_DESC_F_WRITE : 0);
-		desc[h + 1].next = h + 2;
-		desc[h + 2].addr = bus_addr(d, hdr_gpa + 16, 1, false,
-					    &ref[i][2], &pages[i][2]);
-		desc[h + 2].len = 1;
-		desc[h + 2].flags = VRING_DESC_F_WRITE;
-		av->ring[d->avail_idx % d->num] = h;
-		d->avail_idx++;
-	}
-	__atomic_store_n(&av->idx, d->avail_idx, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&d->lock);
-
-	rc = wr(d, v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	deadline = now_ms() + SX_WAIT_MS;
-	while (!rc && left) {
-		uint64_t seen;
-
-		take_interrupt(d, v);
-		pthread_mutex_lock(&d->lock);
-		left = 0;
-		for (unsigned i = 0; i < n; i++)
-			left += !d->done[head[i]];
-		seen = d->irq_seen;
-		pthread_mutex_unlock(&d->lock);
-		if (!left)
-			break;
-		if (now_ms() > deadline)
-			rc = -ETIMEDOUT;
-		sx_irq_wait(d->o.domid, seen, 2);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		r[i].status = d->ram[BUF_GPA + (uint64_t)head[i] * 32 + 16];
-		for (int j = 0; j < 3; j++)
-			if (ref[i][j] >= 0 &&
-			    sx_ungrant(d->o.domid, (uint32_t)ref[i][j],
-				       pages[i][j]) == -EBUSY &&
-			    !rc)
-				rc = -EBUSY;
-	}
-	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < n && (!rc || rc == -EBUSY); i++)
-		d->busy[head[i]] = 0;
-	pthread_mutex_unlock(&d->lock);
-	return rc;
+	return rc ? rc : r.status;
 }
