@@ -310,11 +310,11 @@ check-xen: $(DAEMON)
 # Real Xen on arm64 under qemu-system-aarch64 (docs/testing-xen-real-arm64.md):
 # the arm64 daemon, a hypervisor built from Debian's source with the IOREQ
 # server, Debian's arm64 tools and kernels.
-# The guests run the arm64 vd-verify (tests/verify) when it is there.
+# The guests check their data with the arm64 vd-verify (tests/verify).
 check-xen-arm64:
 	VIRTIOD_DEPS=xen-arm64 scripts/deps.sh
 	$(MAKE) --no-print-directory ARCH=arm64 BUILD=$(BUILD)-arm64 all
-	$(if $(wildcard tests/verify/*.c),$(MAKE) --no-print-directory verify-arm64)
+	$(MAKE) --no-print-directory verify-arm64
 	BUILD=$(BUILD) ARM64_BUILD=$(BUILD)-arm64 tests/xen-real-arm64/run.sh
 
 # The full suite. Sub-makes run in order so that output stays readable.

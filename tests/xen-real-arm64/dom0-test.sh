@@ -70,28 +70,21 @@ reached_userspace() { grep -q "XA-G $2 PHASE userspace" "$1" 2>/dev/null && echo
 counts() { /usr/bin/xa-counts.sh "$1" "$2"; }
 # record_sum CONSOLE CASE: the verifier's record sum the guest printed
 record_sum() { grep -o "XA-G $2 SUM [0-9a-f]*" "$1" | tail -n 1 | sed 's/.* //'; }
-# image_check IMG CONSOLE CASE: dom0's view of the image against the
-# guest's record (vd-verify check; the dd+md5 record without a verifier);
-# the verdict in IMGRES, 0 if it passed
+# image_check IMG CONSOLE CASE: dom0's view of the image, checked by
+# vd-verify against the record the guest announced; the verdict in IMGRES,
+# 0 if it passed
 image_check() {
-	if [ -x /usr/bin/vd-verify ]; then
-		_sum=$(record_sum "$2" "$3")
-		if [ -z "$_sum" ]; then
-			IMGRES="no-record-sum"
-			return 1
-		fi
-		/usr/bin/vd-verify check --image "$1" --expect-sum "$_sum" >/tmp/check-$3.log 2>&1
-		_rc=$?
-		sed "s/^/XA-D check $3: /" /tmp/check-$3.log | tail -n 12
-		IMGRES="'$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check-$3.log | tail -n 1) sum=$_sum'"
-		return $_rc
+	_sum=$(record_sum "$2" "$3")
+	if [ -z "$_sum" ]; then
+		IMGRES="no-record-sum"
+		return 1
 	fi
-	/usr/bin/xa-check.sh "$1" >/tmp/check-$3.log 2>&1
+	/usr/bin/vd-verify check --image "$1" --expect-sum "$_sum" >/tmp/check-$3.log 2>&1
 	_rc=$?
-	IMGRES="dd+md5:$(tail -n 1 /tmp/check-$3.log)"
+	sed "s/^/XA-D check $3: /" /tmp/check-$3.log | tail -n 12
+	IMGRES="'$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check-$3.log | tail -n 1) sum=$_sum'"
 	return $_rc
 }
-field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 
 case_line() { # NAME PASS|FAIL DETAILS
 	echo "XA-CASE $1 $2 $3 secs=$(since "$CASE_T0")"

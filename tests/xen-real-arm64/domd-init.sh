@@ -44,15 +44,10 @@ say "COUNTS $(/usr/bin/xa-counts.sh /tmp/vd-count | tr "\n" ";")"
 # the guest's record sum, from dom0 (which follows the guest's console)
 i=0
 while ! sum=$(xenstore-read data/xa-sum 2>/dev/null) && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
-if [ -x /usr/bin/vd-verify ]; then
-	/usr/bin/vd-verify check --image $IMG --expect-sum "$sum" >/tmp/check.log 2>&1
-	rc=$?
-	sed 's/^/XA-DD check: /' /tmp/check.log | tail -n 12
-	out="$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check.log | tail -n 1) sum=$sum"
-else
-	out=dd+md5:$(/usr/bin/xa-check.sh $IMG | tail -n 1)
-	rc=$?
-fi
+/usr/bin/vd-verify check --image $IMG --expect-sum "$sum" >/tmp/check.log 2>&1
+rc=$?
+sed 's/^/XA-DD check: /' /tmp/check.log | tail -n 12
+out="$(grep -o 'VD-VERIFY CHECK [A-Z]*' /tmp/check.log | tail -n 1) sum=$sum"
 if [ $rc = 0 ]; then say "CHECK PASS $out"; else say "CHECK FAIL $out"; fi
 say "DONE"
 kill -TERM $WATCH 2>/dev/null

@@ -5,7 +5,7 @@
 #   dom0-initrd.gz    busybox dom0: Debian's arm64 Xen tools and their libraries,
 #                     virtiod, vd-count.so, the guests' kernels and initrds,
 #                     docs/examples/* under /xa/examples, dom0-test.sh
-#   guest-initrd.gz   busybox guest: guest-init.sh, the virtio modules of both kernels
+#   guest-initrd.gz   busybox guest: guest-init.sh, vd-verify, the virtio modules of both kernels
 #   Image-grant       the grant-DMA guest kernel (build-kernel.sh)
 #   domU1.dtb domU2.dtb   the dom0less guests' partial device trees
 #   host.dtb          QEMU's device tree plus Xen's /chosen (dom0, dom0less guests)
@@ -34,12 +34,12 @@ OUT=$(cd "$OUT" && pwd)
 ARM64_BUILD=$(cd "$ARM64_BUILD" && pwd)
 SYSROOT=$ARM64_BUILD/sysroot
 VIRTIOD=$ARM64_BUILD/virtiod
-# the guest verifier for arm64 (tests/verify, make verify-arm64); without it
-# the guests fall back to a dd + md5 check
+# the guest verifier for arm64 (tests/verify: make verify-arm64)
 VERIFY=${VERIFY:-$BUILD/arm64/vd-verify}
 CC=aarch64-linux-gnu-gcc
 [ -x "$VIRTIOD" ] || { echo "mkimages: no $VIRTIOD (make ARCH=arm64)" >&2; exit 1; }
 [ -f "$SYSROOT/.stamp" ] || { echo "mkimages: no sysroot in $ARM64_BUILD" >&2; exit 1; }
+[ -x "$VERIFY" ] || { echo "mkimages: no $VERIFY (make verify-arm64)" >&2; exit 1; }
 
 # ------------------------------------------------------------ packages
 T0=$(date +%s)
@@ -146,12 +146,7 @@ for m in virtio virtio_ring virtio_mmio virtio_blk; do
 	cp "$CACHE/kernel/modules/$m.ko" "$G/lib/modules/$GVER/"
 done
 cp "$HERE/guest-init.sh" "$G/init"
-if [ -x "$VERIFY" ]; then
-	cp "$VERIFY" "$G/bin/vd-verify"
-	echo "mkimages: guest verifier $VERIFY"
-else
-	echo "mkimages: no guest verifier ($VERIFY): dd + md5 check"
-fi
+cp "$VERIFY" "$G/bin/vd-verify"
 (cd "$G" && find . | cpio -o -H newc --quiet | gzip -6) >"$OUT/guest-initrd.gz"
 
 # ------------------------------------------------------------ driver domain initrd
@@ -161,8 +156,8 @@ cp "$VIRTIOD" "$D/usr/bin/virtiod"
 cp "$X/usr/bin/xenstore" "$D/usr/bin/"
 for a in read write ls list; do ln -sf xenstore "$D/usr/bin/xenstore-$a"; done
 cp "$W/vd-count.so" "$D/usr/lib/"
-cp "$HERE/xa-check.sh" "$HERE/xa-counts.sh" "$D/usr/bin/"
-[ -x "$VERIFY" ] && cp "$VERIFY" "$D/usr/bin/vd-verify"
+cp "$HERE/xa-counts.sh" "$D/usr/bin/"
+cp "$VERIFY" "$D/usr/bin/vd-verify"
 for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc; do
 	cp "$X/lib/modules/$KVER/kernel/drivers/xen/$m.ko" "$D/lib/modules/"
 done
@@ -186,8 +181,8 @@ cp "$X/usr/bin/xenstore" "$R/usr/bin/"
 for a in read write ls list exists rm chmod watch; do ln -sf xenstore "$R/usr/bin/xenstore-$a"; done
 cp "$VIRTIOD" "$R/usr/bin/virtiod"
 cp "$W/vd-count.so" "$R/usr/lib/"
-cp "$W/xa-set-target" "$HERE/xa-check.sh" "$HERE/xa-counts.sh" "$R/usr/bin/"
-[ -x "$VERIFY" ] && cp "$VERIFY" "$R/usr/bin/vd-verify"
+cp "$W/xa-set-target" "$HERE/xa-counts.sh" "$R/usr/bin/"
+cp "$VERIFY" "$R/usr/bin/vd-verify"
 SEEN=()
 # shellcheck disable=SC2086
 closure $BINS "$X/usr/bin/xenstore" "$VIRTIOD" "$W/vd-count.so" "$W/xa-set-target"
