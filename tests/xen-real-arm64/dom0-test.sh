@@ -86,6 +86,8 @@ image_check() {
 	return $_rc
 }
 
+field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
+
 case_line() { # NAME PASS|FAIL DETAILS
 	echo "XA-CASE $1 $2 $3 secs=$(since "$CASE_T0")"
 	[ "$2" = PASS ] || FAILED="$FAILED $1"
