@@ -1,6 +1,8 @@
 #!/bin/sh
 # Runs test binaries one after another; prints each one's output and a
 # closing "N passed, N failed" line for the suite. Exits 1 if any failed.
+# TEST_RUNNER, if set, is the command that runs each binary (qemu-user for
+# a cross build).
 set -u
 suite=$1
 shift
@@ -8,7 +10,8 @@ passed=0
 failed=0
 failed_names=""
 for t in "$@"; do
-	if "$t"; then
+	# shellcheck disable=SC2086
+	if ${TEST_RUNNER:-} "$t"; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))

@@ -35,6 +35,7 @@ struct watcher {
 	unsigned nmap;
 	const char *state_dir;
 	unsigned map_cache_size;
+	bool arm; /* the hypervisor is Xen for Arm */
 	struct vd_launcher *l;
 	const char *who;
 };
@@ -134,6 +135,12 @@ static int describe(struct watcher *w, const char *path, unsigned kind,
 		if (node_options(w, path, kinds[kind].device_id, &s->dev, why,
 				 wl) < 0)
 			goto out;
+		/* libxl 4.17 on Arm links the device to "xen,grant-dma" in the
+		 * guest's device tree exactly when the backend is not dom0
+		 * (libxl_arm.c, make_virtio_mmio_node): that guest puts grant
+		 * references on the ring, never guest-physical addresses. */
+		if (!s->xen.have_grant && w->arm && w->self != 0)
+			s->xen.cfg.mem_mode = VD_XEN_MEM_GRANT;
 	} else {
 		unsigned n;
 
@@ -390,6 +397,13 @@ int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
 		if (!xs_watch(w->xs, path, kinds[k].dir))
 			vd_warn(w->who, "cannot watch %s: %s", path,
 				strerror(errno));
+	}
+	{
+		xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+
+		w->arm = vd_xen_arch(xch) == VD_XEN_ARCH_ARM;
+		if (xch)
+			xc_interface_close(xch);
 	}
 	xs_watch(w->xs, "@releaseDomain", "release");
 	vd_info(w->who, "watching the virtio backends of domain %u", w->self);

@@ -156,7 +156,7 @@ static void vring_reaps_in_order_and_arm_sees_pending_entries(void **state)
 {
 	(void)state;
 	struct vuf_vq vr;
-	uint32_t id, len;
+	uint32_t id = 0, len = 0; /* gcc 12 for aarch64 warns otherwise */
 	void *m = ring_mem(&vr, 4, true);
 	assert_int_equal(vuf_vq_reap(&vr, &id, &len), 0);
 	assert_true(vuf_vq_arm(&vr)); /* empty: safe to sleep */

@@ -25,6 +25,7 @@ static char conf[128];
 static struct sx_vdev *dev;
 static pid_t daemon_pid = -1;
 static bool arm;
+static unsigned be_dom; /* the backend domain of the 4.17 nodes */
 
 static void use_arm(void)
 {
@@ -82,8 +83,10 @@ static int teardown(void **state)
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", state_dir);
 	free(state_dir);
+	sx_xs_rm("/local/domain/3/backend");
 	sx_set_arch(SX_X86);
 	arm = false;
+	be_dom = 0;
 	return 0;
 }
 
@@ -122,6 +125,23 @@ static void start_watcher(bool with_conf)
 		if (!with_conf)
 			argv[5] = NULL;
 		_exit(vd_xen_watch_main(with_conf ? 7 : 5, argv,
+					vd_launcher_new(&vd_xen_shim, types),
+					&daemon_stop));
+	}
+}
+
+/* The watcher in a driver domain (backend domid 3), without a mapping
+ * file: everything it needs is in xenstore. */
+static void start_watcher_in_driver_domain(void)
+{
+	daemon_pid = fork();
+	assert_true(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		char *argv[] = {"xen-watch",   "--backend-domid", "3",
+				"--state-dir", state_dir,	  NULL};
+
+		signal(SIGTERM, on_term);
+		_exit(vd_xen_watch_main(5, argv,
 					vd_launcher_new(&vd_xen_shim, types),
 					&daemon_stop));
 	}
@@ -177,11 +197,14 @@ static int wait_servers(unsigned n, int ms)
 	return -ETIMEDOUT;
 }
 
-/* What Xen 4.17's libxl writes for a specification=virtio disk. */
+/* What Xen 4.17's libxl writes for a specification=virtio disk, in the
+ * backend domain `be_dom` (dom0 unless a case says otherwise). */
 static void toolstack_417(const char *base, const char *irq, const char *mode)
 {
-	const char *p = BE "/virtio_disk/7/0";
-	char k[128];
+	char p[128], k[160];
+
+	snprintf(p, sizeof(p), "/local/domain/%u/backend/virtio_disk/7/0",
+		 be_dom);
 
 	snprintf(k, sizeof(k), "%s/frontend", p);
 	sx_xs_write(k, "/local/domain/7/device/virtio_disk/0");
@@ -268,6 +291,40 @@ static void xs417_readonly_arm_window_from_xenstore(void **s)
 	/* mode=r: writes refused by the device */
 	assert_int_equal(sx_blk_rw(dev, 0, VIRTIO_BLK_T_OUT, 8, b, 4096),
 			 VIRTIO_BLK_S_IOERR);
+}
+
+/* Found on Xen 4.17 for Arm: a backend other than dom0 makes libxl link the
+ * guest's device to xen,grant-dma, so the guest uses grants; the node says
+ * nothing of it and a driver domain has no right to map guest memory. */
+static void xs417_arm_driver_domain_serves_with_grants(void **s)
+{
+	(void)s;
+	use_arm();
+	be_dom = 3;
+	start_watcher_in_driver_domain();
+	toolstack_417("33554432", "33", "w");
+	assert_int_equal(
+		sx_xs_wait("/local/domain/3/backend/virtio_disk/7/0/state", "2",
+			   10000),
+		0);
+	probe(true);
+	assert_true(sx_vdev_features(dev) & (1ULL << VIRTIO_F_ACCESS_PLATFORM));
+	io_check(24);
+}
+
+/* The same node in dom0 is served by foreign mapping (no grant link). */
+static void xs417_arm_dom0_backend_serves_foreign(void **s)
+{
+	(void)s;
+	use_arm();
+	start_watcher(false);
+	toolstack_417("33554432", "33", "w");
+	assert_int_equal(sx_xs_wait(BE "/virtio_disk/7/0/state", "2", 10000),
+			 0);
+	probe(false);
+	assert_false(sx_vdev_features(dev) &
+		     (1ULL << VIRTIO_F_ACCESS_PLATFORM));
+	io_check(32);
 }
 
 static void toolstack_418(const char *grant, const char *type)
@@ -507,6 +564,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			xs417_readonly_arm_window_from_xenstore, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			xs417_arm_driver_domain_serves_with_grants, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			xs417_arm_dom0_backend_serves_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			xs418_grant_device_with_disk_from_config, setup,
 			teardown),
