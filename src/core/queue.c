@@ -74,6 +74,10 @@ struct vd_queue {
 	bool broken;
 	int mem_slot;
 	bool mem_entered;
+
+	/* Written by the queue thread (and its vq) only, from the device's
+	 * creation on; read by anyone through vd_queue_stats_read. */
+	struct vd_vq_stats stats;
 };
 
 /* The queue whose thread this is, so calls made on it skip the loop. */
@@ -172,10 +176,21 @@ bool vd_queue_running(const struct vd_queue *q)
 	return atomic_load(&q->running);
 }
 
+static uint64_t now_ns(void);
+
 void vd_queue_complete_batch(struct vd_queue *q)
 {
+	/* The publication time of the completions' latencies: one clock
+	 * read per batch, none when nothing waits. */
+	if (vd_vq_unpublished(q->vq))
+		vd_vq_set_clock(q->vq, now_ns());
 	if (vd_vq_flush(q->vq))
 		vd_dev_notify_queue(q->dev, q);
+}
+
+void vd_queue_stats_read(const struct vd_queue *q, struct vd_vq_stats *out)
+{
+	vd_vq_stats_read(&q->stats, out);
 }
 
 void vd_queue_rekick(struct vd_queue *q)
@@ -284,6 +299,7 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 
 	(void)events;
 	q->kick_pending = true;
+	VD_STAT_ADD(q->stats.kicks, 1);
 	if (q->kick_edge)
 		return;
 	/* Non-blocking: one read takes every kick so far; EAGAIN is a
@@ -366,6 +382,8 @@ static int queue_begin(struct vd_queue *q)
 	r = vd_vq_new(&cfg, mem, &q->hooks, q->who, &q->vq);
 	if (r < 0)
 		goto out_mem;
+	vd_vq_set_stats(q->vq, &q->stats);
+	vd_vq_set_clock(q->vq, now_ns());
 	if (q->setup.n_requeue) {
 		r = vd_vq_requeue(q->vq, q->setup.requeue, q->setup.n_requeue);
 		if (r < 0)
@@ -442,6 +460,8 @@ static void serve_kick(struct vd_queue *q)
 		vd_vq_disable_notify(q->vq);
 		q->notify_off = true;
 	}
+	/* What this round pops is stamped with its start. */
+	vd_vq_set_clock(q->vq, now_ns());
 	q->kick_pending = false;
 	m->ops->queue_kick(m, q);
 	vd_queue_complete_batch(q);
@@ -563,6 +583,7 @@ static void queue_end(struct vd_queue *q)
 	if (left)
 		vd_warn(q->who, "%u requests still in flight after queue_stop",
 			left);
+	VD_STAT_SET(q->stats.inflight, 0); /* abandoned with the vq */
 	vd_vq_get_base(q->vq, &q->base_avail_idx, &q->base_avail_wrap,
 		       &q->base_used_idx, &q->base_used_wrap);
 	unwatch_kick(q);

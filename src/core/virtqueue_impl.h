@@ -67,6 +67,17 @@ struct vd_vq {
 	bool logging;
 	bool notify_enabled;
 
+	/* Statistics (queue thread writes; vd_vq_stats_read from others):
+	 * where they go, the round's clock, each slot's pop time, and the
+	 * pop times of completions pushed since the last publication. */
+	struct vd_vq_stats *stats;
+	struct vd_vq_stats own_stats;
+	uint64_t clock_ns;
+	uint64_t *pop_ns;	/* num, by slot */
+	uint64_t *batch_pop_ns; /* num */
+	unsigned batch_n;
+	unsigned unpublished; /* pushed since the last publication */
+
 	/* Split ring (queue thread). */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
