@@ -36,6 +36,9 @@ XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentool
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null)
 URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing)
 XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
+# sd_notify and socket activation (src/main only)
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
@@ -162,7 +165,8 @@ $(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(SHIM_LIBS) $(LIB)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
 		-Wl,--whole-archive $(SHIM_LIBS) -Wl,--no-whole-archive $(LIB) \
-		$(URING_LIBS) $(SHIM_LDLIBS) $(LDLIBS_COMMON)
+		$(URING_LIBS) $(SHIM_LDLIBS) $(SYSTEMD_LIBS) $(LDLIBS_COMMON)
+$(call obj,$(BUILD),$(MAIN_SRC)): ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 # --------------------------------------------------------------- unit tests
 TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
