@@ -11,6 +11,8 @@
 #   vt.romd5=H     ro: md5 of the first vt.mb MiB that the host wrote
 #   vt.secs=N      kill: at most this many seconds of I/O (the host types "stop" earlier)
 #   vt.regions=OFF:LEN:MD5,...   check: regions to read back and compare
+#   vt.sizes=S1,S2,...  resize: the sizes (512-byte sectors) the disk will
+#                  take, in order; at each the new last MiB is written and read back
 # Output, one line each, parsed by the host:
 #   VT-INFO: ...                          progress / information
 #   VT-DD: off=<bytes> len=<bytes> md5=<hex>   a region the host must find in the image
@@ -23,7 +25,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs -o size=400m tmp /tmp
 
-TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS="" QD=1,32 DZ=0
+TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS="" QD=1,32 DZ=0 SIZES=
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vt.test=*) TEST=${a#*=} ;;
@@ -34,6 +36,7 @@ for a in $(cat /proc/cmdline); do
 	vt.regions=*) REGIONS=${a#*=} ;;
 	vt.qd=*) QD=${a#*=} ;;
 	vt.dz=*) DZ=${a#*=} ;;
+	vt.sizes=*) SIZES=${a#*=} ;;
 	esac
 done
 
@@ -392,6 +395,32 @@ do_verify() {
 	[ $rc = 0 ] || fail "vd-verify run exit $rc"
 }
 
+# ---------------------------------------------------------------- resize
+# The host changes the disk's size while the guest runs (virtiod resize, or
+# the image file grown behind the daemon's back); the guest must see each
+# size in /sys/block/vda/size (the config change interrupt, nothing else),
+# and its last MiB must take a write and give it back.
+do_resize() {
+	echo "VT-RESIZE: size=$(cat /sys/block/vda/size)"
+	for want in $(echo "$SIZES" | tr ',' ' '); do
+		i=0
+		while [ "$(cat /sys/block/vda/size)" != "$want" ] && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		got=$(cat /sys/block/vda/size)
+		[ "$got" = "$want" ] || fail "/sys/block/vda/size stayed $got, expected $want within 60 s"
+		off=$((want * 512 - BS))
+		dd if=/dev/urandom of=/tmp/last bs=$BS count=1 2>/dev/null
+		dd if=/tmp/last of=$DEV bs=$BS seek=$((off / BS)) count=1 oflag=direct conv=fsync 2>/tmp/err ||
+			fail "write of the last MiB at $want sectors: $(cat /tmp/err)"
+		h=$(md5 </tmp/last)
+		[ "$(rd $off $BS)" = "$h" ] || fail "the last MiB at $want sectors reads back differently"
+		echo "VT-DD: off=$off len=$BS md5=$h"
+		echo "VT-RESIZE: size=$want"
+	done
+}
+
 case "$TEST" in
 io) do_regions ;;
 mq) do_mq ;;
@@ -401,6 +430,7 @@ kill) do_kill ;;
 check) do_check ;;
 demo) do_demo ;;
 verify) do_verify ;;
+resize) do_resize ;;
 *) fail "unknown vt.test=$TEST" ;;
 esac
 finish PASS "test=$TEST uptime=$(up)s"
