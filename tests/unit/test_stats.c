@@ -24,6 +24,14 @@ static struct vd_vq_stats read_vq(struct vd_vq_stats *s)
 	return out;
 }
 
+/* A split queue of 16 counting into st; returns a 4 KiB buffer. */
+static uint64_t start(struct vqh *h, struct vd_vq_stats *st)
+{
+	vqh_new(h, VD_VQ_SPLIT, 16, false, false);
+	vd_vq_set_stats(h->vq, st);
+	return td_mem_alloc(h->m, 4096, 64);
+}
+
 /* A chain of 16 readable and 32 writable bytes. */
 static void add_rw(struct vqh *h, uint64_t buf)
 {
@@ -40,9 +48,7 @@ static void pop_and_push_count_requests_bytes_and_inflight(void **state)
 	uint64_t buf;
 
 	(void)state;
-	vqh_new(&h, VD_VQ_SPLIT, 16, false, false);
-	vd_vq_set_stats(h.vq, &st);
-	buf = td_mem_alloc(h.m, 4096, 64);
+	buf = start(&h, &st);
 	for (int i = 0; i < 3; i++)
 		add_rw(&h, buf + 128u * i);
 	for (int i = 0; i < 3; i++)
@@ -91,9 +97,7 @@ static void latency_lands_in_the_log2_bucket_of_pop_to_publication(void **state)
 	uint64_t buf;
 
 	(void)state;
-	vqh_new(&h, VD_VQ_SPLIT, 16, false, false);
-	vd_vq_set_stats(h.vq, &st);
-	buf = td_mem_alloc(h.m, 4096, 64);
+	buf = start(&h, &st);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		void *tok;
 		uint32_t len;
@@ -128,9 +132,7 @@ static void publications_count_notifications_sent_and_suppressed(void **state)
 	uint64_t buf;
 
 	(void)state;
-	vqh_new(&h, VD_VQ_SPLIT, 16, false, false);
-	vd_vq_set_stats(h.vq, &st);
-	buf = td_mem_alloc(h.m, 4096, 64);
+	buf = start(&h, &st);
 	/* nothing pushed: a flush is no publication */
 	assert_false(vd_vq_flush(h.vq));
 	r = read_vq(&st);
