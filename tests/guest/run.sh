@@ -18,8 +18,12 @@
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/net.sh"
 
 ALL_CASES="1-queue 2-queues ext4 read-only kill-restart verify"
+# virtio-net and virtio-rng (tests/guest/net.sh): virtiod only
+NET_CASES="net-q35 net-microvm net-2-pairs rng-q35 rng-microvm"
+[ "$VT_BACKEND" = virtiod ] && ALL_CASES="$ALL_CASES $NET_CASES"
 CASES=$ALL_CASES
 KEEP=0
 while [ $# -gt 0 ]; do
