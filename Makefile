@@ -122,7 +122,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core \
+	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core \
 	install clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -344,6 +344,10 @@ check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
+# DPDK's testpmd as a vhost-user-net frontend (tests/dpdk/run.sh).
+check-dpdk: $(DAEMON)
+	BUILD=$(BUILD) tests/dpdk/run.sh
+
 # The real-Xen matrix (docs/testing-xen-real.md): Debian's Xen under QEMU,
 # guests served by virtiod, vd-verify in the guests, the images checked in
 # dom0. bench-xen: virtiod beside xen-blkback in one guest (figures only).
@@ -376,6 +380,7 @@ check: deps
 	$(MAKE) --no-print-directory check-verify
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
+	$(MAKE) --no-print-directory check-dpdk
 	$(MAKE) --no-print-directory check-arm64
 	@echo "make check: all suites passed"
 
