@@ -184,6 +184,10 @@ LOADGEN_UNIT_INC := -Ibench/loadgen -I$(VUF_DIR)
 $(BUILD)/tests/unit/test_loadgen: $(call obj,$(BUILD)/tests,$(LOADGEN_UNIT_SRC))
 $(BUILD)/tests/obj/tests/unit/test_loadgen.o: TEST_CFLAGS += $(LOADGEN_UNIT_INC)
 
+# test_rng drives the rng model's token bucket (src/devices/rng.h).
+$(BUILD)/tests/obj/tests/unit/test_rng.o: TEST_CFLAGS += -Isrc/devices
+$(ASAN_BUILD)/tests/obj/tests/unit/test_rng.o: BASE_CFLAGS += -Isrc/devices
+
 # ASan+UBSan: the same library and tests rebuilt with sanitizers.
 $(ASAN_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
