@@ -325,10 +325,15 @@ static void on_link(void *opaque, int fd, uint32_t events)
 
 enum qkind { Q_RX, Q_TX, Q_CTRL };
 
-static enum qkind kind_of(const struct net_dev *d, unsigned idx, unsigned *pair)
+/* §5.1.2: the control queue follows the pairs the driver uses: 2N with
+ * VIRTIO_NET_F_MQ, else 2 (the queues past it are then never set up). */
+static enum qkind kind_of(struct net_dev *d, unsigned idx, unsigned *pair)
 {
+	uint64_t f = atomic_load(&d->features);
+	unsigned n = net_has(f, VIRTIO_NET_F_MQ) ? d->pairs : 1;
+
 	*pair = idx / 2;
-	if (idx == 2 * d->pairs)
+	if (idx == 2 * n && net_has(f, VIRTIO_NET_F_CTRL_VQ))
 		return Q_CTRL;
 	return idx & 1 ? Q_TX : Q_RX;
 }
