@@ -278,7 +278,8 @@ static uint8_t ctrl(struct net_fx *f, uint8_t cls, uint8_t cmd,
 
 	p[0] = cls;
 	p[1] = cmd;
-	memcpy(p + 2, data, len);
+	if (len)
+		memcpy(p + 2, data, len);
 	*(uint8_t *)td_mem_hva(e->m, ack) = 0xaa;
 	assert_int_equal(td_vq_add(e->vq[CTLQ], b, 2, false, &tok), 0);
 	env_kick(e, CTLQ);
