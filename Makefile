@@ -122,7 +122,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core \
+	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
 	install clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -292,6 +292,11 @@ bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 
 bench: deps $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh
+
+# virtio-net figures: testpmd through virtiod vs DPDK's vhost+tap, and the
+# test guest's TCP through virtiod vs QEMU's -netdev tap (bench/README.md).
+bench-net: deps $(DAEMON) $(VERIFY_BIN)
+	BUILD=$(BUILD) bench/net.sh
 
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

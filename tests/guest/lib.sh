@@ -337,11 +337,14 @@ vt_qemu_start() {
 	# num-queues must be explicit: the -pci device defaults to one queue per
 	# vCPU and refuses a backend that offers fewer
 	local devargs=(-device "$dev,chardev=c0,num-queues=$numq${GUEST_DEVICE_PROPS:+,$GUEST_DEVICE_PROPS}")
-	# another device on chardev c0 (tests/guest/net.sh sets its arguments)
+	# another device on chardev c0 (tests/guest/net.sh sets its arguments),
+	# or with VT_NO_CHARDEV=1 one of QEMU's own (bench/net.sh: -netdev tap)
 	[ -n "${VT_DEVICE_ARGS:-}" ] && read -r -a devargs <<<"$VT_DEVICE_ARGS"
+	local chrargs=(-chardev "$chr")
+	[ "${VT_NO_CHARDEV:-0}" = 1 ] && chrargs=()
 	VT_QEMU_CMD=("$QEMU" "${margs[@]}" -accel tcg -cpu max -smp "$smp" -m "${VT_MEM}M"
 		-object "memory-backend-memfd,id=mem,size=${VT_MEM}M,share=on"
-		-chardev "$chr" "${devargs[@]}"
+		"${chrargs[@]}" "${devargs[@]}"
 		-kernel "$VT_KERNEL" -initrd "$VT_INITRD" -append "$append"
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot)
 	echo "### $(date +%T.%N) starting: ${VT_QEMU_CMD[*]}" >>"$log"

@@ -73,6 +73,8 @@ net_qemu_args() {
 net_run() {
 	local pairs=$1 offl=$2 k per=$((NET_MB / $1)) got want bad="" q
 	net_ns_up || { DETAIL="ip netns add failed"; return 1; }
+	# bench/net.sh: the same guest on QEMU's own -netdev tap
+	[ "${NET_BACKEND:-virtiod}" = qemu-tap ] && { net_run_qemu_tap "$pairs" "$offl"; return; }
 	local qargs=()
 	[ "$pairs" -gt 1 ] && qargs=(--queue-pairs "$pairs")
 	# QEMU's virtio-mmio offers QueueNumMax 1024 whatever the device's
@@ -130,6 +132,34 @@ net_run() {
 	DETAIL="$DETAIL; $(vt_lines "$CLOG" 'VT-NET: offloads' | sed 's/VT-NET: offloads //; s/: /=/g')"
 	[ "$pairs" -gt 1 ] && DETAIL="$DETAIL; queues: $q"
 	return 0
+}
+
+# The comparison point of bench/net.sh: QEMU's userspace tap backend
+# (vhost=off: no vhost-net under TCG) on a tap made here, QEMU inside the
+# namespace; the guest runs the same test.
+net_run_qemu_tap() {
+	local pairs=$1 offl=$2 k per=$((NET_MB / $1)) wrap=$CDIR/qemu-in-ns
+	ip netns exec "$NS" ip tuntap add dev vt0 mode tap vnet_hdr || { DETAIL="ip tuntap add"; return 1; }
+	ip -n "$NS" addr add "$NET_HOST/24" dev vt0 && ip -n "$NS" link set vt0 up
+	for ((k = 0; k < pairs; k++)); do
+		mkfifo "$CDIR/hold$k"
+		ip netns exec "$NS" busybox nc -l -p $((5001 + 2 * k)) <>"$CDIR/hold$k" >"$CDIR/from-guest$k" 2>/dev/null &
+		vt_track $!
+		dd if=/dev/urandom of="$CDIR/to-guest$k" bs=1M count=$per status=none
+	done
+	printf '#!/bin/sh\nexec ip netns exec %s %s "$@"\n' "$NS" "$(command -v "$QEMU")" >"$wrap"
+	chmod +x "$wrap"
+	VT_DEVICE_ARGS="-netdev tap,id=n0,ifname=vt0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,vectors=0"
+	QEMU=$wrap VT_NO_CHARDEV=1 vt_qemu_start "$CLOG" "$SOCK" "$pairs" 1 0 vt.test=net vt.mb="$NET_MB" \
+		vt.streams="$pairs" vt.ip="$NET_GUEST/24" vt.peer="$NET_HOST" vt.offloads="$offl" || return 1
+	VT_DEVICE_ARGS=""
+	vt_wait_for "$CLOG" '^VT-NET: listening|^VT-RESULT:' "$VT_TIMEOUT" "$VT_QEMU_PID"
+	for ((k = 0; k < pairs; k++)); do
+		ip netns exec "$NS" busybox nc "$NET_GUEST" $((5002 + 2 * k)) <"$CDIR/to-guest$k" >/dev/null 2>&1 &
+		vt_track $!
+	done
+	wait_result || { DETAIL=$(why); return 1; }
+	DETAIL="$(vt_lines "$CLOG" 'VT-PERF: rx' | sed 's/VT-PERF: //'), $(vt_lines "$CLOG" 'VT-PERF: tx' | sed 's/VT-PERF: //')"
 }
 
 net_case() { # name pairs offloads
