@@ -14,7 +14,7 @@
 # way over virtiod, then over QEMU's own -netdev tap (vhost=off), one run.
 #
 # Environment: BUILD, BENCH_NET_SECONDS (5), BENCH_NET_PARTS ("pps tcp"),
-# BENCH_NET_ROUNDS (1, guest TCP), NET_MB (64), BENCH_NET_FCPU/BCPU (1/0). Only the processes started here are stopped, by pid.
+# BENCH_NET_ROUNDS (1), NET_MB (64), BENCH_NET_FCPU/BCPU (1/0). Only the processes started here are stopped, by pid.
 set -u -o pipefail
 BUILD=${BUILD:-build}
 VIRTIOD=${VIRTIOD:-$BUILD/virtiod}
@@ -22,6 +22,13 @@ TESTPMD=${TESTPMD:-dpdk-testpmd}
 SECS=${BENCH_NET_SECONDS:-5}
 PARTS=${BENCH_NET_PARTS:-pps tcp}
 ROUNDS=${BENCH_NET_ROUNDS:-1}
+# awk: the median of a space-separated list of numbers
+MEDIAN='function med(list,   a, n, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : 0
+}'
+
 MB=${NET_MB:-64}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$BUILD/bench/net
@@ -116,70 +123,78 @@ generator() { # iface: 64-byte frames into the tap through AF_PACKET
 		--total-num-mbufs=16384 --forward-mode=txonly --txpkts=64 --burst=32
 }
 
-row() { printf '%-34s %8s %12s %14s\n' "$@" | tee -a "$OUT/pps.txt"; }
+# row ROUND BACKEND PATH MPPS NS/PKT CPU
+row() { printf '%-6s %-9s %-30s %8s %11s %12s\n' "$@" | tee -a "$OUT/pps.txt"; }
 
-# measure LABEL BACKEND_PID COUNT_FN: rate over SECS after a second of
-# warm-up; the rate is left in MPPS
+# measure ROUND BACKEND PATH BACKEND_PID COUNT_FN: rate over SECS after a
+# second of warm-up
 measure() {
-	local label=$1 bpid=$2 fn=$3 c0 c1 t0 t1 n mpps ns
+	local bpid=$4 fn=$5 c0 c1 t0 t1 n
 	sleep 1
 	c0=$($fn) t0=$(ticks "$bpid")
 	sleep "$SECS"
 	c1=$($fn) t1=$(ticks "$bpid")
-	n=$((c1 - c0))
-	mpps=$(awk -v n=$n -v s="$SECS" 'BEGIN { printf "%.3f", n / s / 1e6 }')
-	ns=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n=$n 'BEGIN { if (n) printf "%.0f", t / hz * 1e9 / n; else print "-" }')
-	MPPS=$mpps
-	row "$label" "$mpps" "$ns" "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$SECS" 'BEGIN { printf "%.0f%%", t / hz / s * 100 }')"
+	n=$((${c1:-0} - ${c0:-0}))
+	row "$1" "$2" "$3" "$(awk -v n=$n -v s="$SECS" 'BEGIN { printf "%.3f", n / s / 1e6 }')" \
+		"$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n=$n 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e9 / n; else print "-" }')" \
+		"$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$SECS" 'BEGIN { printf "%.0f%%", t / hz / s * 100 }')"
 }
 
-idle() { # label pid: CPU of the backend over 3 s with a frontend connected, no traffic
+idle() { # ROUND BACKEND PID: its CPU over 3 s, a frontend connected, no traffic
 	local t0 t1
 	sleep 1
-	t0=$(ticks "$2")
+	t0=$(ticks "$3")
 	sleep 3
-	t1=$(ticks "$2")
-	row "$1" "-" "-" "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.0f%%", t / hz / 3 * 100 }')"
+	t1=$(ticks "$3")
+	row "$1" "$2" "idle, frontend connected" - - "$(awk -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN { printf "%.0f%%", t / hz / 3 * 100 }')"
+}
+
+# pps_run ROUND BACKEND(virtiod|dpdk): tx, idle and rx through one backend
+pps_run() {
+	local r=$1 b=$2 bpid tap
+	if [ "$b" = virtiod ]; then
+		virtiod_up || return 1
+		bpid=$VPID tap=vt0
+	else
+		anchor_up || return 1
+		bpid=$APID tap=dtap0
+	fi
+	frontend txonly && measure "$r" "$b" "tx: testpmd -> $b -> tap" "$bpid" "tap_stat $tap rx_packets"
+	stop_all_pmd "$bpid"
+	frontend rxonly && FLOG=$OUT/testpmd-front-rxonly.log && idle "$r" "$b" "$bpid"
+	generator "$tap" && measure "$r" "$b" "rx: tap -> $b -> testpmd" "$bpid" "pmd_count $FLOG RX"
+	stop_all_pmd
+	if [ "$b" = virtiod ]; then stop "$VPID"; fi
+	return 0
 }
 
 pps() {
+	local r
 	ip netns add "$NS" || return 1
 	ip -n "$NS" link set lo up
 	: >"$OUT/pps.txt"
-	echo "bench-net: 64-byte frames, $SECS s per figure, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-	row "path" "Mpps" "CPU ns/pkt" "backend CPU"
-	# virtiod
-	virtiod_up
-	MPPS=0
-	frontend txonly && measure "tx: testpmd -> virtiod -> tap" "$VPID" "tap_stat vt0 rx_packets"
-	local vtx=$MPPS vrx
-	stop "$LAST"
-	frontend rxonly && FLOG=$OUT/testpmd-front-rxonly.log && idle "idle: virtiod, frontend connected" "$VPID"
-	MPPS=0
-	generator vt0 && measure "rx: tap -> virtiod -> testpmd" "$VPID" "pmd_count $FLOG RX"
-	vrx=$MPPS
-	stop "$LAST"
-	stop_all_pmd
-	kill -TERM "$VPID" 2>/dev/null
-	wait "$VPID" 2>/dev/null
-	# DPDK: net_vhost + net_tap in one forwarding testpmd
-	anchor_up || return 1
-	MPPS=0
-	frontend txonly && measure "tx: testpmd -> DPDK vhost+tap -> tap" "$APID" "tap_stat dtap0 rx_packets"
-	local dtx=$MPPS
-	stop "$LAST"
-	frontend rxonly && FLOG=$OUT/testpmd-front-rxonly.log && idle "idle: DPDK vhost+tap, frontend on" "$APID"
-	MPPS=0
-	generator dtap0 && measure "rx: tap -> DPDK vhost+tap -> testpmd" "$APID" "pmd_count $FLOG RX"
-	stop_all_pmd
-	awk -v a="$vtx" -v b="$dtx" -v c="$vrx" -v d="$MPPS" 'function r(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "-" }
-		BEGIN { printf "virtiod/DPDK vhost+tap Mpps ratio: tx %s, rx %s\n", r(a, b), r(c, d) }' | tee -a "$OUT/pps.txt"
+	echo "bench-net: 64-byte frames, $SECS s per figure, $ROUNDS round(s), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+	echo "(dpdk: testpmd forwarding between net_vhost and net_tap; CPU: the backend's, per packet and share of a CPU)"
+	row round backend path Mpps "CPU ns/pkt" "backend CPU"
+	# alternate who goes first, so that drift favours neither
+	for ((r = 1; r <= ROUNDS; r++)); do
+		if [ $((r % 2)) = 1 ]; then
+			pps_run "$r" virtiod && pps_run "$r" dpdk
+		else
+			pps_run "$r" dpdk && pps_run "$r" virtiod
+		fi || break
+	done
+	awk "$MEDIAN"'
+	$1 ~ /^[0-9]+$/ && $3 ~ /^(tx|rx):$/ { v[$2 " " $3] = v[$2 " " $3] " " $(NF - 2) }
+	function r(d,   x, y) { x = med(v["virtiod " d]); y = med(v["dpdk " d]); return y > 0 ? sprintf("%.2f", x / y) : "-" }
+	END { printf "virtiod/DPDK vhost+tap Mpps ratio (medians): tx %s, rx %s\n", r("tx:"), r("rx:") }' "$OUT/pps.txt" | tee -a "$OUT/pps.txt"
 	ip netns del "$NS"
 }
 
-stop_all_pmd() {
+stop_all_pmd() { # [PID to spare]
 	local p
 	for p in "${PIDS[@]}"; do
+		[ "$p" = "${1:-}" ] && continue
 		[ "$p" = "${VPID:-}" ] && continue
 		kill -0 "$p" 2>/dev/null && stop "$p"
 	done
@@ -214,12 +229,8 @@ tcp() {
 		tcp_row "$r" qemu-tap "$q"
 	done
 	# medians over rounds, and virtiod / QEMU
-	awk '$1 ~ /^[0-9]+$/ && $3 != "-" { rx[$2] = rx[$2] " " $3; tx[$2] = tx[$2] " " $4 }
-	function med(list,   a, n, i, j, t) {
-		n = split(list, a, " ")
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$MEDIAN"'
+	$1 ~ /^[0-9]+$/ && $3 != "-" { rx[$2] = rx[$2] " " $3; tx[$2] = tx[$2] " " $4 }
 	END {
 		if (!("virtiod" in rx) || !("qemu-tap" in rx)) { print "virtiod/QEMU -netdev tap: no result"; exit }
 		printf "virtiod/QEMU -netdev tap guest TCP ratio (medians): rx %.2f, tx %.2f\n",
