@@ -9,7 +9,8 @@ set -eu
 build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev"
 check_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format qemu-system-x86
 qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux
-iproute2 ethtool python3 dpdk librte-net-virtio23 librte-net-vhost23 librte-net-tap23"
+iproute2 ethtool python3 dpdk librte-net-virtio23 librte-net-vhost23 librte-net-tap23
+librte-net-af-packet23"
 xen_pkgs="qemu-system-xen acpica-tools"
 # cross build and unit tests under qemu-user (part of make check)
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
