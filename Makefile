@@ -134,7 +134,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core \
+	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
 	install deb check-ops clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -196,6 +196,10 @@ LOADGEN_UNIT_SRC := bench/loadgen/histogram.c bench/loadgen/pattern.c $(VUF_DIR)
 LOADGEN_UNIT_INC := -Ibench/loadgen -I$(VUF_DIR)
 $(BUILD)/tests/unit/test_loadgen: $(call obj,$(BUILD)/tests,$(LOADGEN_UNIT_SRC))
 $(BUILD)/tests/obj/tests/unit/test_loadgen.o: TEST_CFLAGS += $(LOADGEN_UNIT_INC)
+
+# test_rng drives the rng model's token bucket (src/devices/rng.h).
+$(BUILD)/tests/obj/tests/unit/test_rng.o: TEST_CFLAGS += -Isrc/devices
+$(ASAN_BUILD)/tests/obj/tests/unit/test_rng.o: BASE_CFLAGS += -Isrc/devices
 
 # ASan+UBSan: the same library and tests rebuilt with sanitizers.
 $(ASAN_BUILD)/obj/%.o: %.c
@@ -302,6 +306,11 @@ bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 bench: deps $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh
 
+# virtio-net figures: testpmd through virtiod vs DPDK's vhost+tap, and the
+# test guest's TCP through virtiod vs QEMU's -netdev tap (bench/README.md).
+bench-net: deps $(DAEMON) $(VERIFY_BIN)
+	BUILD=$(BUILD) bench/net.sh
+
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
@@ -363,6 +372,10 @@ check-ops: $(DAEMON) $(LOADGEN_BIN)
 check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
 
+# DPDK's testpmd as a vhost-user-net frontend (tests/dpdk/run.sh).
+check-dpdk: $(DAEMON)
+	BUILD=$(BUILD) tests/dpdk/run.sh
+
 # The real-Xen matrix (docs/testing-xen-real.md): Debian's Xen under QEMU,
 # guests served by virtiod, vd-verify in the guests, the images checked in
 # dom0. bench-xen: virtiod beside xen-blkback in one guest (figures only).
@@ -396,6 +409,7 @@ check: deps
 	$(MAKE) --no-print-directory check-verify
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
+	$(MAKE) --no-print-directory check-dpdk
 	$(MAKE) --no-print-directory check-arm64
 	@echo "make check: all suites passed"
 

@@ -278,5 +278,17 @@ void vd_queue_stats_read(const struct vd_queue *q, struct vd_vq_stats *out);
 /* Ask the queue thread to run queue_kick again soon (from its own thread,
  * e.g. after I/O freed capacity). */
 void vd_queue_rekick(struct vd_queue *q);
+/* A queue the device fills (a receive queue), from queue_start on: the
+ * driver posts buffers ahead of any data, so buffers in the ring are not
+ * work and their kicks are not wanted. While the device has buffers it
+ * takes them when its data comes (its own fd on the queue's loop), and
+ * the core leaves driver notifications off. */
+void vd_queue_set_device_filled(struct vd_queue *q);
+/* The device has data and no buffer left (vd_vq_pop gave nothing): it
+ * stops taking data in (a tap stays unread, its own queue holds the
+ * packets) and calls this; the core asks the driver for a kick and calls
+ * queue_kick once buffers are there, at once if some came meanwhile.
+ * Once: queue_kick calls it again if it is still short. */
+void vd_queue_wait_buffers(struct vd_queue *q);
 
 #endif

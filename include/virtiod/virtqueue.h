@@ -117,6 +117,8 @@ struct vd_vq_hooks {
 	 * its completion was written to the ring / the used index (split) or
 	 * the ring position (packed) was published. */
 	void (*on_pop)(void *ctx, const struct vd_vq_elem *e);
+	/* vd_vq_unpop gave e back: undo its on_pop (always the latest). */
+	void (*on_unpop)(void *ctx, const struct vd_vq_elem *e);
 	void (*on_push)(void *ctx, const struct vd_vq_elem *e);
 	void (*on_publish)(void *ctx, uint16_t used_idx, bool used_wrap);
 	/* Dirty logging (vhost-user LOG_ALL): the device wrote this guest
@@ -167,6 +169,12 @@ void vd_vq_free(struct vd_vq *vq);
  * pop that finds the ring empty asks the driver to kick for the next entry
  * (avail_event); a device that stops popping earlier must rekick itself. */
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
+/* Give back a popped element untouched, as if it had never been popped:
+ * the next pop returns the same chain again. For a device that fills
+ * buffers (a receive queue): it pops what the next packet may need, reads,
+ * and returns what it did not fill. Only the latest pop still out can be
+ * given back (last in, first out); -EINVAL otherwise, nothing changed. */
+int vd_vq_unpop(struct vd_vq *vq, struct vd_vq_elem *e);
 /* Complete an element: `written` bytes were written to its write buffers.
  * Order is free (out of order allowed). Releases mapper pins first. */
 void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written);
@@ -187,6 +195,7 @@ bool vd_vq_enable_notify(struct vd_vq *vq);
 bool vd_vq_avail_pending(struct vd_vq *vq);
 
 bool vd_vq_broken(const struct vd_vq *vq);
+uint16_t vd_vq_size(const struct vd_vq *vq); /* entries (queue size) */
 unsigned vd_vq_max_iov(const struct vd_vq *vq);
 enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq);
 unsigned vd_vq_inflight(const struct vd_vq *vq); /* popped, not pushed */

@@ -69,6 +69,10 @@ struct vd_queue {
 	 * polling then wait for the driver's next kick instead of making
 	 * the thread spin. */
 	unsigned stalls;
+	/* A queue the device fills (vd_queue_set_device_filled): buffers
+	 * in the ring are work only while the model waits for them. */
+	bool device_filled;
+	bool wait_buffers;
 	uint64_t poll_ns;    /* busy-polling window, 0: off */
 	uint64_t last_round; /* when the loop last ran (polling only) */
 	bool broken;
@@ -198,6 +202,16 @@ void vd_queue_rekick(struct vd_queue *q)
 	q->kick_pending = true;
 }
 
+void vd_queue_set_device_filled(struct vd_queue *q)
+{
+	q->device_filled = true;
+}
+
+void vd_queue_wait_buffers(struct vd_queue *q)
+{
+	q->wait_buffers = true;
+}
+
 void vd_queue_set_default_poll_us(unsigned us)
 {
 	atomic_store(&default_poll_us,
@@ -252,6 +266,13 @@ static void hook_pop(void *ctx, const struct vd_vq_elem *e)
 	q->setup.hooks.on_pop(q->setup.hooks.ctx, e);
 }
 
+static void hook_unpop(void *ctx, const struct vd_vq_elem *e)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.on_unpop(q->setup.hooks.ctx, e);
+}
+
 static void hook_push(void *ctx, const struct vd_vq_elem *e)
 {
 	struct vd_queue *q = ctx;
@@ -283,6 +304,7 @@ static void wrap_hooks(struct vd_queue *q)
 		.ctx = q,
 		.on_broken = hook_broken,
 		.on_pop = s->on_pop ? hook_pop : NULL,
+		.on_unpop = s->on_unpop ? hook_unpop : NULL,
 		.on_push = s->on_push ? hook_push : NULL,
 		.on_publish = s->on_publish ? hook_publish : NULL,
 		.log_write = s->log_write ? hook_log_write : NULL,
@@ -443,10 +465,12 @@ static uint64_t ring_mark(struct vd_queue *q)
 	       (uint64_t)vd_vq_inflight(q->vq) << 17;
 }
 
-/* The model may take chains found without a kick. */
+/* The model may take chains found without a kick. A device-filled queue
+ * takes buffers when it has data, not when they appear, unless it waits
+ * for them. */
 static bool model_serves(const struct vd_queue *q)
 {
-	return q->stalls < 2;
+	return q->device_filled ? q->wait_buffers : q->stalls < 2;
 }
 
 /* queue_kick with driver notifications off: the driver need not kick for
@@ -463,6 +487,8 @@ static void serve_kick(struct vd_queue *q)
 	/* What this round pops is stamped with its start. */
 	vd_vq_set_clock(q->vq, now_ns());
 	q->kick_pending = false;
+	/* The model asks again if this round still leaves it without. */
+	q->wait_buffers = false;
 	m->ops->queue_kick(m, q);
 	vd_queue_complete_batch(q);
 	/* A memory-table writer came meanwhile: vd_vq_pop gave nothing
@@ -533,7 +559,8 @@ static void queue_serve(struct vd_queue *q)
 		}
 		/* About to sleep: ask the driver for kicks again and look
 		 * once more for chains added meanwhile. */
-		if (timeout < 0 && q->notify_off && !q->broken) {
+		if (timeout < 0 && q->notify_off && !q->broken &&
+		    (!q->device_filled || q->wait_buffers)) {
 			q->notify_off = false;
 			if (vd_vq_enable_notify(q->vq) && model_serves(q)) {
 				q->kick_pending = true;
@@ -636,6 +663,8 @@ int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup)
 	q->kick_edge = false;
 	q->notify_off = false;
 	q->stalls = 0;
+	q->device_filled = false;
+	q->wait_buffers = false;
 	q->last_round = 0;
 	q->poll_ns =
 		(uint64_t)(setup->poll_us ? setup->poll_us

@@ -216,11 +216,13 @@ void vq_elem_drop(struct vd_vq *vq, struct vq_elem *qe)
 }
 
 void vq_elem_popped(struct vd_vq *vq, struct vq_elem *qe, uint16_t id,
-		    uint16_t ndescs)
+		    uint16_t ndescs, bool requeued)
 {
 	qe->pub.id = id;
 	qe->pub.ndescs = ndescs;
 	qe->state = VQE_POPPED;
+	qe->requeued = requeued;
+	qe->pop_seq = ++vq->pop_seq;
 	vq->n_free--;
 	vq->id_slot[id] = (uint16_t)(qe->pub.slot + 1);
 	vq->inflight++;
@@ -509,6 +511,44 @@ void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written)
 		vq_packed_push(vq, qe, written);
 }
 
+int vd_vq_unpop(struct vd_vq *vq, struct vd_vq_elem *e)
+{
+	struct vq_elem *qe;
+	uintptr_t p = (uintptr_t)e, base = (uintptr_t)vq->elems;
+	size_t sz = sizeof(struct vq_elem);
+
+	if (!e || p < base || p - base >= vq->num * sz || (p - base) % sz)
+		return -EINVAL;
+	qe = &vq->elems[(p - base) / sz];
+	/* Only the latest pop still out: rewinding the ring past a chain
+	 * the device keeps would hand that chain out twice. */
+	if (qe->state != VQE_POPPED || qe->pop_seq != vq->pop_seq)
+		return -EINVAL;
+	vd_mem_release(vq->mem, e->read_iov, e->n_read + e->n_write);
+	if (vq->hooks.on_unpop && !vq->broken)
+		vq->hooks.on_unpop(vq->hooks.ctx, e);
+	if (qe->requeued) {
+		vq->requeue_at--;
+	} else if (vq->cfg.layout == VD_VQ_SPLIT) {
+		vq->last_avail--;
+	} else {
+		/* §2.8: the chain's slots are untouched (used entries are
+		 * written only over chains popped before it). */
+		if (vq->avail_pos < e->ndescs) {
+			vq->avail_pos = (uint16_t)(vq->avail_pos + vq->num);
+			vq->avail_wrap = !vq->avail_wrap;
+		}
+		vq->avail_pos = (uint16_t)(vq->avail_pos - e->ndescs);
+	}
+	vq->pop_seq--;
+	qe->state = VQE_FREE;
+	vq->id_slot[e->id] = 0;
+	vq->free_slots[vq->n_free++] = (uint16_t)e->slot;
+	vq->inflight--;
+	e->n_read = e->n_write = 0;
+	return 0;
+}
+
 bool vd_vq_flush(struct vd_vq *vq)
 {
 	bool notify;
@@ -601,6 +641,11 @@ bool vd_vq_avail_pending(struct vd_vq *vq)
 bool vd_vq_broken(const struct vd_vq *vq)
 {
 	return vq->broken;
+}
+
+uint16_t vd_vq_size(const struct vd_vq *vq)
+{
+	return vq->num;
 }
 
 unsigned vd_vq_max_iov(const struct vd_vq *vq)

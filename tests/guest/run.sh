@@ -14,12 +14,18 @@
 # VIRTIOD, QEMU, GUEST_MACHINE=q35|microvm, GUEST_TIMEOUT (s per guest run),
 # GUEST_DEVICE_PROPS (extra QEMU device properties, e.g. packed=on),
 # VIRTIOD_ARGS (extra daemon options, e.g. "--log-level debug"), VERIFY_MB
-# (bytes the verify case reads+writes, MiB; 256), VD_VERIFY.
+# (bytes the verify case reads+writes, MiB; 256), VD_VERIFY, NET_MB (MiB each
+# way in the net cases; 64), NET_BACKEND=virtiod|qemu-tap (qemu-tap: net-q35
+# on QEMU's own -netdev tap, for bench/net.sh).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/net.sh"
 
 ALL_CASES="1-queue 2-queues ext4 read-only kill-restart verify resize"
+# virtio-net and virtio-rng (tests/guest/net.sh): virtiod only
+NET_CASES="net-q35 net-microvm net-2-pairs rng-q35 rng-microvm"
+[ "$VT_BACKEND" = virtiod ] && ALL_CASES="$ALL_CASES $NET_CASES"
 CASES=$ALL_CASES
 KEEP=0
 while [ $# -gt 0 ]; do
