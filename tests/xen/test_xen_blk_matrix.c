@@ -272,9 +272,10 @@ static uint32_t data_len(const struct sx_blk_io *io)
 	return n;
 }
 
-/* Submits a batch (one kick decision) and checks every completion. */
+/* Submits a batch (one kick decision) and checks every completion; with
+ * count_irqs, that the device interrupted exactly once for it. */
 static void run_batch(struct mx *m, struct sx_blk_io *io, unsigned n,
-		      unsigned flags)
+		      unsigned flags, bool count_irqs)
 {
 	uint64_t e0 = sx_irq_edges(DOMID), e1;
 
@@ -282,7 +283,7 @@ static void run_batch(struct mx *m, struct sx_blk_io *io, unsigned n,
 	e1 = sx_irq_edges(DOMID);
 	m->requests += n;
 	m->batches++;
-	if (flags & SX_SUBMIT_ONE_IRQ)
+	if (count_irqs)
 		/* used_event / off_wrap named the last buffer: the device
 		 * interrupts exactly once for the whole batch. */
 		assert_int_equal(e1 - e0, 1);
@@ -333,7 +334,7 @@ static void warm_up(struct mx *m)
 			io[i].nseg = 1;
 			assert_true(io[i].seg[0].gpa != 0);
 		}
-		run_batch(m, io, n, 0);
+		run_batch(m, io, n, 0, false);
 		left -= n;
 	}
 }
@@ -341,7 +342,7 @@ static void warm_up(struct mx *m)
 static void workload(struct mx *m)
 {
 	static struct sx_blk_io io[BATCH_MAX];
-	unsigned n = 0;
+	unsigned n = 0, one_irq;
 
 	if (m->c->mem->wrap)
 		warm_up(m);
@@ -351,7 +352,12 @@ static void workload(struct mx *m)
 	rw(m, &io[n++], VIRTIO_BLK_T_OUT, 1, 1);
 	rw(m, &io[n++], VIRTIO_BLK_T_OUT, 2, 2);
 	flush(m, &io[n++], 1);
-	run_batch(m, io, n, 0);
+	/* With EVENT_IDX, one interrupt here too: a batch whose driver
+	 * re-armed at its next slot (virtqueue_enable_cb) may see the
+	 * device's decision for its last round come after the driver took
+	 * every completion, an edge the next batch would count. */
+	one_irq = m->c->event_idx ? SX_SUBMIT_ONE_IRQ : 0;
+	run_batch(m, io, n, one_irq, false);
 
 	/* Read a write back, overwrite what was read, zero and discard;
 	 * with EVENT_IDX one interrupt for all of it. */
@@ -365,7 +371,7 @@ static void workload(struct mx *m)
 	    0);
 	dwz(m, &io[n++], VIRTIO_BLK_T_DISCARD, 4 * SLOT_SECS + 16, 600, 3, 0);
 	flush(m, &io[n++], 0);
-	run_batch(m, io, n, m->c->event_idx ? SX_SUBMIT_ONE_IRQ : 0);
+	run_batch(m, io, n, one_irq, one_irq != 0);
 
 	/* What was zeroed and discarded reads back so; the serial. */
 	n = 0;
@@ -373,7 +379,7 @@ static void workload(struct mx *m)
 	rw(m, &io[n++], VIRTIO_BLK_T_IN, 3, 1);
 	rw(m, &io[n++], VIRTIO_BLK_T_IN, 4, 0);
 	get_id(m, &io[n++]);
-	run_batch(m, io, n, 0);
+	run_batch(m, io, n, 0, false);
 }
 
 static void run_case(void **state)

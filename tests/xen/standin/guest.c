@@ -336,6 +336,20 @@ static void complete(struct sx_vdev *d, struct sx_req *r, uint32_t len)
 	}
 }
 
+/* Callbacks back on: at the next buffer (virtqueue_enable_cb), or while
+ * a one-interrupt batch is in flight at its last one, so that an
+ * interrupt taken early does not split the batch's interrupt in two. */
+static bool rearm(struct sx_vdev *d)
+{
+	const struct sx_ring_ops *ops = d->ring_ops;
+
+	if (d->one_irq && d->event_idx && ops->num_free(d) < d->num) {
+		ops->cb_after_all(d, 0, 0);
+		return !ops->more_used(d);
+	}
+	return ops->enable_cb(d);
+}
+
 /* virtio_blk's virtblk_done: callbacks off, take every used buffer,
  * callbacks on; again if more were used meanwhile (under the lock). */
 static void blk_done(struct sx_vdev *d)
@@ -351,7 +365,7 @@ static void blk_done(struct sx_vdev *d)
 			complete(d, r, len);
 		if (d->bad_ring)
 			break;
-	} while (!ops->enable_cb(d));
+	} while (!rearm(d));
 }
 
 /* Linux's vm_interrupt: read InterruptStatus, acknowledge what was read,
@@ -510,7 +524,8 @@ static int submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
 	}
 	/* The event goes in before the buffers: a device still polling from
 	 * the last batch may use the first of them before the kick. */
-	if ((flags & SX_SUBMIT_ONE_IRQ) && d->event_idx)
+	d->one_irq = flags & SX_SUBMIT_ONE_IRQ;
+	if (d->one_irq && d->event_idx)
 		ops->cb_after_all(d, n, need);
 	for (; added < n; added++) {
 		reqs[added]->seq = d->next_seq++;
@@ -533,6 +548,7 @@ static int submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
 	}
 out:
 	pthread_mutex_lock(&d->lock);
+	d->one_irq = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct sx_req *r = reqs[i];
 

@@ -95,6 +95,7 @@ struct sx_vdev {
 	bool bad_ring;
 	bool needs_reset; /* the device set DEVICE_NEEDS_RESET */
 	bool hold_irq;	  /* interrupts masked: edges wait (sx_vdev_hold_irq) */
+	bool one_irq;	  /* an SX_SUBMIT_ONE_IRQ batch is in flight */
 	unsigned next_seq, last_done_seq;
 	uint8_t *hdr_busy; /* sx_blk_rw's header slots */
 	uint64_t next_alloc;
