@@ -6,9 +6,10 @@
 # installed: see scripts/arm64-sysroot.sh).
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev"
+build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libnbd-dev librbd-dev"
 check_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format qemu-system-x86
-qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux"
+qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux
+nbdkit libnbd-bin ceph-mon ceph-osd ceph-base ceph-common qemu-block-extra"
 xen_pkgs="qemu-system-xen acpica-tools"
 # cross build and unit tests under qemu-user (part of make check)
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
