@@ -58,7 +58,10 @@ device_model_args_hvm = [ \"-drive\", \"file=/boot/guest-boot-$2.img,if=none,id=
 ramdisk = \"/boot/guest-initrd\"
 extra = \"console=hvc0 loglevel=4\"" ;;
 	esac
-	# TSC_MODE (xl.cfg tsc_mode): see docs/testing-xen-real.md
+	# tsc_mode "native" (TSC_MODE, the default here): with Xen's default
+	# the guest's RDTSC exits to Xen, and under QEMU TCG's nested SVM
+	# such exits now and then triple-fault a running guest (in the
+	# generic kernel's pvclock_clocksource_read); docs/testing-xen-real.md
 	_tsc=
 	[ -n "$TSC_MODE" ] && _tsc="tsc_mode = \"$TSC_MODE\""
 	cat >/tmp/$1.cfg <<EOF

@@ -495,13 +495,15 @@ static int submit(struct sx_vdev *d, unsigned v, struct sx_blk_io *io,
 		rc = -ENOSPC;
 		goto out;
 	}
+	/* The event goes in before the buffers: a device still polling from
+	 * the last batch may use the first of them before the kick. */
+	if ((flags & SX_SUBMIT_ONE_IRQ) && d->event_idx)
+		ops->cb_after_all(d, n, need);
 	for (; added < n; added++) {
 		reqs[added]->seq = d->next_seq++;
 		if (ops->add(d, reqs[added]))
 			break; /* cannot happen: room was checked */
 	}
-	if (added && (flags & SX_SUBMIT_ONE_IRQ) && d->event_idx)
-		ops->cb_after_all(d);
 	kick = added && ops->kick_prepare(d);
 	d->st.kicks += kick;
 	d->st.kicks_suppressed += added && !kick;

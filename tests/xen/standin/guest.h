@@ -68,8 +68,9 @@ struct sx_ring_ops {
 	/* virtqueue_enable_cb: false if buffers were used meanwhile. */
 	bool (*enable_cb)(struct sx_vdev *d);
 	/* EVENT_IDX: one interrupt, when the last buffer in flight is used
-	 * (virtqueue_enable_cb_delayed with all of them). */
-	void (*cb_after_all)(struct sx_vdev *d);
+	 * (virtqueue_enable_cb_delayed with all of them), called before a
+	 * batch of reqs requests taking slots ring slots is added. */
+	void (*cb_after_all)(struct sx_vdev *d, unsigned reqs, unsigned slots);
 	/* vring_interrupt: with EVENT_IDX the device will not interrupt
 	 * again before the driver re-arms. */
 	void (*interrupted)(struct sx_vdev *d);

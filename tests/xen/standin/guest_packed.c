@@ -287,15 +287,17 @@ static bool packed_enable_cb(struct sx_vdev *d)
 	return !packed_more_used(d);
 }
 
-static void packed_cb_after_all(struct sx_vdev *d)
+static void packed_cb_after_all(struct sx_vdev *d, unsigned reqs,
+				unsigned slots)
 {
 	struct packed *p = d->ring;
-	uint16_t bufs = (uint16_t)(d->num - p->num_free);
+	uint16_t bufs = (uint16_t)(d->num - p->num_free + slots);
 	uint32_t pos = p->last_used_idx + (uint32_t)bufs - 1;
 	bool wrap = p->used_wrap;
 
 	/* virtqueue_enable_cb_delayed_packed with every slot in flight:
 	 * the event is the last slot the device will mark used. */
+	(void)reqs;
 	if (!bufs)
 		return;
 	if (pos >= d->num) {

@@ -269,12 +269,14 @@ static bool split_enable_cb(struct sx_vdev *d)
 	return !split_more_used(d);
 }
 
-static void split_cb_after_all(struct sx_vdev *d)
+static void split_cb_after_all(struct sx_vdev *d, unsigned reqs, unsigned slots)
 {
 	struct split *s = d->ring;
-	uint16_t bufs = (uint16_t)(s->avail_idx_shadow - s->last_used_idx);
+	uint16_t bufs =
+		(uint16_t)(s->avail_idx_shadow - s->last_used_idx + reqs);
 
 	/* virtqueue_enable_cb_delayed_split with all buffers, not 3/4. */
+	(void)slots;
 	if (!bufs)
 		return;
 	s->avail_flags_shadow &= (uint16_t)~VRING_AVAIL_F_NO_INTERRUPT;
