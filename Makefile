@@ -372,7 +372,7 @@ check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 
 # NBD and RBD stores against nbdkit and a one-node Ceph cluster that the
 # script starts and stops (docs/storage.md).
-check-storage: $(DAEMON) $(STORAGE_TEST_BIN)
+check-storage: $(DAEMON) $(STORAGE_TEST_BIN) $(VERIFY_BIN)
 	BUILD=$(BUILD) VIRTIOD=$(DAEMON) tests/storage/run.sh
 
 check-guest: $(DAEMON) $(VERIFY_BIN)

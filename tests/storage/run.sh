@@ -1,9 +1,10 @@
 #!/bin/sh
 # tests/storage/run.sh - virtiod with network stores (`make check-storage`):
 # starts a one-node Ceph cluster (tests/storage/ceph.sh) in a temp dir,
-# runs build/tests/storage/storage-test (nbdkit is started per test), and
-# stops the cluster by its pids whatever happened. Ends with the line
-# "storage: N passed, N failed".
+# runs build/tests/storage/storage-test (nbdkit is started per test) and
+# the QEMU guest's rbd case (tests/guest/run.sh rbd: vd-verify on an RBD
+# image), and stops the cluster by its pids whatever happened. Ends with
+# the line "storage: N passed, N failed".
 #
 # Environment: BUILD (default build), VIRTIOD (default $BUILD/virtiod),
 # ST_KEEP=1 keeps the cluster's directory (logs).
@@ -42,5 +43,14 @@ rc=$?
 passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s += $1} END {print s + 0}')
 failed=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | awk '{s += $1} END {print s + 0}')
 [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1 # a crash before cmocka's summary
+
+# A Linux guest in QEMU on an RBD image served by virtiod.
+t1=$(date +%s)
+if BUILD=$BUILD VIRTIOD=$VIRTIOD VT_CEPH_CONF=$conf "$here/../guest/run.sh" rbd; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)) rc=1
+fi
+echo "storage: guest on RBD in $(($(date +%s) - t1)) s"
 echo "storage: $passed passed, $failed failed ($(($(date +%s) - t0)) s in all)"
 [ "$rc" = 0 ] && [ "$failed" = 0 ]
