@@ -37,8 +37,9 @@ static const struct vd_device_option blk_options[] = {
 	{"no-packed", NULL,
 	 "do not offer VIRTIO_F_RING_PACKED: the driver uses split rings"},
 	{"io-timeout", "SECONDS",
-	 "nbd:/rbd: disks: a request the store has not answered within this "
-	 "is answered IOERR; NBD then reconnects (default 30, 0: no limit)"},
+	 "nbd:// and rbd: disks: a request the store has not answered in "
+	 "time is answered IOERR; NBD then reconnects (default 30, 0: no "
+	 "limit)"},
 	/* The names docs/interop/vhost-user.json gives "block" backends,
 	 * so launchers that follow it work unchanged. */
 	{"blk-file", "PATH", "same as --disk"},
