@@ -17,6 +17,7 @@
 struct srv {
 	pid_t pid;
 	char sock[128]; /* its unix socket */
+	int port;	/* else its TCP port on 127.0.0.1 */
 	char log[160];
 };
 
@@ -26,6 +27,8 @@ void srv_start(struct srv *s, const char *const *argv);
 /* nbdkit -f -U SOCK [args...] (NULL-terminated): filters, plugin, params.
  * The socket and log go in dir. */
 void nbdkit_start(struct srv *s, const char *dir, ...);
+/* The same on 127.0.0.1:PORT (a port free now, picked by the kernel). */
+void nbdkit_start_tcp(struct srv *s, const char *dir, ...);
 /* KILL and TERM stop and reap it (TERM: KILL after 3 s); others are sent. */
 void srv_signal(struct srv *s, int sig);
 bool srv_alive(struct srv *s);

@@ -15,6 +15,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,33 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool tcp_accepts(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+	close(fd);
+	return ok;
+}
+
+/* A TCP port on 127.0.0.1 nobody listens on now (bind to 0, then close). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
 }
 
 static bool sock_accepts(const char *path)
@@ -104,30 +133,59 @@ void srv_start(struct srv *s, const char *const *argv)
 	s->pid = spawn(argv, s->log);
 	track(s->pid, true);
 	for (int i = 0; i < 500; i++) {
-		if (sock_accepts(s->sock))
+		if (s->port ? tcp_accepts(s->port) : sock_accepts(s->sock))
 			return;
 		if (!srv_alive(s))
 			break;
 		nap_ms(10);
 	}
 	dump(s->log);
-	fail_msg("%s did not listen on %s", argv[0], s->sock);
+	fail_msg("%s did not listen on %s (port %d)", argv[0], s->sock,
+		 s->port);
+}
+
+static void nbdkit_startv(struct srv *s, const char *dir, va_list ap)
+{
+	const char *argv[32] = {"nbdkit", "-f"};
+	char port[16];
+	unsigned n = 2;
+
+	snprintf(s->sock, sizeof(s->sock), "%s/nbd.sock", dir);
+	snprintf(s->log, sizeof(s->log), "%s/nbdkit.log", dir);
+	if (s->port) {
+		snprintf(port, sizeof(port), "%d", s->port);
+		argv[n++] = "-i";
+		argv[n++] = "127.0.0.1";
+		argv[n++] = "-p";
+		argv[n++] = port;
+	} else {
+		argv[n++] = "-U";
+		argv[n++] = s->sock;
+	}
+	while (n < 31 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	argv[n] = NULL;
+	srv_start(s, argv);
 }
 
 void nbdkit_start(struct srv *s, const char *dir, ...)
 {
-	const char *argv[32] = {"nbdkit", "-f", "-U", s->sock};
-	unsigned n = 4;
 	va_list ap;
 
-	snprintf(s->sock, sizeof(s->sock), "%s/nbd.sock", dir);
-	snprintf(s->log, sizeof(s->log), "%s/nbdkit.log", dir);
+	s->port = 0;
 	va_start(ap, dir);
-	while (n < 31 && (argv[n] = va_arg(ap, const char *)))
-		n++;
+	nbdkit_startv(s, dir, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	srv_start(s, argv);
+}
+
+void nbdkit_start_tcp(struct srv *s, const char *dir, ...)
+{
+	va_list ap;
+
+	s->port = free_port();
+	va_start(ap, dir);
+	nbdkit_startv(s, dir, ap);
+	va_end(ap);
 }
 
 bool srv_alive(struct srv *s)
@@ -201,7 +259,10 @@ int st_teardown(void **state)
 
 const char *nbd_uri(const struct srv *s, char *buf, size_t len)
 {
-	snprintf(buf, len, "nbd+unix:///?socket=%s", s->sock);
+	if (s->port)
+		snprintf(buf, len, "nbd://127.0.0.1:%d/", s->port);
+	else
+		snprintf(buf, len, "nbd+unix:///?socket=%s", s->sock);
 	return buf;
 }
 

@@ -69,6 +69,37 @@ static void nbd_file_export_bytes_reach_the_store(void **state)
 	assert_true(file_is_zero(out, 65536, 4096));
 }
 
+/* nbd://HOST:PORT/ over TCP: bytes written through virtiod are in the
+ * export (nbdcopy over TCP). Two queues need a server with multi-conn
+ * (nbdkit's memory plugin has it); without (the multi-conn filter), the
+ * daemon refuses to start and says what to do. */
+static void nbd_tcp_export_two_queues(void **state)
+{
+	struct env *e = *state;
+	struct srv s = {0};
+	char uri[256], out[160], err[4096];
+
+	nbdkit_start_tcp(&s, e->d.dir, "--filter=multi-conn", "memory",
+			 "size=16M", "multi-conn-mode=disable", NULL);
+	assert_int_not_equal(serve_fails(nbd_uri(&s, uri, sizeof(uri)), err,
+					 sizeof(err), "--num-queues", "2",
+					 NULL),
+			     0);
+	assert_non_null(strstr(err, "does not advertise multi-conn"));
+	srv_signal(&s, SIGTERM);
+
+	nbdkit_start_tcp(&s, e->d.dir, "memory", "size=16M", NULL);
+	serve(e, nbd_uri(&s, uri, sizeof(uri)), "--num-queues", "2", NULL);
+	assert_int_equal(cfg_capacity(e), (16ull << 20) / SECTOR);
+	assert_int_equal(write_pattern(e, 2048, 65536, 7), VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_do(&e->r[0], VIRTIO_BLK_T_FLUSH, 0, 0, 0),
+			 VIRTIO_BLK_S_OK);
+	snprintf(out, sizeof(out), "%s/copy.img", e->d.dir);
+	nbd_export_to(uri, out);
+	assert_true(file_has_pattern(out, 2048 * SECTOR, 65536, 7));
+	assert_true(file_is_zero(out, 0, 65536));
+}
+
 /* Capacity and features follow the export: a 48 MiB memory export that
  * trims and zeroes gives DISCARD and WRITE_ZEROES, writable, and no
  * CONFIG_WCE (docs/storage.md: a network store stays writeback). */
@@ -297,6 +328,7 @@ int run_nbd_tests(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, st_teardown)
 		T(nbd_file_export_bytes_reach_the_store),
+		T(nbd_tcp_export_two_queues),
 		T(nbd_capacity_and_features_come_from_the_export),
 		T(nbd_discard_and_write_zeroes_reach_the_store),
 		T(nbd_readonly_export_needs_readonly),
