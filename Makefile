@@ -40,8 +40,25 @@ PKG_CONFIG ?= pkg-config
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentoolcore xencontrol
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null)
-URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing)
+# blk's network stores (docs/storage.md): NBD through libnbd, Ceph RBD
+# through librbd. NETSTORE=0 builds without them; the arm64 build does (its
+# sysroot and Xen images carry no Ceph). Debian 12's librbd-dev has no .pc
+# file: -lrbd -lrados where pkg-config knows none.
+ifeq ($(ARCH),arm64)
+NETSTORE ?= 0
+endif
+NETSTORE ?= 1
+ifeq ($(NETSTORE),1)
+STORE_CFLAGS = $(shell $(PKG_CONFIG) --cflags libnbd 2>/dev/null)
+STORE_LIBS = $(shell $(PKG_CONFIG) --libs libnbd) \
+	$(shell $(PKG_CONFIG) --libs librbd 2>/dev/null || echo -lrbd -lrados)
+else
+STORE_CFLAGS = -DVIRTIOD_NO_NETSTORE
+NETSTORE_SRC := src/devices/blk_nbd.c src/devices/blk_rbd.c
+endif
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null) $(STORE_CFLAGS)
+# Everything that links libvirtiod.a: io_uring and the network stores.
+URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing) $(STORE_LIBS)
 XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
 # sd_notify and socket activation (src/main only)
 SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
@@ -69,7 +86,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 
 # --------------------------------------------------------------- sources
-CORE_SRC := $(sort $(wildcard src/core/*.c src/transport/*.c src/devices/*.c))
+CORE_SRC := $(filter-out $(NETSTORE_SRC),$(sort $(wildcard src/core/*.c src/transport/*.c src/devices/*.c)))
 # src/main: the composition root (command line, registries, launcher).
 MAIN_SRC := $(sort $(wildcard src/main/*.c))
 # Shims: every folder under shims/ is one, built into $(BUILD)/libvd-NAME.a
@@ -88,6 +105,10 @@ XEN_STANDIN_SRC := $(sort $(wildcard tests/xen/standin/*.c))
 # Helpers shared by the Xen stand-in tests and benchmarks (xtest.h).
 XEN_TEST_LIB_SRC := $(sort $(wildcard tests/xen/lib/*.c))
 VU_TEST_SRC := $(sort $(wildcard tests/vhost-user/*.c tests/vhost-user/lib/*.c))
+# tests/storage: NBD and RBD stores against real servers, through the
+# protocol tests' frontend (tests/vhost-user/lib).
+STORAGE_TEST_SRC := $(sort $(wildcard tests/storage/*.c)) \
+	tests/vhost-user/lib/daemon.c tests/vhost-user/lib/env.c tests/vhost-user/lib/frontend.c
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 # The fuzz targets' frontend side (fuzz_vhost_user's actions).
 FUZZ_LIB_SRC := $(sort $(wildcard tests/fuzz/lib/*.c))
@@ -122,6 +143,7 @@ ASAN_LIB := $(ASAN_BUILD)/libvirtiod.a
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/unit/%,$(UNIT_TESTS))
 XEN_TEST_BINS := $(patsubst tests/xen/%.c,$(BUILD)/tests/xen/%,$(XEN_TEST_SRC))
 VU_TEST_BIN := $(if $(VU_TEST_SRC),$(BUILD)/tests/vhost-user/vu-test)
+STORAGE_TEST_BIN := $(BUILD)/tests/storage/storage-test
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_CORE_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_CORE_SRC))
 BENCH_XEN_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_XEN_SRC))
@@ -134,7 +156,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
+	check-guest check-dpdk check-storage check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
 	install deb check-ops clean format \
 	test tests
 .DEFAULT_GOAL := all
@@ -252,6 +274,13 @@ $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC) $(VUF_SRC))
 
 $(call obj,$(BUILD)/tests,$(VU_TEST_SRC)): TEST_CFLAGS += -Itests/vhost-user/lib -I$(VUF_DIR)
 
+$(STORAGE_TEST_BIN): $(call obj,$(BUILD)/tests,$(STORAGE_TEST_SRC) $(VUF_SRC))
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
+
+$(call obj,$(BUILD)/tests,$(filter tests/storage/%,$(STORAGE_TEST_SRC))): TEST_CFLAGS += -Itests/vhost-user/lib -I$(VUF_DIR)
+
 # --------------------------------------------------------------- benchmarks
 $(BUILD)/bench/core_%: $(BUILD)/tests/obj/bench/core_%.o $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -336,7 +365,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(if $(filter 1,$(NETSTORE)),$(STORAGE_TEST_BIN)) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
 	$(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
 
 UNIT_RUN := $(filter-out $(addprefix $(BUILD)/tests/unit/,$(UNIT_SKIP)),$(UNIT_BINS))
@@ -368,6 +397,11 @@ check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 # schema, virtiod stat under load, socket activation and READY=1.
 check-ops: $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) tests/ops/run.sh
+
+# NBD and RBD stores against nbdkit and a one-node Ceph cluster that the
+# script starts and stops (docs/storage.md).
+check-storage: $(DAEMON) $(STORAGE_TEST_BIN) $(VERIFY_BIN)
+	BUILD=$(BUILD) VIRTIOD=$(DAEMON) tests/storage/run.sh
 
 check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
@@ -404,6 +438,7 @@ check: deps
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory check-xen-standin
 	$(MAKE) --no-print-directory check-vhost-user
+	$(MAKE) --no-print-directory check-storage
 	$(MAKE) --no-print-directory check-loadgen
 	$(MAKE) --no-print-directory check-ops
 	$(MAKE) --no-print-directory check-verify

@@ -2,6 +2,9 @@
 # virtiod against qemu-storage-daemon under the same vhost-user-blk load
 # (`make bench`), and with --selftest the load generator's own correctness
 # check for `make check`. Only ever kills the daemons it started.
+# BENCH_STORAGE: tmpfs, disk (an image file), nbd (nbdkit's memory plugin
+# over a unix socket), rbd (an image in a one-node Ceph cluster started by
+# tests/storage/ceph.sh): both daemons are served the same store.
 set -eu
 
 BUILD=${BUILD:-build}
@@ -10,6 +13,8 @@ LOADGEN=${LOADGEN:-$BUILD/bench/vd-loadgen}
 QSD=${QSD:-qemu-storage-daemon}
 SECS=${BENCH_SECONDS:-5}
 IMAGE_MB=${BENCH_IMAGE_MB:-1024}
+# nbd and rbd stores (rbd: in the test cluster's 1 GiB memstore OSD)
+NET_MB=${BENCH_NET_MB:-256}
 STORAGE=${BENCH_STORAGE:-tmpfs disk}
 DISK_DIR=${BENCH_DISK_DIR:-$BUILD}
 QSD_AIO=${BENCH_QSD_AIO:-}
@@ -34,7 +39,10 @@ die() { say "$*"; exit 2; }
 
 pids=""
 tmp=""
+ceph_dir=""
 cleanup() {
+	[ -n "$ceph_dir" ] && "$(dirname "$0")/../tests/storage/ceph.sh" stop "$ceph_dir"
+	ceph_dir=""
 	for p in $pids; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -77,14 +85,16 @@ stop_daemon() {
 	pids=$np
 }
 
-# start_backend KIND IMAGE DIRECT(0|1) SOCK LOG: sets $bpid.
+# start_backend KIND IMAGE DIRECT(0|1) SOCK LOG: sets $bpid. IMAGE is
+# virtiod's --disk; qsd takes $QSD_BLOCKDEV where set (a network store).
+# Queues: $NQ (default 2).
 start_backend() {
 	case $1 in
 	virtiod)
 		d=""
 		[ "$3" = 1 ] && d=--direct
 		start_daemon virtiod "$4" "$5" "$VIRTIOD" blk --socket-path "$4" \
-			--disk "$2" --num-queues 2 $d
+			--disk "$2" --num-queues "${NQ:-2}" $d
 		;;
 	qsd)
 		c=off
@@ -93,8 +103,8 @@ start_backend() {
 		[ -n "$QSD_AIO" ] && aio=",aio=$QSD_AIO"
 		# locking=off: virtiod has the same image open.
 		start_daemon qemu-storage-daemon "$4" "$5" "$QSD" \
-			--blockdev "driver=file,node-name=disk0,filename=$2,cache.direct=$c,locking=off$aio" \
-			--export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$4,writable=on,num-queues=2"
+			--blockdev "${QSD_BLOCKDEV:-driver=file,node-name=disk0,filename=$2,cache.direct=$c,locking=off$aio}" \
+			--export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$4,writable=on,num-queues=${NQ:-2}"
 		;;
 	esac
 }
@@ -245,8 +255,24 @@ bench() {
 	fi
 	say "$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for st in $STORAGE; do
-		direct=0
+		direct=0 NQ=2 QSD_BLOCKDEV="" mk=1
 		case $st in
+		nbd)
+			# multi-conn: virtiod's two queues are two connections
+			start_daemon nbdkit "$tmp/nbd.sock" "$tmp/nbdkit.log" \
+				nbdkit -f -U "$tmp/nbd.sock" memory "size=${NET_MB}M" || exit 2
+			nbdpid=$bpid
+			img="nbd+unix:///?socket=$tmp/nbd.sock" mk=0
+			QSD_BLOCKDEV="driver=nbd,node-name=disk0,server.type=unix,server.path=$tmp/nbd.sock"
+			;;
+		rbd)
+			# one queue: virtiod serves a writable RBD image with one
+			ceph_dir=$tmp/ceph
+			conf=$("$(dirname "$0")/../tests/storage/ceph.sh" start "$ceph_dir") || die "the Ceph cluster did not start"
+			rbd -c "$conf" create --size "${NET_MB}M" rbd/bench || die "rbd create failed"
+			img="rbd:rbd/bench:conf=$conf" mk=0 NQ=1
+			QSD_BLOCKDEV="driver=rbd,node-name=disk0,pool=rbd,image=bench,conf=$conf"
+			;;
 		tmpfs) img=$tmp/disk.img ;;
 		disk)
 			mkdir -p "$DISK_DIR"
@@ -259,13 +285,19 @@ bench() {
 				say "O_DIRECT not available in $DISK_DIR; disk run uses the page cache"
 			fi
 			;;
-		*) die "BENCH_STORAGE: unknown '$st' (tmpfs, disk)" ;;
+		*) die "BENCH_STORAGE: unknown '$st' (tmpfs, disk, nbd, rbd)" ;;
 		esac
-		say "$st: ${IMAGE_MB} MiB image $img, O_DIRECT=$direct"
-		"$LOADGEN" --make-image "$img" --size "${IMAGE_MB}M" || die "cannot create $img"
+		say "$st: store $img, O_DIRECT=$direct, $NQ queue(s)"
+		[ "$mk" = 0 ] || "$LOADGEN" --make-image "$img" --size "${IMAGE_MB}M" || die "cannot create $img"
 		[ "$direct" = 1 ] && sync
 		start_backend virtiod "$img" $direct "$tmp/v.sock" "$tmp/virtiod-$st.log" || exit 2
 		vpid=$bpid
+		# A network store gets the pattern the reads check through virtiod.
+		if [ "$mk" = 0 ] && ! "$LOADGEN" --socket "$tmp/v.sock" --backend-pid "$vpid" --once \
+			--access seq --rwmix 0 --bs 128k --iodepth 8 --queues 1 >"$tmp/fill.log" 2>&1; then
+			sed 's/^/    /' "$tmp/fill.log" >&2
+			die "$st: filling the store failed"
+		fi
 		start_backend qsd "$img" $direct "$tmp/q.sock" "$tmp/qsd-$st.log" || exit 2
 		qpid=$bpid
 		n=0
@@ -273,6 +305,7 @@ bench() {
 		while [ "$round" -le "$ROUNDS" ]; do
 		while IFS= read -r line; do
 			name=${line%%:*} args=${line#*:}
+			case "$NQ $args" in "1 "*"--queues 2"*) continue ;; esac
 			# Alternate who goes first so drift (thermal, neighbours)
 			# does not always favour the same backend.
 			order="virtiod qsd"
@@ -303,6 +336,11 @@ EOF
 		stop_daemon "$vpid"
 		stop_daemon "$qpid"
 		[ "$st" = disk ] && rm -f "$img"
+		[ "$st" = nbd ] && stop_daemon "$nbdpid"
+		if [ "$st" = rbd ]; then
+			"$(dirname "$0")/../tests/storage/ceph.sh" stop "$ceph_dir"
+			ceph_dir=""
+		fi
 	done
 
 	[ "$fails" -eq 0 ] || say "$fails runs failed"

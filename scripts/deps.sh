@@ -6,11 +6,12 @@
 # installed: see scripts/arm64-sysroot.sh).
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libsystemd-dev"
+build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libsystemd-dev libnbd-dev librbd-dev"
 check_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format qemu-system-x86
 qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux
 python3 systemd libvirt-clients man-db iproute2 ethtool dpdk librte-net-virtio23
-librte-net-vhost23 librte-net-tap23 librte-net-af-packet23"
+librte-net-vhost23 librte-net-tap23 librte-net-af-packet23
+nbdkit libnbd-bin ceph-mon ceph-osd ceph-base ceph-common qemu-block-extra"
 xen_pkgs="qemu-system-xen acpica-tools"
 # make deb: dpkg-buildpackage with debhelper, lintian
 deb_pkgs="debhelper dpkg-dev lintian git"

@@ -17,7 +17,11 @@
 /* ------------------------------------------------------------- options */
 
 static const struct vd_device_option blk_options[] = {
-	{"disk", "PATH", "image file or block device to serve (required)"},
+	{"disk", "PATH|URI",
+	 "what to serve (required): an image file or block device, an NBD "
+	 "export (nbd://HOST[:PORT]/EXPORT, "
+	 "nbd+unix:///EXPORT?socket=PATH) or a Ceph RBD image "
+	 "(rbd:POOL/IMAGE[@SNAP][:conf=FILE][:id=USER][:KEY=VALUE...])"},
 	{"readonly", NULL, "serve the disk read-only (VIRTIO_BLK_F_RO)"},
 	{"direct", NULL, "bypass the host page cache (O_DIRECT)"},
 	{"num-queues", "N", "request queues, one thread each (default 1)"},
@@ -32,6 +36,10 @@ static const struct vd_device_option blk_options[] = {
 	 "block size the guest sees (default 512, or what --direct needs)"},
 	{"no-packed", NULL,
 	 "do not offer VIRTIO_F_RING_PACKED: the driver uses split rings"},
+	{"io-timeout", "SECONDS",
+	 "nbd:// and rbd: disks: a request the store has not answered in "
+	 "time is answered IOERR; NBD then reconnects (default 30, 0: no "
+	 "limit)"},
 	/* The names docs/interop/vhost-user.json gives "block" backends,
 	 * so launchers that follow it work unchanged. */
 	{"blk-file", "PATH", "same as --disk"},
@@ -145,6 +153,20 @@ static int blk_opts_set(void *opts, const char *name, const char *value,
 		else
 			BAD("--io-engine %s: expected uring, threads or sync",
 			    value);
+	} else if (strcmp(name, "io-timeout") == 0) {
+		char *end;
+		double sec;
+
+		errno = 0;
+		sec = strtod(value, &end);
+		if (errno || end == value || *end || !(sec >= 0) || sec > 86400)
+			BAD("--io-timeout %s: expected seconds, 0..86400 (0: "
+			    "no limit)",
+			    value);
+		o->io_timeout_ms = (unsigned)(sec * 1000 + 0.5);
+		if (sec > 0 && o->io_timeout_ms == 0)
+			o->io_timeout_ms = 1;
+		o->io_timeout_set = true;
 	} else if (strcmp(name, "logical-block-size") == 0) {
 		if (parse_uint(value, 4096, &v) < 0 || (v != 512 && v != 4096))
 			BAD("--logical-block-size %s: expected 512 or 4096",
@@ -240,8 +262,14 @@ static uint64_t blk_offered(const struct blk_dev *d)
 		1ULL << VIRTIO_RING_F_EVENT_IDX | 1ULL << VIRTIO_F_RING_PACKED |
 		1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
 		1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_TOPOLOGY |
-		1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_CONFIG_WCE |
-		1ULL << VIRTIO_BLK_F_MQ;
+		1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_MQ;
+
+	/* A network store's connections belong to the queue threads, so the
+	 * control thread has none to flush through when the driver switches
+	 * to writethrough: such a device stays writeback and the driver
+	 * flushes (docs/storage.md). */
+	if (d->be.store == BLK_STORE_FILE)
+		f |= 1ULL << VIRTIO_BLK_F_CONFIG_WCE;
 
 	if (d->be.readonly)
 		return f | 1ULL << VIRTIO_BLK_F_RO;
@@ -292,6 +320,21 @@ static void queue_free(struct blk_queue *bq)
 	free(bq);
 }
 
+/* A network store changed size (queue thread): the guest sees it through a
+ * config change (virtio 1.2 §5.2.2: capacity may change). */
+static void blk_resized(void *ctx, uint64_t bytes)
+{
+	struct blk_queue *bq = ctx;
+	struct blk_dev *d = bq->dev;
+	uint64_t old = atomic_exchange(&d->size, bytes);
+
+	if (old == bytes)
+		return;
+	vd_info(bq->who, "store resized: %llu -> %llu bytes",
+		(unsigned long long)old, (unsigned long long)bytes);
+	vd_dev_config_changed(vd_queue_dev(bq->q));
+}
+
 static int engine_start(struct blk_queue *bq, struct vd_queue *q)
 {
 	struct blk_dev *d = bq->dev;
@@ -303,8 +346,23 @@ static int engine_start(struct blk_queue *bq, struct vd_queue *q)
 		.done = blk_io_done,
 		.batch_done = blk_io_batch_done,
 		.ctx = bq,
+		.remote = d->be.remote,
+		.index = vd_queue_index(q),
+		.resized = blk_resized,
 	};
 	int ret;
+
+#ifndef VIRTIOD_NO_NETSTORE
+	if (d->be.store != BLK_STORE_FILE) {
+		bq->eng_ops = d->be.store == BLK_STORE_NBD ? &blk_nbd_ops
+							   : &blk_rbd_ops;
+		ret = bq->eng_ops->init(&p, &bq->eng);
+		if (ret < 0)
+			vd_err(bq->who, "%s engine: %s", bq->eng_ops->name,
+			       strerror(-ret));
+		return ret;
+	}
+#endif
 
 	if (d->engine == BLK_ENGINE_SYNC) {
 		bq->eng_ops = &blk_sync_ops;
@@ -511,6 +569,14 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 		snprintf(err, errlen, "--disk is required");
 		return -EINVAL;
 	}
+	if (o->engine != BLK_ENGINE_AUTO &&
+	    (blk_nbd_is_uri(o->disk) || blk_rbd_is_spec(o->disk))) {
+		snprintf(err, errlen,
+			 "--io-engine: %s is served through its own library; "
+			 "drop --io-engine",
+			 o->disk);
+		return -EINVAL;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		snprintf(err, errlen, "--disk %s: out of memory", o->disk);
@@ -521,6 +587,7 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 		free(d);
 		return ret;
 	}
+	/* The last path element (an export or an image name). */
 	base = strrchr(o->disk, '/');
 	base = base ? base + 1 : o->disk;
 	snprintf(d->who, sizeof(d->who), "blk %s", base);

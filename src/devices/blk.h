@@ -55,11 +55,35 @@ struct blk_opts {
 	bool serial_set;
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
 	enum blk_engine_kind engine;
+	/* Network stores: a request the store has not answered after this
+	 * is answered IOERR (0: wait as long as it takes). */
+	unsigned io_timeout_ms;
+	bool io_timeout_set;
 };
 
-/* The opened backing store (blk_backend.c). Immutable after open. */
+/* Where the bytes live: a local file or block device, or a network store
+ * reached through its own library (docs/storage.md). */
+enum blk_store_kind {
+	BLK_STORE_FILE,
+	BLK_STORE_NBD, /* nbd://, nbd+unix:// through libnbd */
+	BLK_STORE_RBD, /* rbd:POOL/IMAGE through librbd */
+};
+
+/* Default --io-timeout for network stores, ms. */
+#define BLK_IO_TIMEOUT_DEFAULT_MS 30000u
+
+/* The opened backing store (blk_backend.c, blk_nbd.c, blk_rbd.c).
+ * Immutable after open, but for `size` (see blk_dev.size). */
 struct blk_backend {
-	int fd;
+	enum blk_store_kind store;
+	struct blk_remote *remote; /* NBD/RBD: how a queue reaches the store */
+	int fd;			   /* files; -1 for network stores */
+	/* A write can carry its own durability (RWF_DSYNC, NBD FUA); else a
+	 * writethrough write is followed by a flush. */
+	bool has_fua;
+	/* Network stores: write-zeroes is a store command (else zeros are
+	 * written). */
+	bool can_zero;
 	bool is_bdev;
 	bool readonly;
 	bool direct;
@@ -100,8 +124,12 @@ struct blk_dev {
 	 * writeback byte (kept in `writeback`). */
 	struct virtio_blk_config cfg;
 
+	/* Bytes served now: be.size at open; changed by online resize
+	 * (blk_resize.c, control thread) or by a network store's own
+	 * resize (queue threads); every thread reads it. */
+	atomic_uint_fast64_t size;
+
 	/* Written by the control thread, read by queue threads. */
-	atomic_uint_fast64_t size; /* bytes served now (online resize) */
 	atomic_bool writeback; /* false: every write is durable at completion */
 	atomic_uint_fast64_t features; /* negotiated */
 
@@ -203,6 +231,16 @@ int blk_resize(void *model, uint64_t bytes, char *err, size_t errlen);
 int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 		     char *err, size_t errlen);
 void blk_backend_close(struct blk_backend *be);
+/* blk_nbd.c, blk_rbd.c: open a network store named by o->disk (an NBD URI,
+ * an rbd: spec): connect once, learn size and capabilities. */
+bool blk_nbd_is_uri(const char *disk);
+int blk_nbd_open(struct blk_backend *be, const struct blk_opts *o, char *err,
+		 size_t errlen);
+void blk_nbd_close(struct blk_remote *r);
+bool blk_rbd_is_spec(const char *disk);
+int blk_rbd_open(struct blk_backend *be, const struct blk_opts *o, char *err,
+		 size_t errlen);
+void blk_rbd_close(struct blk_remote *r);
 /* Default serial: "vd-" and a hash of the canonical path. */
 void blk_backend_default_serial(const char *path,
 				char serial[VIRTIO_BLK_ID_BYTES + 1]);

@@ -139,6 +139,47 @@ static void probe_nowait(struct blk_backend *be)
 	be->nowait_write = r >= 0 || errno != EOPNOTSUPP;
 }
 
+bool blk_nbd_is_uri(const char *disk)
+{
+	static const char *const schemes[] = {
+		"nbd://",	"nbds://",	"nbd+unix://",
+		"nbds+unix://", "nbd+vsock://", "nbds+vsock://",
+	};
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncmp(disk, schemes[i], strlen(schemes[i])) == 0)
+			return true;
+	return false;
+}
+
+bool blk_rbd_is_spec(const char *disk)
+{
+	return strncmp(disk, "rbd:", 4) == 0;
+}
+
+static int remote_open(struct blk_backend *be, const struct blk_opts *o,
+		       char *err, size_t errlen)
+{
+	if (o->direct) {
+		snprintf(err, errlen,
+			 "--disk %s: --direct is for local files and block "
+			 "devices; drop it",
+			 o->disk);
+		return -EINVAL;
+	}
+#ifdef VIRTIOD_NO_NETSTORE
+	(void)be;
+	snprintf(err, errlen,
+		 "--disk %s: this virtiod was built without NBD and RBD "
+		 "support (make NETSTORE=0)",
+		 o->disk);
+	return -ENOTSUP;
+#else
+	return blk_nbd_is_uri(o->disk) ? blk_nbd_open(be, o, err, errlen)
+				       : blk_rbd_open(be, o, err, errlen);
+#endif
+}
+
 int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 		     char *err, size_t errlen)
 {
@@ -152,6 +193,16 @@ int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 	be->direct = o->direct;
 	be->dio_mem_align = 1;
 	be->dio_len_align = 1;
+	if (blk_nbd_is_uri(o->disk) || blk_rbd_is_spec(o->disk))
+		return remote_open(be, o, err, errlen);
+	if (o->io_timeout_set) {
+		snprintf(err, errlen,
+			 "--io-timeout is for nbd:// and rbd: disks; %s is a "
+			 "local file: drop it",
+			 o->disk);
+		return -EINVAL;
+	}
+	be->has_fua = true; /* RWF_DSYNC */
 
 	flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	if (o->direct)
@@ -241,6 +292,13 @@ fail:
 
 void blk_backend_close(struct blk_backend *be)
 {
+#ifndef VIRTIOD_NO_NETSTORE
+	if (be->store == BLK_STORE_NBD)
+		blk_nbd_close(be->remote);
+	else if (be->store == BLK_STORE_RBD)
+		blk_rbd_close(be->remote);
+#endif
+	be->remote = NULL;
 	if (be->fd >= 0)
 		close(be->fd);
 	be->fd = -1;
@@ -297,6 +355,8 @@ int blk_io_exec(int fd, const struct blk_io *io)
 			range[1] = io->len;
 			r = ioctl(fd, BLKDISCARD, range);
 			break;
+		case BLK_OP_TRIM:
+		case BLK_OP_ZERO:
 		default:
 			return -EINVAL;
 		}

@@ -1,6 +1,7 @@
-/* The virtio-blk I/O engines (io_uring, worker threads) behind one small
- * interface. An engine never interprets requests: it runs one operation per
- * blk_io and reports the result on the queue's own thread. */
+/* The virtio-blk I/O engines (io_uring, worker threads, and the NBD and
+ * RBD network stores) behind one small interface. An engine never interprets
+ * requests: it runs one operation per blk_io and reports the result on the
+ * queue's own thread. */
 #ifndef VIRTIOD_DEVICES_BLK_ENGINE_H
 #define VIRTIOD_DEVICES_BLK_ENGINE_H
 
@@ -16,6 +17,9 @@ enum blk_op {
 	BLK_OP_FSYNC,	  /* fdatasync */
 	BLK_OP_FALLOCATE, /* fallocate(mode, off, len) */
 	BLK_OP_DISCARD,	  /* BLKDISCARD on a block device */
+	/* Network stores (blk_nbd.c, blk_rbd.c) only: */
+	BLK_OP_TRIM, /* a discard hint: NBD_CMD_TRIM, rbd discard */
+	BLK_OP_ZERO, /* write zeroes; mode 1: may deallocate */
 };
 
 struct blk_io {
@@ -27,12 +31,24 @@ struct blk_io {
 	struct iovec *iov;
 	unsigned n_iov;
 	int res; /* set by engines that run the op themselves */
+
+	/* Owned by the network engines while the op is theirs. */
+	void *owner;
+	struct blk_io *next, *prev; /* in flight, parked or done */
+	uint64_t deadline_ns;	    /* CLOCK_MONOTONIC, 0: none */
+	unsigned pending;	    /* store commands not yet answered */
+	int err;		    /* first error among them */
 };
 
 /* Called on the queue thread: one per finished operation (res: bytes or
  * -errno), then batch_done once after each group of completions. */
 typedef void (*blk_io_done_fn)(void *ctx, struct blk_io *io, int res);
 typedef void (*blk_batch_done_fn)(void *ctx);
+/* The store's size changed (RBD header update, NBD reconnect): on the queue
+ * thread, bytes rounded down to the logical block. */
+typedef void (*blk_resized_fn)(void *ctx, uint64_t bytes);
+
+struct blk_remote; /* an NBD or RBD store (blk_nbd.c, blk_rbd.c) */
 
 struct blk_engine_params {
 	int fd;		      /* backing store */
@@ -42,6 +58,10 @@ struct blk_engine_params {
 	blk_io_done_fn done;
 	blk_batch_done_fn batch_done;
 	void *ctx;
+	/* Network stores only. */
+	struct blk_remote *remote;
+	unsigned index; /* queue index: 0 watches for resizes */
+	blk_resized_fn resized;
 };
 
 struct blk_engine;
@@ -69,6 +89,8 @@ struct blk_engine_ops {
 extern const struct blk_engine_ops blk_uring_ops;
 extern const struct blk_engine_ops blk_threads_ops;
 extern const struct blk_engine_ops blk_sync_ops;
+extern const struct blk_engine_ops blk_nbd_ops;
+extern const struct blk_engine_ops blk_rbd_ops;
 
 /* Run one operation synchronously (threads engine; uring for ioctls).
  * Returns bytes or -errno. */

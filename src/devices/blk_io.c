@@ -33,7 +33,10 @@ static const char *op_name(enum blk_op op)
 	case BLK_OP_FALLOCATE:
 		return "fallocate";
 	case BLK_OP_DISCARD:
+	case BLK_OP_TRIM:
 		return "discard";
+	case BLK_OP_ZERO:
+		return "write-zeroes";
 	}
 	return "?";
 }
@@ -93,8 +96,12 @@ static int issue_rw(struct blk_queue *bq, struct blk_req *r)
 
 	io->op = write ? BLK_OP_WRITE : BLK_OP_READ;
 	io->off = r->off;
-	/* WCE=0: the write is durable when it completes (§5.2.6.3). */
-	io->rw_flags = write && blk_writethrough(bq->dev) ? RWF_DSYNC : 0;
+	/* WCE=0: the write is durable when it completes (§5.2.6.3): by
+	 * itself where the store can (RWF_DSYNC, NBD FUA), else through a
+	 * flush after it (unsynced). */
+	io->rw_flags = write && blk_writethrough(bq->dev) && bq->dev->be.has_fua
+			       ? RWF_DSYNC
+			       : 0;
 	if (write && !io->rw_flags)
 		r->unsynced = true;
 	if (r->bounced) {
@@ -127,19 +134,57 @@ static enum blk_zstep first_zstep(struct blk_dev *d, const struct blk_seg *s)
 	return BLK_Z_WRITE;
 }
 
+static int issue_zero_write(struct blk_queue *bq, struct blk_req *r)
+{
+	const struct blk_seg *s = &r->segs[r->cur_seg];
+	uint64_t left = s->len - r->seg_done;
+	struct blk_io *io = &r->io;
+
+	r->chunk = left < sizeof(blk_zeros) ? left : sizeof(blk_zeros);
+	r->bounce_iov.iov_base = blk_zeros;
+	r->bounce_iov.iov_len = r->chunk;
+	io->op = BLK_OP_WRITE;
+	io->off = s->off + r->seg_done;
+	io->iov = &r->bounce_iov;
+	io->n_iov = 1;
+	return issue(bq, r);
+}
+
+/* Network stores have discard and write-zeroes commands of their own: the
+ * zstep ladder becomes "zero, may deallocate" (PUNCH), "zero, keep
+ * allocated" (RANGE), then writing zeros where the store has no zeroing. */
+static int issue_seg_remote(struct blk_queue *bq, struct blk_req *r)
+{
+	struct blk_dev *d = bq->dev;
+	struct blk_io *io = &r->io;
+
+	if (r->type == VIRTIO_BLK_T_DISCARD) {
+		if (!d->be.can_discard)
+			return 0; /* a hint (§5.2.6.2) */
+		io->op = BLK_OP_TRIM;
+		return issue(bq, r);
+	}
+	if (r->zstep == BLK_Z_WRITE || !d->be.can_zero)
+		return issue_zero_write(bq, r);
+	io->op = BLK_OP_ZERO;
+	io->mode = r->zstep == BLK_Z_PUNCH;
+	return issue(bq, r);
+}
+
 /* One operation for the current segment; 0 if the segment needs none. */
 static int issue_seg(struct blk_queue *bq, struct blk_req *r)
 {
 	struct blk_dev *d = bq->dev;
 	const struct blk_seg *s = &r->segs[r->cur_seg];
 	struct blk_io *io = &r->io;
-	uint64_t left;
 
 	io->off = s->off;
 	io->len = s->len;
 	io->rw_flags = 0;
 	/* Punching, zeroing and discarding are never synchronous. */
 	r->unsynced = true;
+	if (d->be.store != BLK_STORE_FILE)
+		return issue_seg_remote(bq, r);
 	if (r->type == VIRTIO_BLK_T_DISCARD) {
 		/* Discard is a hint (§5.2.6.2 "MAY deallocate"): a store that
 		 * cannot deallocate completes it with nothing done. */
@@ -169,15 +214,7 @@ static int issue_seg(struct blk_queue *bq, struct blk_req *r)
 		io->mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 		break;
 	case BLK_Z_WRITE:
-		left = s->len - r->seg_done;
-		r->chunk = left < sizeof(blk_zeros) ? left : sizeof(blk_zeros);
-		r->bounce_iov.iov_base = blk_zeros;
-		r->bounce_iov.iov_len = r->chunk;
-		io->op = BLK_OP_WRITE;
-		io->off = s->off + r->seg_done;
-		io->iov = &r->bounce_iov;
-		io->n_iov = 1;
-		break;
+		return issue_zero_write(bq, r);
 	}
 	return issue(bq, r);
 }

@@ -85,6 +85,15 @@ int blk_resize(void *model, uint64_t bytes, char *err, size_t errlen)
 	uint64_t old = atomic_load(&d->size), now;
 	int r;
 
+	/* NBD and RBD report their own size changes (blk_nbd.c, blk_rbd.c). */
+	if (d->be.store != BLK_STORE_FILE) {
+		if (bytes)
+			snprintf(err, errlen,
+				 "%s is a network store; resize it there "
+				 "(e.g. rbd resize), virtiod follows",
+				 d->who);
+		return -EOPNOTSUPP;
+	}
 	if (bytes) {
 		r = set_file_size(d, bytes, err, errlen);
 		if (r < 0)

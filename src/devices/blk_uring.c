@@ -153,8 +153,12 @@ static void prep_rw(const struct blk_uring *u, struct io_uring_sqe *sqe,
 static int uring_queue(struct blk_engine *e, struct blk_io *io)
 {
 	struct blk_uring *u = (struct blk_uring *)e;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	struct io_uring_sqe *sqe;
 
+	/* Network-store operations never reach a file engine. */
+	if (io->op == BLK_OP_TRIM || io->op == BLK_OP_ZERO)
+		return -EOPNOTSUPP;
+	sqe = io_uring_get_sqe(&u->ring);
 	if (!sqe) {
 		/* Not expected (depth covers every request); stay correct. */
 		io_uring_submit(&u->ring);
@@ -182,6 +186,9 @@ static int uring_queue(struct blk_engine *e, struct blk_io *io)
 		io->res = blk_io_exec(u->p.fd, io);
 		io_uring_prep_nop(sqe);
 		break;
+	case BLK_OP_TRIM:
+	case BLK_OP_ZERO:
+		break; /* refused above */
 	}
 	if (io->op != BLK_OP_DISCARD)
 		sqe->flags |= u->sqe_flags;

@@ -16,7 +16,9 @@
 # VIRTIOD_ARGS (extra daemon options, e.g. "--log-level debug"), VERIFY_MB
 # (bytes the verify case reads+writes, MiB; 256), VD_VERIFY, NET_MB (MiB each
 # way in the net cases; 64), NET_BACKEND=virtiod|qemu-tap (qemu-tap: net-q35
-# on QEMU's own -netdev tap, for bench/net.sh).
+# on QEMU's own -netdev tap, for bench/net.sh), VT_CEPH_CONF (the rbd case,
+# run by name: a Ceph cluster's conf; tests/storage/run.sh starts one and
+# runs it).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -27,12 +29,14 @@ ALL_CASES="1-queue 2-queues ext4 read-only kill-restart verify resize"
 NET_CASES="net-q35 net-microvm net-2-pairs rng-q35 rng-microvm"
 [ "$VT_BACKEND" = virtiod ] && ALL_CASES="$ALL_CASES $NET_CASES"
 CASES=$ALL_CASES
+# by name only: they need a server the suite does not start
+NAMED_CASES="rbd"
 KEEP=0
 while [ $# -gt 0 ]; do
 	case "$1" in
-	-l) echo "$CASES" | tr ' ' '\n'; exit 0 ;;
+	-l) echo "$CASES $NAMED_CASES" | tr ' ' '\n'; exit 0 ;;
 	-k) KEEP=1 ;;
-	-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
 	-*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -40,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] && CASES="$*"
 for c in $CASES; do
-	case " $ALL_CASES " in
+	case " $ALL_CASES $NAMED_CASES " in
 	*" $c "*) ;;
 	*) echo "run.sh: unknown case '$c' (-l lists them)" >&2; exit 2 ;;
 	esac
@@ -413,6 +417,44 @@ case_resize() {
 	s=$(stat -c %s "$IMG")
 	[ "$s" = $((32 << 20)) ] || { DETAIL="the image has $s bytes, expected 32 MiB"; return 1; }
 	DETAIL="64M -> resize 96M -> truncate 128M -> resize 32M: each seen in /sys/block/vda/size, last MiB written and found in the image each time"
+}
+
+# rbd: the disk is a Ceph RBD image (rbd:POOL/IMAGE:conf=FILE, librbd) of
+# the cluster whose conf is VT_CEPH_CONF; vd-verify in the guest as in
+# `verify` (RBD may skip a partial discard: no --discard-zeroes), then the
+# host exports the image with `rbd export` and checks every byte the
+# guest's record vouches for.
+case_rbd() {
+	local conf=${VT_CEPH_CONF:-} img rl
+	case_setup rbd 1
+	[ -n "$conf" ] || { DETAIL="VT_CEPH_CONF is not set: run tests/storage/run.sh, which starts a Ceph cluster"; return 1; }
+	[ "$VT_BACKEND" = virtiod ] || { DETAIL="the rbd case is for virtiod"; return 1; }
+	[ -x "$VD_VERIFY" ] || { DETAIL="$VD_VERIFY not built"; return 1; }
+	img=rbd/vt-guest-$$
+	if ! timeout 60 rbd -c "$conf" create --size 128M "$img" >"$CDIR/rbd.log" 2>&1; then
+		DETAIL="rbd create $img: $(tail -n 1 "$CDIR/rbd.log")"
+		return 1
+	fi
+	vt_backend_start "rbd:$img:conf=$conf" "$SOCK" "$BLOG" "${SERIAL_OPT[@]}" "${EXTRA_ARGS[@]}" \
+		--num-queues 1 || { DETAIL="backend did not start"; return 1; }
+	run_guest 1 1 0 vt.test=verify vt.mb=32 vt.qd=1,32 $SERIAL_APPEND || {
+		DETAIL="$(why); $(vt_lines "$CLOG" 'VD-VERIFY ERROR' | head -n 1 | cut -c1-400)"
+		return 1
+	}
+	stop_backend || { DETAIL="backend $BACKEND_STOP"; return 1; }
+	rm -f "$IMG"
+	if ! timeout 60 rbd -c "$conf" export --no-progress "$img" "$IMG" >>"$CDIR/rbd.log" 2>&1; then
+		DETAIL="rbd export $img: $(tail -n 1 "$CDIR/rbd.log")"
+		return 1
+	fi
+	timeout 60 rbd -c "$conf" rm --no-progress "$img" >>"$CDIR/rbd.log" 2>&1
+	if ! "$VD_VERIFY" check --image "$IMG" --console "$CLOG" >"$CDIR/check.log" 2>&1; then
+		DETAIL="host (rbd export): $(grep -E 'MISMATCH|CHECK FAIL' "$CDIR/check.log" | head -n 3 | tr '\n' ' ')"
+		return 1
+	fi
+	rl=$(vt_lines "$CLOG" 'VD-VERIFY RESULT')
+	DETAIL="guest: $(echo "$rl" | tr ' ' '\n' | grep -E '^(ops|flushes|discards|zeroes)=' | paste -sd' ' -);"
+	DETAIL="$DETAIL host: $(grep 'CHECK PASS' "$CDIR/check.log" | sed 's/.*\(data_bytes=[0-9]*\).*/\1/') of rbd export match the record"
 }
 
 # ------------------------------------------------------------------ main
