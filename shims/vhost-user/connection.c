@@ -29,6 +29,74 @@ void vu_close_fds(int *fds, unsigned n)
 		vu_close_fd(&fds[i]);
 }
 
+/* -------------------------------------------------------------- fd kinds */
+
+/* An anonymous inode (eventfd, epoll, timerfd, ...) has no file type of
+ * its own: only its /proc/self/fd link tells which it is. */
+static bool is_anon_inode(int fd, const char *name)
+{
+	char path[32], target[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, name) == 0;
+}
+
+bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
+{
+	struct stat st;
+
+	switch (kind) {
+	case VU_FD_EVENTFD:
+		return is_anon_inode(fd, "anon_inode:[eventfd]");
+	case VU_FD_SOCKET:
+		return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	case VU_FD_ANY:
+		break;
+	}
+	return true;
+}
+
+const char *vu_fd_kind_name(enum vu_fd_kind kind)
+{
+	switch (kind) {
+	case VU_FD_EVENTFD:
+		return "an eventfd";
+	case VU_FD_SOCKET:
+		return "a socket";
+	case VU_FD_ANY:
+		break;
+	}
+	return "any fd";
+}
+
+const char *vu_fd_describe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "not an open fd";
+	if (is_anon_inode(fd, "anon_inode:[eventfd]"))
+		return "an eventfd";
+	if (S_ISFIFO(st.st_mode))
+		return "a pipe";
+	if (S_ISSOCK(st.st_mode))
+		return "a socket";
+	if (S_ISREG(st.st_mode))
+		return "a regular file";
+	if (S_ISCHR(st.st_mode))
+		return "a character device";
+	if (S_ISBLK(st.st_mode))
+		return "a block device";
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	return "another kind of fd";
+}
+
 /* ------------------------------------------------------------- listening */
 
 int vu_listen_path(const char *path, const char *who, int *out_fd,

@@ -9,6 +9,18 @@
 
 #include "vu_state.h"
 
+/* What a frontend's fd must be where the protocol implies a kind. */
+enum vu_fd_kind {
+	VU_FD_ANY = 0,
+	VU_FD_EVENTFD, /* call, err and kick fds */
+	VU_FD_SOCKET,  /* the backend request channel */
+};
+
+bool vu_fd_is_kind(int fd, enum vu_fd_kind kind);
+const char *vu_fd_kind_name(enum vu_fd_kind kind);
+/* What fd is, for an error message ("a pipe", "a regular file", ...). */
+const char *vu_fd_describe(int fd);
+
 int vu_listen_path(const char *path, const char *who, int *out_fd,
 		   bool *created);
 int vu_check_listen_fd(int fd, const char *who);

@@ -198,5 +198,6 @@ int run_inflight_tests(void);
 int run_validation_tests(void);
 int run_validation_mem_tests(void);
 int run_cli_tests(void);
+int run_fd_tests(void);
 
 #endif
