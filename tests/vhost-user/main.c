@@ -28,5 +28,6 @@ int main(void)
 	failed += run_validation_tests();
 	failed += run_validation_mem_tests();
 	failed += run_fd_tests();
+	failed += run_socket_tests();
 	return failed ? 1 : 0;
 }

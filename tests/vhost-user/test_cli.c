@@ -37,6 +37,7 @@ static void help_mentions_every_option(void **state)
 {
 	static const char *const opts[] = {
 		"--socket-path",
+		"--socket-group",
 		"--fd",
 		"--disk",
 		"--readonly",
