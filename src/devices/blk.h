@@ -48,6 +48,7 @@ struct blk_opts {
 	char *disk;
 	bool readonly;
 	bool direct;
+	bool share_rw;	/* other writers allowed (image_lock.h) */
 	bool no_packed; /* withhold VIRTIO_F_RING_PACKED */
 	unsigned num_queues;
 	unsigned queue_size;
@@ -60,6 +61,7 @@ struct blk_opts {
 /* The opened backing store (blk_backend.c). Immutable after open. */
 struct blk_backend {
 	int fd;
+	int lock_fd; /* holds the image's locks (image_lock.h), or -1 */
 	bool is_bdev;
 	bool readonly;
 	bool direct;

@@ -42,6 +42,7 @@ static void help_mentions_every_option(void **state)
 		"--disk",
 		"--readonly",
 		"--direct",
+		"--share-rw",
 		"--num-queues",
 		"--queue-size",
 		"--serial",

@@ -207,5 +207,6 @@ int run_validation_mem_tests(void);
 int run_cli_tests(void);
 int run_fd_tests(void);
 int run_socket_tests(void);
+int run_image_tests(void);
 
 #endif
