@@ -18,6 +18,9 @@ arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 xen_arm64_pkgs="qemu-system-arm dpkg-dev flex bison python3 bc libssl-dev device-tree-compiler
 xz-utils"
 
+# make lint
+lint_pkgs="cppcheck clang-tidy"
+
 set_name=${VIRTIOD_DEPS:-check}
 case "$set_name" in
 build) want="$build_pkgs" ;;
@@ -25,7 +28,8 @@ check) want="$build_pkgs $check_pkgs $arm64_pkgs" ;;
 xen) want="$build_pkgs $check_pkgs $xen_pkgs" ;;
 arm64) want="$build_pkgs $arm64_pkgs" ;;
 xen-arm64) want="$build_pkgs $check_pkgs $arm64_pkgs $xen_arm64_pkgs" ;;
-*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64 or xen-arm64" >&2; exit 2 ;;
+lint) want="$build_pkgs $lint_pkgs" ;;
+*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64, xen-arm64 or lint" >&2; exit 2 ;;
 esac
 
 # arm64 packages are fetched (apt-get download) for the cross build and the

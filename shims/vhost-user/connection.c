@@ -218,7 +218,7 @@ int vu_listen_path(const char *path, const char *who, gid_t group, int *out_fd,
 		       sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked */
 	dir = lock_parent_dir(path);
 	r = bind_listen(path, &sa, who, out_fd);
 	if (dir >= 0)

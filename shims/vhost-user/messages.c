@@ -36,6 +36,9 @@ struct vu_rule {
 	vu_handler *fn;
 	uint32_t min_size, max_size; /* payload bytes; equal: exact */
 	uint8_t min_fds, max_fds;
+	/* What every attached fd must be (VU_FD_ANY: checked by the
+	 * handler, e.g. by mapping it). */
+	enum vu_fd_kind fd_kind;
 	/* Protocol feature the request needs (a mask of one bit), and
 	 * whether VHOST_USER_F_PROTOCOL_FEATURES must be in use. */
 	uint64_t protocol_feature;
@@ -43,9 +46,6 @@ struct vu_rule {
 	bool reply; /* the request has its own reply ("Communication") */
 	enum vu_stopped_rule stopped;
 	vu_validator check; /* the payload's wire structure, or NULL */
-	/* What every attached fd must be (VU_FD_ANY: checked by the
-	 * handler, e.g. by mapping it). */
-	enum vu_fd_kind fd_kind;
 };
 
 /* ------------------------------------------------------------ validators */

@@ -68,6 +68,8 @@ static int serve_slot(const struct vd_launcher *l, struct vd_launch_slot *c,
 	rc = build_model(l, &c->dev, &model, who);
 	if (rc < 0)
 		return rc;
+	if (!model) /* an opts_set that returned > 0 */
+		return -EINVAL;
 	if (c->dev.expect_device_id &&
 	    model->device_id != c->dev.expect_device_id) {
 		vd_err(who,
