@@ -53,6 +53,10 @@ bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
 
 	switch (kind) {
 	case VU_FD_EVENTFD:
+		/* Without /proc (a sandbox may hide it) any anonymous inode
+		 * passes: none of them blocks a non-blocking write. */
+		if (access("/proc/self/fd", X_OK) != 0)
+			return fstat(fd, &st) == 0 && !(st.st_mode & S_IFMT);
 		return is_anon_inode(fd, "anon_inode:[eventfd]");
 	case VU_FD_SOCKET:
 		return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
@@ -226,9 +230,12 @@ int vu_listen_path(const char *path, const char *who, gid_t group, int *out_fd,
 	if (r < 0)
 		return r;
 	*created = true;
-	/* --socket-group: the group may connect too (0660). */
+	/* --socket-group: the group may connect too (0660). Given to the
+	 * group first, opened to it then; neither follows a symlink that
+	 * someone may have put in the socket's place. */
 	if (group != (gid_t)-1 &&
-	    (chown(path, (uid_t)-1, group) < 0 || chmod(path, 0660) < 0)) {
+	    (lchown(path, (uid_t)-1, group) < 0 ||
+	     fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) < 0)) {
 		r = -errno;
 		vd_err(who, "--socket-group %u on %s: %s", (unsigned)group,
 		       path, strerror(-r));

@@ -5,6 +5,7 @@
  * stops the daemon. */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -111,6 +112,47 @@ static void saturated_call_fd_never_blocks_the_queue_thread(void **state)
 	assert_int_equal(daemon_stop(&e->d), 0);
 }
 
+/* Without /proc (a sandbox may hide it) the kind of an fd is told by
+ * fstat alone: eventfds (anonymous inodes) pass, a pipe is still refused.
+ * The daemon runs in a mount namespace with an empty tmpfs on /proc. */
+static void fd_kinds_are_checked_without_proc(void **state)
+{
+	struct env *e = *state;
+	char script[400];
+	int p[2], logfd;
+
+	if (geteuid() != 0) {
+		/* A mount namespace needs root; CI and make check run as it. */
+		fail_msg("this test needs root (a mount namespace)");
+	}
+	snprintf(script, sizeof(script),
+		 "mount -t tmpfs none /proc && exec %s blk --socket-path %s "
+		 "--disk %s --log-level debug",
+		 virtiod_path(), e->d.sock, e->d.img);
+	logfd = open(e->d.log, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(logfd >= 0);
+	e->d.pid = fork();
+	assert_true(e->d.pid >= 0);
+	if (e->d.pid == 0) {
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execl("/usr/bin/unshare", "unshare", "--mount", "--propagation",
+		      "private", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	for (int i = 0; i < 500 && access(e->d.sock, F_OK) != 0; i++)
+		nap_ms(10);
+	env_open(e, 1, false, 256);
+	io_roundtrip(e, &e->r[0], 8, 4);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	expect_fd_refused(e, VHOST_USER_SET_VRING_CALL, p[1], "SET_VRING_CALL",
+			  "fd 0 is a pipe, expected an eventfd");
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(daemon_stop(&e->d), 0);
+}
+
 int run_fd_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +160,7 @@ int run_fd_tests(void)
 		T(pipe_as_call_fd_is_refused_and_sigterm_still_stops),
 		T(kick_err_and_backend_fds_of_the_wrong_kind_are_refused),
 		T(saturated_call_fd_never_blocks_the_queue_thread),
+		T(fd_kinds_are_checked_without_proc),
 #undef T
 	};
 
