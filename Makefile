@@ -3,6 +3,13 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/virtiod
+# Debian's packages put units in /lib/systemd/system (debian/rules says so)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 # `make ARCH=arm64 [targets]`: a cross build into build-arm64/ with Debian's
 # aarch64 cross compiler, against Debian's arm64 packages extracted into a
@@ -36,6 +43,9 @@ XEN_PKGS := xendevicemodel xenforeignmemory xengnttab xenevtchn xenstore xentool
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/dev/null)
 URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing)
 XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
+# sd_notify and socket activation (src/main only)
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
@@ -46,7 +56,9 @@ Q := $(if $(filter 1,$(V)),,@)
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -Iinclude -DVIRTIOD_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
-ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+# CPPFLAGS and LDFLAGS: what a packager adds (dpkg-buildflags: fortify,
+# relro, bindnow), used for the daemon.
+ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP
 LDLIBS_COMMON := -lpthread
 ifeq ($(ARCH),arm64)
 # the libraries' own dependencies are found in the sysroot too
@@ -122,8 +134,8 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core \
-	install clean format lint \
+	check-guest check-dpdk check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
+	install deb check-ops clean format lint \
 	test tests
 .DEFAULT_GOAL := all
 # Keep objects built through pattern-rule chains (test objects).
@@ -160,9 +172,10 @@ $(MAIN_LIB): $(call obj,$(BUILD),$(filter-out src/main/main.c,$(MAIN_SRC)))
 
 $(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(SHIM_LIBS) $(LIB)
 	@printf "  %-4s %s\n" LD $@
-	$(Q)$(CC) $(CFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
 		-Wl,--whole-archive $(SHIM_LIBS) -Wl,--no-whole-archive $(LIB) \
-		$(URING_LIBS) $(SHIM_LDLIBS) $(LDLIBS_COMMON)
+		$(URING_LIBS) $(SHIM_LDLIBS) $(SYSTEMD_LIBS) $(LDLIBS_COMMON)
+$(call obj,$(BUILD),$(MAIN_SRC)): ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 # --------------------------------------------------------------- unit tests
 TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
@@ -183,6 +196,10 @@ LOADGEN_UNIT_SRC := bench/loadgen/histogram.c bench/loadgen/pattern.c $(VUF_DIR)
 LOADGEN_UNIT_INC := -Ibench/loadgen -I$(VUF_DIR)
 $(BUILD)/tests/unit/test_loadgen: $(call obj,$(BUILD)/tests,$(LOADGEN_UNIT_SRC))
 $(BUILD)/tests/obj/tests/unit/test_loadgen.o: TEST_CFLAGS += $(LOADGEN_UNIT_INC)
+
+# test_rng drives the rng model's token bucket (src/devices/rng.h).
+$(BUILD)/tests/obj/tests/unit/test_rng.o: TEST_CFLAGS += -Isrc/devices
+$(ASAN_BUILD)/tests/obj/tests/unit/test_rng.o: BASE_CFLAGS += -Isrc/devices
 
 # ASan+UBSan: the same library and tests rebuilt with sanitizers.
 $(ASAN_BUILD)/obj/%.o: %.c
@@ -289,6 +306,11 @@ bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 bench: deps $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh
 
+# virtio-net figures: testpmd through virtiod vs DPDK's vhost+tap, and the
+# test guest's TCP through virtiod vs QEMU's -netdev tap (bench/README.md).
+bench-net: deps $(DAEMON) $(VERIFY_BIN)
+	BUILD=$(BUILD) bench/net.sh
+
 # --------------------------------------------------------------- fuzzing
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
@@ -341,8 +363,18 @@ check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
 check-loadgen: $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh --selftest
 
+# What an operator runs (docs/operations.md): install layout, systemd-analyze
+# verify, the man page against --help, the vhost-user descriptor, libvirt's
+# schema, virtiod stat under load, socket activation and READY=1.
+check-ops: $(DAEMON) $(LOADGEN_BIN)
+	BUILD=$(BUILD) tests/ops/run.sh
+
 check-guest: $(DAEMON) $(VERIFY_BIN)
 	$(if $(wildcard tests/guest/run.sh),BUILD=$(BUILD) tests/guest/run.sh)
+
+# DPDK's testpmd as a vhost-user-net frontend (tests/dpdk/run.sh).
+check-dpdk: $(DAEMON)
+	BUILD=$(BUILD) tests/dpdk/run.sh
 
 # The real-Xen matrix (docs/testing-xen-real.md): Debian's Xen under QEMU,
 # guests served by virtiod, vd-verify in the guests, the images checked in
@@ -373,9 +405,11 @@ check: deps
 	$(MAKE) --no-print-directory check-xen-standin
 	$(MAKE) --no-print-directory check-vhost-user
 	$(MAKE) --no-print-directory check-loadgen
+	$(MAKE) --no-print-directory check-ops
 	$(MAKE) --no-print-directory check-verify
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory check-guest
+	$(MAKE) --no-print-directory check-dpdk
 	$(MAKE) --no-print-directory check-arm64
 	@echo "make check: all suites passed"
 
@@ -391,10 +425,34 @@ demo:
 	$(MAKE) --no-print-directory $(DAEMON)
 	BUILD=$(BUILD) scripts/demo.sh
 
+# The daemon, its man page, the systemd units, the vhost-user backend
+# descriptor and its program, the docs (docs/operations.md). Paths in the
+# units and the descriptor are the installed ones.
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+	-e 's|@DATADIR@|$(DATADIR)|g'
 install: $(DAEMON)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/virtiod
-	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/virtiod
-	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/virtiod/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/virtiod \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(DATADIR)/qemu/vhost-user $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(DAEMON) $(DESTDIR)$(BINDIR)/virtiod
+	$(SUBST) vhost-user/vhost-user-blk.in >$(DESTDIR)$(LIBEXECDIR)/virtiod/vhost-user-blk
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/virtiod/vhost-user-blk
+	$(SUBST) vhost-user/50-virtiod-blk.json.in >$(DESTDIR)$(DATADIR)/qemu/vhost-user/50-virtiod-blk.json
+	chmod 0644 $(DESTDIR)$(DATADIR)/qemu/vhost-user/50-virtiod-blk.json
+	install -m 0644 man/virtiod.8 $(DESTDIR)$(MANDIR)/man8/virtiod.8
+	for u in systemd/*.service systemd/*.socket; do \
+		$(SUBST) $$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/} && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/} || exit 1; \
+	done
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(wildcard docs/examples/*) $(DESTDIR)$(DOCDIR)/examples/
+	$(if $(NO_LICENSE),,install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/)
+
+# The Debian package (debian/), built from the tracked files in
+# $(BUILD)/deb, checked with lintian and for its contents.
+deb:
+	VIRTIOD_DEPS=deb scripts/deps.sh
+	BUILD=$(BUILD) scripts/deb.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

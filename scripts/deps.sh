@@ -1,15 +1,19 @@
 #!/bin/sh
 # Installs what virtiod needs to build, test and demo on Debian 12. Idempotent;
-# silent when everything is present. Set VIRTIOD_DEPS=build|check|xen|arm64|xen-arm64
-# to choose a set. The arm64 sets also add the arm64 architecture to dpkg, so
+# silent when everything is present. Set VIRTIOD_DEPS=build|check|xen|arm64|xen-arm64|deb
+# to choose a set (deb: what make deb needs). The arm64 sets also add the arm64 architecture to dpkg, so
 # that apt-get download can fetch Debian's arm64 packages (nothing of arm64 is
 # installed: see scripts/arm64-sysroot.sh).
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev"
+build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libsystemd-dev"
 check_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format qemu-system-x86
-qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux"
+qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux
+python3 systemd libvirt-clients man-db iproute2 ethtool dpdk librte-net-virtio23
+librte-net-vhost23 librte-net-tap23 librte-net-af-packet23"
 xen_pkgs="qemu-system-xen acpica-tools"
+# make deb: dpkg-buildpackage with debhelper, lintian
+deb_pkgs="debhelper dpkg-dev lintian git"
 # cross build and unit tests under qemu-user (part of make check)
 arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 # make check-xen-arm64: QEMU, the hypervisor's build (Debian's source
@@ -28,8 +32,9 @@ check) want="$build_pkgs $check_pkgs $arm64_pkgs" ;;
 xen) want="$build_pkgs $check_pkgs $xen_pkgs" ;;
 arm64) want="$build_pkgs $arm64_pkgs" ;;
 xen-arm64) want="$build_pkgs $check_pkgs $arm64_pkgs $xen_arm64_pkgs" ;;
+deb) want="$build_pkgs $deb_pkgs" ;;
 lint) want="$build_pkgs $lint_pkgs" ;;
-*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64, xen-arm64 or lint" >&2; exit 2 ;;
+*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64, xen-arm64, deb or lint" >&2; exit 2 ;;
 esac
 
 # arm64 packages are fetched (apt-get download) for the cross build and the

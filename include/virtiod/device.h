@@ -51,6 +51,12 @@ struct vd_device_ops {
 	/* Stop: finish every in-flight request and push its completion,
 	 * release per-queue state. The queue's loop is still usable. */
 	void (*queue_stop)(void *model, struct vd_queue *q);
+	/* Optional: the backing store may have changed size, or the operator
+	 * asks for `bytes` (0: only look at the store again). Runs on the
+	 * composition root's control thread, never a queue's. Returns 1 if
+	 * the config space changed (the core then tells the driver), 0 if
+	 * not, -errno with the reason in err. */
+	int (*resize)(void *model, uint64_t bytes, char *err, size_t errlen);
 	/* Device reset (all queues already stopped). */
 	void (*reset)(void *model);
 	void (*destroy)(void *model);
@@ -179,6 +185,16 @@ int vd_dev_config_write(struct vd_dev *dev, uint32_t off, const void *buf,
 uint32_t vd_dev_config_generation(const struct vd_dev *dev);
 /* A model changed its config (resize, WCE): bump generation, notify. */
 void vd_dev_config_changed(struct vd_dev *dev);
+/* model->resize, and a config change notification if the config space
+ * changed: 1 changed, 0 not, -EOPNOTSUPP (a model without a size) or the
+ * model's -errno, with the reason in err. Not from a queue thread. */
+int vd_dev_resize(struct vd_dev *dev, uint64_t bytes, char *err, size_t errlen);
+
+/* Every device of the process, oldest first, for the composition root's
+ * control socket: fn runs under the registry's lock, so the device is not
+ * freed meanwhile (vd_dev_free waits). fn must not create or free a
+ * device. */
+void vd_dev_for_each(void (*fn)(struct vd_dev *dev, void *arg), void *arg);
 
 /* ---------------------------------------------------------------- queues */
 
@@ -256,8 +272,23 @@ void vd_queue_set_model_data(struct vd_queue *q, void *data);
  * loop's callbacks, queue_stop), so a model only pushes; this is for a
  * model that wants its completions seen before its round ends. */
 void vd_queue_complete_batch(struct vd_queue *q);
+/* The queue's counters (any thread, while the device exists): kept
+ * across stops and resets, from the device's creation on. */
+void vd_queue_stats_read(const struct vd_queue *q, struct vd_vq_stats *out);
 /* Ask the queue thread to run queue_kick again soon (from its own thread,
  * e.g. after I/O freed capacity). */
 void vd_queue_rekick(struct vd_queue *q);
+/* A queue the device fills (a receive queue), from queue_start on: the
+ * driver posts buffers ahead of any data, so buffers in the ring are not
+ * work and their kicks are not wanted. While the device has buffers it
+ * takes them when its data comes (its own fd on the queue's loop), and
+ * the core leaves driver notifications off. */
+void vd_queue_set_device_filled(struct vd_queue *q);
+/* The device has data and no buffer left (vd_vq_pop gave nothing): it
+ * stops taking data in (a tap stays unread, its own queue holds the
+ * packets) and calls this; the core asks the driver for a kick and calls
+ * queue_kick once buffers are there, at once if some came meanwhile.
+ * Once: queue_kick calls it again if it is still short. */
+void vd_queue_wait_buffers(struct vd_queue *q);
 
 #endif

@@ -53,11 +53,13 @@ void vd_inflight_free(struct vd_inflight *t);
 
 /* The recording, from the vq hooks of the queue's thread. */
 void vd_inflight_popped(struct vd_inflight *t, const struct vd_vq_elem *e);
+/* vd_vq_unpop: the latest chain popped is not in flight after all. */
+void vd_inflight_unpopped(struct vd_inflight *t, const struct vd_vq_elem *e);
 void vd_inflight_pushed(struct vd_inflight *t, const struct vd_vq_elem *e);
 void vd_inflight_published(struct vd_inflight *t, uint16_t used_idx,
 			   bool used_wrap);
-/* hooks->ctx, on_pop, on_push and on_publish become the tracker's (for a
- * shim with no hooks of its own that take a context). */
+/* hooks->ctx, on_pop, on_unpop, on_push and on_publish become the tracker's
+ * (for a shim with no hooks of its own that take a context). */
 void vd_inflight_set_hooks(struct vd_inflight *t, struct vd_vq_hooks *hooks);
 
 #endif

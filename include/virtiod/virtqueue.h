@@ -49,6 +49,41 @@ struct vd_vq_elem {
 
 struct vd_vq;
 
+/* Live statistics of one queue (docs/operations.md). One writer, the
+ * queue's thread, with plain relaxed stores (no atomic read-modify-write);
+ * any thread reads them with vd_vq_stats_read. They outlive the vd_vq
+ * (vd_vq_set_stats): a device's counters run from its creation on. */
+#define VD_VQ_HIST_BUCKETS 24
+/* Latency bucket b counts requests that took less than
+ * VD_VQ_HIST_BOUND_NS(b) (and at least the previous bound): b = 0 under
+ * 1.024 us, then doubling, the last one unbounded. */
+#define VD_VQ_HIST_BOUND_NS(b) (1024ull << (b))
+struct vd_vq_stats {
+	uint64_t requests;    /* chains popped */
+	uint64_t completions; /* chains pushed back */
+	uint64_t bytes_in;    /* device-readable bytes of popped chains */
+	uint64_t bytes_out;   /* bytes the device wrote (pushed lengths) */
+	uint64_t inflight;    /* popped, not yet pushed (a gauge) */
+	uint64_t errors;      /* requests the model failed, broken chains */
+	uint64_t kicks;	      /* driver notifications taken (wake-ups) */
+	uint64_t notify_sent; /* used-buffer notifications sent */
+	/* Publications the driver asked not to be told of (EVENT_IDX,
+	 * NO_INTERRUPT, packed event suppression). */
+	uint64_t notify_suppressed;
+	/* From pop to publication of the completion in the used ring. */
+	uint64_t latency_ns_sum;
+	uint64_t latency_hist[VD_VQ_HIST_BUCKETS];
+};
+
+/* A copy of s with a relaxed load of each counter (any thread). */
+void vd_vq_stats_read(const struct vd_vq_stats *s, struct vd_vq_stats *out);
+/* Counter updates by the one writer (the queue's thread). */
+#define VD_STAT_ADD(field, n)                                                  \
+	__atomic_store_n(&(field),                                             \
+			 __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n),    \
+			 __ATOMIC_RELAXED)
+#define VD_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
 /* Why a queue broke, for tests and logs. */
 enum vd_vq_error {
 	VD_VQ_OK = 0,
@@ -82,6 +117,8 @@ struct vd_vq_hooks {
 	 * its completion was written to the ring / the used index (split) or
 	 * the ring position (packed) was published. */
 	void (*on_pop)(void *ctx, const struct vd_vq_elem *e);
+	/* vd_vq_unpop gave e back: undo its on_pop (always the latest). */
+	void (*on_unpop)(void *ctx, const struct vd_vq_elem *e);
 	void (*on_push)(void *ctx, const struct vd_vq_elem *e);
 	void (*on_publish)(void *ctx, uint16_t used_idx, bool used_wrap);
 	/* Dirty logging (vhost-user LOG_ALL): the device wrote this guest
@@ -132,6 +169,12 @@ void vd_vq_free(struct vd_vq *vq);
  * pop that finds the ring empty asks the driver to kick for the next entry
  * (avail_event); a device that stops popping earlier must rekick itself. */
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
+/* Give back a popped element untouched, as if it had never been popped:
+ * the next pop returns the same chain again. For a device that fills
+ * buffers (a receive queue): it pops what the next packet may need, reads,
+ * and returns what it did not fill. Only the latest pop still out can be
+ * given back (last in, first out); -EINVAL otherwise, nothing changed. */
+int vd_vq_unpop(struct vd_vq *vq, struct vd_vq_elem *e);
 /* Complete an element: `written` bytes were written to its write buffers.
  * Order is free (out of order allowed). Releases mapper pins first. */
 void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written);
@@ -152,6 +195,7 @@ bool vd_vq_enable_notify(struct vd_vq *vq);
 bool vd_vq_avail_pending(struct vd_vq *vq);
 
 bool vd_vq_broken(const struct vd_vq *vq);
+uint16_t vd_vq_size(const struct vd_vq *vq); /* entries (queue size) */
 unsigned vd_vq_max_iov(const struct vd_vq *vq);
 enum vd_vq_error vd_vq_last_error(const struct vd_vq *vq);
 unsigned vd_vq_inflight(const struct vd_vq *vq); /* popped, not pushed */
@@ -163,6 +207,18 @@ void vd_vq_get_base(const struct vd_vq *vq, uint16_t *avail_idx,
 
 /* Turn dirty logging on/off (hooks.log_write must be set). */
 void vd_vq_set_logging(struct vd_vq *vq, bool on);
+
+/* Statistics: where this queue counts (NULL: a private set, for a vq
+ * used alone), and the time in CLOCK_MONOTONIC ns that pops and
+ * publications are stamped with from now on. The queue thread sets the
+ * clock once per round and before publishing, so timing costs no clock
+ * read per request. */
+void vd_vq_set_stats(struct vd_vq *vq, struct vd_vq_stats *s);
+void vd_vq_set_clock(struct vd_vq *vq, uint64_t now_ns);
+/* Completions pushed and not yet published (vd_vq_flush). */
+unsigned vd_vq_unpublished(const struct vd_vq *vq);
+/* A request the model completed with an error (blk: IOERR, UNSUPP). */
+void vd_vq_count_error(struct vd_vq *vq);
 
 /* Inflight resubmission after a reconnect: chains to pop before any new
  * available entry. split: head indexes in submission order; packed: ring

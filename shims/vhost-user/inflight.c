@@ -630,6 +630,41 @@ void vu_inflight_on_pop(void *ctx, const struct vd_vq_elem *e)
 	}
 }
 
+/* vd_vq_unpop gave back the latest chain popped: on_pop undone, its
+ * entries back at the head of the free list (their links are untouched). */
+void vu_inflight_on_unpop(void *ctx, const struct vd_vq_elem *e)
+{
+	struct vu_vring *vr = ctx;
+	struct vu_inflight_ring *f = &vr->inflight;
+	struct vu_inflight_packed *p = f->pk;
+	uint16_t h;
+
+	if (!f->packed) {
+		STORE(f->split->desc[e->id].inflight, 0);
+		f->counter--;
+		return;
+	}
+	h = e->id < f->num ? f->id_head[e->id] : NO_ENTRY;
+	if (h >= f->desc_num)
+		return; /* not recorded at pop (logged there) */
+	STORE(p->desc[h].inflight, 0);
+	f->id_head[e->id] = NO_ENTRY;
+	f->counter--;
+	if (f->avail_pos < e->ndescs) {
+		f->avail_pos = (uint16_t)(f->avail_pos + f->num);
+		f->avail_wrap = !f->avail_wrap;
+	}
+	f->avail_pos = (uint16_t)(f->avail_pos - e->ndescs);
+	f->free_head = h;
+	STORE(p->old_free_head, h);
+	if (f->batch_n) {
+		f->next[f->pending_tail] = h;
+		STORE(p->desc[f->pending_tail].next, h);
+	} else {
+		STORE(p->free_head, h);
+	}
+}
+
 /* "When supplying used buffers to the driver", steps 1-4, before the batch
  * is published: the chain goes on the list that starts at free_head and
  * joins the free list at old_free_head, so a rollback to old_free_head

@@ -22,6 +22,7 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 void vu_inflight_release(struct vu_vring *vr);
 /* The queue thread's hooks while the ring runs (struct vd_vq_hooks). */
 void vu_inflight_on_pop(void *ctx, const struct vd_vq_elem *e);
+void vu_inflight_on_unpop(void *ctx, const struct vd_vq_elem *e);
 void vu_inflight_on_push(void *ctx, const struct vd_vq_elem *e);
 void vu_inflight_on_publish(void *ctx, uint16_t used_idx, bool used_wrap);
 /* Bytes one queue's region takes (header and entries, aligned). */

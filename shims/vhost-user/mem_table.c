@@ -127,6 +127,8 @@ int vu_set_mem_table(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 	memcpy(b->regions, shadow, n * sizeof(shadow[0]));
 	b->n_regions = n;
 	for (i = 0; i < n; i++)
+		b->regions[i].refs = 1;
+	for (i = 0; i < n; i++)
 		vd_debug(b->who,
 			 "region %u: gpa 0x%" PRIx64 " size 0x%" PRIx64
 			 " uaddr 0x%" PRIx64 " offset 0x%" PRIx64,
@@ -166,15 +168,32 @@ int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 			 VU_MAX_MEM_SLOTS);
 		return -ENOSPC;
 	}
-	for (unsigned i = 0; i < b->n_regions; i++)
-		if (gpa_overlap(w->gpa, w->size, b->regions[i].gpa,
-				b->regions[i].size)) {
+	for (unsigned i = 0; i < b->n_regions; i++) {
+		struct vu_region *s = &b->regions[i];
+		struct stat st;
+
+		/* QEMU's net backends with several queue pairs are one vhost
+		 * device per pair on one connection, each adding the guest's
+		 * memory: the same region again is one more user of it. */
+		if (w->gpa == s->gpa && w->size == s->size &&
+		    w->uaddr == s->uaddr && w->mmap_offset == s->mmap_offset &&
+		    fstat(m->fds[0], &st) == 0 && st.st_dev == s->st_dev &&
+		    st.st_ino == s->st_ino) {
+			s->refs++;
+			vd_debug(b->who,
+				 "region gpa 0x%" PRIx64 " added again (%u "
+				 "users)",
+				 w->gpa, s->refs);
+			return 0;
+		}
+		if (gpa_overlap(w->gpa, w->size, s->gpa, s->size)) {
 			snprintf(why, whylen,
 				 "gpa 0x%" PRIx64 "+0x%" PRIx64
 				 " overlaps region at gpa 0x%" PRIx64,
-				 w->gpa, w->size, b->regions[i].gpa);
+				 w->gpa, w->size, s->gpa);
 			return -EEXIST;
 		}
+	}
 	rc = region_map(b, w, m->fds[0], 0, &nr, &shadow, why, whylen);
 	if (rc)
 		return rc;
@@ -185,6 +204,7 @@ int vu_add_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 		region_release(&nr);
 		return rc;
 	}
+	shadow.refs = 1;
 	b->regions[b->n_regions++] = shadow;
 	vd_debug(b->who,
 		 "added region gpa 0x%" PRIx64 " size 0x%" PRIx64
@@ -214,6 +234,10 @@ int vu_rem_mem_reg(struct vu_backend *b, struct vu_msg *m, struct vu_reply *r,
 			 " uaddr 0x%" PRIx64,
 			 w->gpa, w->size, w->uaddr);
 		return -ENOENT;
+	}
+	if (b->regions[i].refs > 1) {
+		b->regions[i].refs--;
+		return 0;
 	}
 	vu_rings_suspend(b, b->regions[i].hva, b->regions[i].size);
 	rc = vd_mem_remove_region(b->mem, w->gpa, w->size);

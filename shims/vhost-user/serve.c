@@ -11,6 +11,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "virtiod/ready.h"
+
 #include "connection.h"
 #include "control.h"
 #include "dirty_log.h"
@@ -225,6 +227,7 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 	vd_info(b->who, "listening on %s",
 		cfg->socket_path ? cfg->socket_path
 				 : "the socket passed by --fd");
+	vd_ready("listening");
 	block_async_signals(&orig);
 	r = serve_loop(b, stop, &orig);
 	pthread_sigmask(SIG_SETMASK, &orig, NULL);

@@ -230,6 +230,7 @@ int vu_ring_try_start(struct vu_backend *b, struct vu_vring *vr, char *why,
 	};
 	if (vr->inflight.on) {
 		setup.hooks.on_pop = vu_inflight_on_pop;
+		setup.hooks.on_unpop = vu_inflight_on_unpop;
 		setup.hooks.on_push = vu_inflight_on_push;
 		setup.hooks.on_publish = vu_inflight_on_publish;
 	}

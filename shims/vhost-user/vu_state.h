@@ -104,6 +104,10 @@ struct vu_region {
 	dev_t st_dev;
 	ino_t st_ino;
 	void *hva;
+	/* ADD_MEM_REG of this very region from each vhost device sharing
+	 * the connection (QEMU's net: one per queue pair); REM_MEM_REG
+	 * removes it with the last. */
+	unsigned refs;
 };
 
 struct vu_backend {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtiod/ready.h"
+
 #include "xen_priv.h"
 
 int vd_xen_spec_set_opt(struct vd_device_spec *s, const char *name,
@@ -227,8 +229,10 @@ int vd_xen_config_file_main(const char *path, struct vd_launcher *l,
 	for (unsigned i = 0; rc == 0 && i < n; i++)
 		if (l->ops->start(l, NULL, &specs[i].dev, &specs[i].xen) < 0)
 			rc = -EIO;
-	if (rc == 0)
+	if (rc == 0) {
+		vd_ready("devices started");
 		l->ops->supervise(l, stop);
+	}
 	l->ops->stop_all(l, *stop ? *stop : VD_STOP, 10000);
 	free(specs);
 	return rc == 0 ? 0 : 1;

@@ -18,6 +18,8 @@
 #include <xen/io/xenbus.h>
 
 #include "state.h"
+#include "virtiod/ready.h"
+
 #include "xen_priv.h"
 
 #define POLL_MS	    250
@@ -462,6 +464,7 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		x.srv.nr_vcpus, x.srv.id,
 		x.srv.taken_over ? " (taken over)" : "",
 		cfg->mem_mode == VD_XEN_MEM_GRANT ? "grant" : "foreign");
+	vd_ready("IOREQ server enabled");
 	/* A predecessor may have left vCPUs waiting, their event consumed:
 	 * answer them now. */
 	for (unsigned v = 0; v < x.srv.nr_vcpus; v++)

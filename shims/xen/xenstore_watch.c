@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtiod/ready.h"
+
 #include "xen_priv.h"
 
 enum layout {
@@ -407,6 +409,7 @@ int vd_xen_watch_main(int argc, char **argv, struct vd_launcher *l,
 	}
 	xs_watch(w->xs, "@releaseDomain", "release");
 	vd_info(w->who, "watching the virtio backends of domain %u", w->self);
+	vd_ready("watching xenstore");
 	rc = 0;
 	while (!*stop) {
 		struct pollfd p = {.fd = xs_fileno(w->xs), .events = POLLIN};

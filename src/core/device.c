@@ -47,7 +47,45 @@ struct vd_dev {
 	 * resets and breaks it again must not flood the host's log. */
 	pthread_mutex_t broken_lock;
 	struct vd_ratelimit broken_rl;
+
+	/* the process's device list (registry_lock) */
+	struct vd_dev *next;
 };
+
+/* Every live device, for vd_dev_for_each; taken at creation and free,
+ * never on a request's path. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vd_dev *registry;
+
+static void registry_add(struct vd_dev *dev)
+{
+	struct vd_dev **p;
+
+	pthread_mutex_lock(&registry_lock);
+	for (p = &registry; *p; p = &(*p)->next)
+		;
+	*p = dev;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_del(struct vd_dev *dev)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct vd_dev **p = &registry; *p; p = &(*p)->next)
+		if (*p == dev) {
+			*p = dev->next;
+			break;
+		}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void vd_dev_for_each(void (*fn)(struct vd_dev *dev, void *arg), void *arg)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct vd_dev *d = registry; d; d = d->next)
+		fn(d, arg);
+	pthread_mutex_unlock(&registry_lock);
+}
 
 /* A refused or odd driver access, rate-limited (control thread). */
 #define driver_warn(dev, ...)                                                  \
@@ -86,6 +124,7 @@ struct vd_dev *vd_dev_new(struct vd_model *model, struct vd_mem *mem,
 		free(dev);
 		return NULL;
 	}
+	registry_add(dev);
 	return dev;
 }
 
@@ -100,6 +139,7 @@ void vd_dev_free(struct vd_dev *dev)
 {
 	if (!dev)
 		return;
+	registry_del(dev);
 	stop_queues(dev);
 	vd_queues_free(dev->queues, dev->model->num_queues);
 	if (dev->model->ops->destroy)
@@ -367,4 +407,24 @@ void vd_dev_config_changed(struct vd_dev *dev)
 {
 	atomic_fetch_add(&dev->config_generation, 1);
 	notify_config(dev);
+}
+
+int vd_dev_resize(struct vd_dev *dev, uint64_t bytes, char *err, size_t errlen)
+{
+	int r;
+
+	if (!dev->model->ops->resize) {
+		snprintf(err, errlen, "%s: a %s device has no size to change",
+			 dev->who,
+			 dev->model->type_name ? dev->model->type_name
+					       : "virtio");
+		return -EOPNOTSUPP;
+	}
+	r = dev->model->ops->resize(dev->model, bytes, err, errlen);
+	if (r > 0) {
+		/* virtio 1.2 §2.5.1: generation first, then the interrupt. */
+		vd_dev_config_changed(dev);
+		vd_info(dev->who, "config changed (resize)");
+	}
+	return r;
 }

@@ -513,6 +513,39 @@ void vd_inflight_popped(struct vd_inflight *t, const struct vd_vq_elem *e)
 	}
 }
 
+/* vd_vq_unpop gave back the latest chain popped: popped undone, its
+ * entries back at the head of the free list (their links are untouched). */
+void vd_inflight_unpopped(struct vd_inflight *t, const struct vd_vq_elem *e)
+{
+	struct packed_region *p = t->pk;
+	uint16_t h;
+
+	if (!t->packed) {
+		STORE(t->split->desc[e->id].inflight, 0);
+		t->counter--;
+		return;
+	}
+	h = e->id < t->num ? t->id_head[e->id] : NO_ENTRY;
+	if (h >= t->desc_num)
+		return; /* not recorded at pop (logged there) */
+	STORE(p->desc[h].inflight, 0);
+	t->id_head[e->id] = NO_ENTRY;
+	t->counter--;
+	if (t->avail_pos < e->ndescs) {
+		t->avail_pos = (uint16_t)(t->avail_pos + t->num);
+		t->avail_wrap = !t->avail_wrap;
+	}
+	t->avail_pos = (uint16_t)(t->avail_pos - e->ndescs);
+	t->free_head = h;
+	STORE(p->old_free_head, h);
+	if (t->batch_n) {
+		t->next[t->pending_tail] = h;
+		STORE(p->desc[t->pending_tail].next, h);
+	} else {
+		STORE(p->free_head, h);
+	}
+}
+
 /* "When supplying used buffers to the driver", before the batch is
  * published: the chain goes on the list that starts at free_head and joins
  * the free list at old_free_head, so a rollback to old_free_head keeps it
@@ -587,6 +620,11 @@ static void hook_pop(void *ctx, const struct vd_vq_elem *e)
 	vd_inflight_popped(ctx, e);
 }
 
+static void hook_unpop(void *ctx, const struct vd_vq_elem *e)
+{
+	vd_inflight_unpopped(ctx, e);
+}
+
 static void hook_push(void *ctx, const struct vd_vq_elem *e)
 {
 	vd_inflight_pushed(ctx, e);
@@ -601,6 +639,7 @@ void vd_inflight_set_hooks(struct vd_inflight *t, struct vd_vq_hooks *hooks)
 {
 	hooks->ctx = t;
 	hooks->on_pop = hook_pop;
+	hooks->on_unpop = hook_unpop;
 	hooks->on_push = hook_push;
 	hooks->on_publish = hook_publish;
 }

@@ -69,11 +69,19 @@ struct vd_queue {
 	 * polling then wait for the driver's next kick instead of making
 	 * the thread spin. */
 	unsigned stalls;
+	/* A queue the device fills (vd_queue_set_device_filled): buffers
+	 * in the ring are work only while the model waits for them. */
+	bool device_filled;
+	bool wait_buffers;
 	uint64_t poll_ns;    /* busy-polling window, 0: off */
 	uint64_t last_round; /* when the loop last ran (polling only) */
 	bool broken;
 	int mem_slot;
 	bool mem_entered;
+
+	/* Written by the queue thread (and its vq) only, from the device's
+	 * creation on; read by anyone through vd_queue_stats_read. */
+	struct vd_vq_stats stats;
 };
 
 /* The queue whose thread this is, so calls made on it skip the loop. */
@@ -172,15 +180,36 @@ bool vd_queue_running(const struct vd_queue *q)
 	return atomic_load(&q->running);
 }
 
+static uint64_t now_ns(void);
+
 void vd_queue_complete_batch(struct vd_queue *q)
 {
+	/* The publication time of the completions' latencies: one clock
+	 * read per batch, none when nothing waits. */
+	if (vd_vq_unpublished(q->vq))
+		vd_vq_set_clock(q->vq, now_ns());
 	if (vd_vq_flush(q->vq))
 		vd_dev_notify_queue(q->dev, q);
+}
+
+void vd_queue_stats_read(const struct vd_queue *q, struct vd_vq_stats *out)
+{
+	vd_vq_stats_read(&q->stats, out);
 }
 
 void vd_queue_rekick(struct vd_queue *q)
 {
 	q->kick_pending = true;
+}
+
+void vd_queue_set_device_filled(struct vd_queue *q)
+{
+	q->device_filled = true;
+}
+
+void vd_queue_wait_buffers(struct vd_queue *q)
+{
+	q->wait_buffers = true;
 }
 
 void vd_queue_set_default_poll_us(unsigned us)
@@ -237,6 +266,13 @@ static void hook_pop(void *ctx, const struct vd_vq_elem *e)
 	q->setup.hooks.on_pop(q->setup.hooks.ctx, e);
 }
 
+static void hook_unpop(void *ctx, const struct vd_vq_elem *e)
+{
+	struct vd_queue *q = ctx;
+
+	q->setup.hooks.on_unpop(q->setup.hooks.ctx, e);
+}
+
 static void hook_push(void *ctx, const struct vd_vq_elem *e)
 {
 	struct vd_queue *q = ctx;
@@ -268,6 +304,7 @@ static void wrap_hooks(struct vd_queue *q)
 		.ctx = q,
 		.on_broken = hook_broken,
 		.on_pop = s->on_pop ? hook_pop : NULL,
+		.on_unpop = s->on_unpop ? hook_unpop : NULL,
 		.on_push = s->on_push ? hook_push : NULL,
 		.on_publish = s->on_publish ? hook_publish : NULL,
 		.log_write = s->log_write ? hook_log_write : NULL,
@@ -284,6 +321,7 @@ static void on_kick(void *opaque, int fd, uint32_t events)
 
 	(void)events;
 	q->kick_pending = true;
+	VD_STAT_ADD(q->stats.kicks, 1);
 	if (q->kick_edge)
 		return;
 	/* Non-blocking: one read takes every kick so far; EAGAIN is a
@@ -378,6 +416,8 @@ static int queue_begin(struct vd_queue *q)
 	r = vd_vq_new(&cfg, mem, &q->hooks, q->who, &q->vq);
 	if (r < 0)
 		goto out_mem;
+	vd_vq_set_stats(q->vq, &q->stats);
+	vd_vq_set_clock(q->vq, now_ns());
 	if (q->setup.n_requeue) {
 		r = vd_vq_requeue(q->vq, q->setup.requeue, q->setup.n_requeue);
 		if (r < 0)
@@ -437,10 +477,12 @@ static uint64_t ring_mark(struct vd_queue *q)
 	       (uint64_t)vd_vq_inflight(q->vq) << 17;
 }
 
-/* The model may take chains found without a kick. */
+/* The model may take chains found without a kick. A device-filled queue
+ * takes buffers when it has data, not when they appear, unless it waits
+ * for them. */
 static bool model_serves(const struct vd_queue *q)
 {
-	return q->stalls < 2;
+	return q->device_filled ? q->wait_buffers : q->stalls < 2;
 }
 
 /* queue_kick with driver notifications off: the driver need not kick for
@@ -454,7 +496,11 @@ static void serve_kick(struct vd_queue *q)
 		vd_vq_disable_notify(q->vq);
 		q->notify_off = true;
 	}
+	/* What this round pops is stamped with its start. */
+	vd_vq_set_clock(q->vq, now_ns());
 	q->kick_pending = false;
+	/* The model asks again if this round still leaves it without. */
+	q->wait_buffers = false;
 	m->ops->queue_kick(m, q);
 	vd_queue_complete_batch(q);
 	/* A memory-table writer came meanwhile: vd_vq_pop gave nothing
@@ -525,7 +571,8 @@ static void queue_serve(struct vd_queue *q)
 		}
 		/* About to sleep: ask the driver for kicks again and look
 		 * once more for chains added meanwhile. */
-		if (timeout < 0 && q->notify_off && !q->broken) {
+		if (timeout < 0 && q->notify_off && !q->broken &&
+		    (!q->device_filled || q->wait_buffers)) {
 			q->notify_off = false;
 			if (vd_vq_enable_notify(q->vq) && model_serves(q)) {
 				q->kick_pending = true;
@@ -575,6 +622,7 @@ static void queue_end(struct vd_queue *q)
 	if (left)
 		vd_warn(q->who, "%u requests still in flight after queue_stop",
 			left);
+	VD_STAT_SET(q->stats.inflight, 0); /* abandoned with the vq */
 	vd_vq_get_base(q->vq, &q->base_avail_idx, &q->base_avail_wrap,
 		       &q->base_used_idx, &q->base_used_wrap);
 	unwatch_kick(q);
@@ -627,6 +675,8 @@ int vd_queue_start(struct vd_queue *q, const struct vd_queue_setup *setup)
 	q->kick_edge = false;
 	q->notify_off = false;
 	q->stalls = 0;
+	q->device_filled = false;
+	q->wait_buffers = false;
 	q->last_round = 0;
 	q->poll_ns =
 		(uint64_t)(setup->poll_us ? setup->poll_us

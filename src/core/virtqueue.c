@@ -116,8 +116,11 @@ int vd_vq_new(const struct vd_vq_config *cfg, struct vd_mem *mem,
 	vq->free_slots = calloc(cfg->num, sizeof(*vq->free_slots));
 	vq->id_slot = calloc(cfg->num, sizeof(*vq->id_slot));
 	vq->requeue = calloc(cfg->num, sizeof(*vq->requeue));
+	vq->pop_ns = calloc(cfg->num, sizeof(*vq->pop_ns));
+	vq->batch_pop_ns = calloc(cfg->num, sizeof(*vq->batch_pop_ns));
+	vq->stats = &vq->own_stats;
 	if (!vq->elems || !vq->iov_store || !vq->gpa_store || !vq->free_slots ||
-	    !vq->id_slot || !vq->requeue) {
+	    !vq->id_slot || !vq->requeue || !vq->pop_ns || !vq->batch_pop_ns) {
 		vd_vq_free(vq);
 		return -ENOMEM;
 	}
@@ -159,6 +162,8 @@ void vd_vq_free(struct vd_vq *vq)
 	free(vq->free_slots);
 	free(vq->id_slot);
 	free(vq->requeue);
+	free(vq->pop_ns);
+	free(vq->batch_pop_ns);
 	free(vq);
 }
 
@@ -171,6 +176,7 @@ void vq_break(struct vd_vq *vq, enum vd_vq_error err, const char *fmt, ...)
 		return;
 	vq->broken = true;
 	vq->err = err;
+	VD_STAT_ADD(vq->stats->errors, 1);
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
@@ -210,14 +216,20 @@ void vq_elem_drop(struct vd_vq *vq, struct vq_elem *qe)
 }
 
 void vq_elem_popped(struct vd_vq *vq, struct vq_elem *qe, uint16_t id,
-		    uint16_t ndescs)
+		    uint16_t ndescs, bool requeued)
 {
 	qe->pub.id = id;
 	qe->pub.ndescs = ndescs;
 	qe->state = VQE_POPPED;
+	qe->requeued = requeued;
+	qe->pop_seq = ++vq->pop_seq;
 	vq->n_free--;
 	vq->id_slot[id] = (uint16_t)(qe->pub.slot + 1);
 	vq->inflight++;
+	vq->pop_ns[qe->pub.slot] = vq->clock_ns;
+	VD_STAT_ADD(vq->stats->requests, 1);
+	VD_STAT_ADD(vq->stats->bytes_in, qe->pub.read_len);
+	VD_STAT_SET(vq->stats->inflight, vq->inflight);
 	if (vq->hooks.on_pop)
 		vq->hooks.on_pop(vq->hooks.ctx, &qe->pub);
 }
@@ -245,6 +257,29 @@ struct vq_elem *vq_elem_check_push(struct vd_vq *vq, struct vd_vq_elem *e)
 	return qe;
 }
 
+/* The latency of each completion about to be published, into the
+ * histogram: log2 buckets, no division, no allocation. */
+static void stats_publish(struct vd_vq *vq)
+{
+	struct vd_vq_stats *st = vq->stats;
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < vq->batch_n; i++) {
+		uint64_t lat = vq->clock_ns > vq->batch_pop_ns[i]
+				       ? vq->clock_ns - vq->batch_pop_ns[i]
+				       : 0;
+		uint64_t x = lat >> 10;
+		unsigned b = x ? 64u - (unsigned)__builtin_clzll(x) : 0;
+
+		if (b >= VD_VQ_HIST_BUCKETS)
+			b = VD_VQ_HIST_BUCKETS - 1;
+		VD_STAT_ADD(st->latency_hist[b], 1);
+		sum += lat;
+	}
+	VD_STAT_ADD(st->latency_ns_sum, sum);
+	vq->batch_n = 0;
+}
+
 void vq_elem_pushed(struct vd_vq *vq, struct vq_elem *qe, uint32_t written)
 {
 	struct vd_vq_elem *e = &qe->pub;
@@ -269,6 +304,17 @@ void vq_elem_pushed(struct vd_vq *vq, struct vq_elem *qe, uint32_t written)
 	vq->id_slot[e->id] = 0;
 	vq->free_slots[vq->n_free++] = (uint16_t)e->slot;
 	vq->inflight--;
+	VD_STAT_ADD(vq->stats->completions, 1);
+	VD_STAT_ADD(vq->stats->bytes_out, written);
+	VD_STAT_SET(vq->stats->inflight, vq->inflight);
+	if (vq->broken)
+		return; /* never published */
+	vq->unpublished++;
+	/* The driver reuses a buffer only once it saw it used, so at most
+	 * num completions wait for one publication; stamp early otherwise. */
+	if (vq->batch_n == vq->num)
+		stats_publish(vq);
+	vq->batch_pop_ns[vq->batch_n++] = vq->pop_ns[e->slot];
 }
 
 void vq_log(struct vd_vq *vq, uint64_t gpa, uint64_t len)
@@ -465,12 +511,101 @@ void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written)
 		vq_packed_push(vq, qe, written);
 }
 
+int vd_vq_unpop(struct vd_vq *vq, struct vd_vq_elem *e)
+{
+	struct vq_elem *qe;
+	uintptr_t p = (uintptr_t)e, base = (uintptr_t)vq->elems;
+	size_t sz = sizeof(struct vq_elem);
+
+	if (!e || p < base || p - base >= vq->num * sz || (p - base) % sz)
+		return -EINVAL;
+	qe = &vq->elems[(p - base) / sz];
+	/* Only the latest pop still out: rewinding the ring past a chain
+	 * the device keeps would hand that chain out twice. */
+	if (qe->state != VQE_POPPED || qe->pop_seq != vq->pop_seq)
+		return -EINVAL;
+	vd_mem_release(vq->mem, e->read_iov, e->n_read + e->n_write);
+	if (vq->hooks.on_unpop && !vq->broken)
+		vq->hooks.on_unpop(vq->hooks.ctx, e);
+	if (qe->requeued) {
+		vq->requeue_at--;
+	} else if (vq->cfg.layout == VD_VQ_SPLIT) {
+		vq->last_avail--;
+	} else {
+		/* §2.8: the chain's slots are untouched (used entries are
+		 * written only over chains popped before it). */
+		if (vq->avail_pos < e->ndescs) {
+			vq->avail_pos = (uint16_t)(vq->avail_pos + vq->num);
+			vq->avail_wrap = !vq->avail_wrap;
+		}
+		vq->avail_pos = (uint16_t)(vq->avail_pos - e->ndescs);
+	}
+	vq->pop_seq--;
+	qe->state = VQE_FREE;
+	vq->id_slot[e->id] = 0;
+	vq->free_slots[vq->n_free++] = (uint16_t)e->slot;
+	vq->inflight--;
+	e->n_read = e->n_write = 0;
+	return 0;
+}
+
 bool vd_vq_flush(struct vd_vq *vq)
 {
-	if (vq->broken)
+	bool notify;
+
+	if (vq->broken) {
+		vq->batch_n = vq->unpublished = 0;
 		return false;
-	return vq->cfg.layout == VD_VQ_SPLIT ? vq_split_flush(vq)
-					     : vq_packed_flush(vq);
+	}
+	notify = vq->cfg.layout == VD_VQ_SPLIT ? vq_split_flush(vq)
+					       : vq_packed_flush(vq);
+	if (vq->unpublished) {
+		stats_publish(vq);
+		if (notify)
+			VD_STAT_ADD(vq->stats->notify_sent, 1);
+		else
+			VD_STAT_ADD(vq->stats->notify_suppressed, 1);
+		vq->unpublished = 0;
+	}
+	return notify;
+}
+
+void vd_vq_set_stats(struct vd_vq *vq, struct vd_vq_stats *s)
+{
+	vq->stats = s ? s : &vq->own_stats;
+}
+
+void vd_vq_set_clock(struct vd_vq *vq, uint64_t now_ns)
+{
+	vq->clock_ns = now_ns;
+}
+
+unsigned vd_vq_unpublished(const struct vd_vq *vq)
+{
+	return vq->unpublished;
+}
+
+void vd_vq_count_error(struct vd_vq *vq)
+{
+	VD_STAT_ADD(vq->stats->errors, 1);
+}
+
+void vd_vq_stats_read(const struct vd_vq_stats *s, struct vd_vq_stats *out)
+{
+#define RD(f) out->f = __atomic_load_n(&s->f, __ATOMIC_RELAXED)
+	RD(requests);
+	RD(completions);
+	RD(bytes_in);
+	RD(bytes_out);
+	RD(inflight);
+	RD(errors);
+	RD(kicks);
+	RD(notify_sent);
+	RD(notify_suppressed);
+	RD(latency_ns_sum);
+	for (unsigned b = 0; b < VD_VQ_HIST_BUCKETS; b++)
+		RD(latency_hist[b]);
+#undef RD
 }
 
 void vd_vq_disable_notify(struct vd_vq *vq)
@@ -506,6 +641,11 @@ bool vd_vq_avail_pending(struct vd_vq *vq)
 bool vd_vq_broken(const struct vd_vq *vq)
 {
 	return vq->broken;
+}
+
+uint16_t vd_vq_size(const struct vd_vq *vq)
+{
+	return vq->num;
 }
 
 unsigned vd_vq_max_iov(const struct vd_vq *vq)

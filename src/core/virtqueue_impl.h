@@ -35,6 +35,8 @@ enum { VQE_FREE = 0, VQE_POPPED = 1 };
 struct vq_elem {
 	struct vd_vq_elem pub; /* first: the device holds &pub */
 	uint8_t state;
+	bool requeued; /* popped from the requeue list */
+	uint32_t pop_seq; /* vd_vq_unpop: the latest pop still out */
 };
 
 struct vd_vq {
@@ -58,6 +60,7 @@ struct vd_vq {
 	unsigned n_free;
 	uint16_t *id_slot; /* split head / packed buffer id -> slot + 1 */
 	unsigned inflight;
+	uint32_t pop_seq; /* pops so far, less the ones given back */
 	uint16_t *requeue; /* heads (split) / positions (packed) */
 	unsigned requeue_n, requeue_at;
 
@@ -66,6 +69,17 @@ struct vd_vq {
 	enum vd_vq_error err;
 	bool logging;
 	bool notify_enabled;
+
+	/* Statistics (queue thread writes; vd_vq_stats_read from others):
+	 * where they go, the round's clock, each slot's pop time, and the
+	 * pop times of completions pushed since the last publication. */
+	struct vd_vq_stats *stats;
+	struct vd_vq_stats own_stats;
+	uint64_t clock_ns;
+	uint64_t *pop_ns;	/* num, by slot */
+	uint64_t *batch_pop_ns; /* num */
+	unsigned batch_n;
+	unsigned unpublished; /* pushed since the last publication */
 
 	/* Split ring (queue thread). */
 	struct vring_desc *desc;
@@ -106,7 +120,7 @@ struct vq_elem *vq_elem_get(struct vd_vq *vq);
 void vq_elem_drop(struct vd_vq *vq, struct vq_elem *qe);
 /* Records a validated element as in flight under id and calls on_pop. */
 void vq_elem_popped(struct vd_vq *vq, struct vq_elem *qe, uint16_t id,
-		    uint16_t ndescs);
+		    uint16_t ndescs, bool requeued);
 /* The pool element behind e if it is in flight, else NULL (and the queue
  * is broken: the device pushed something it never popped). */
 struct vq_elem *vq_elem_check_push(struct vd_vq *vq, struct vd_vq_elem *e);

@@ -162,7 +162,7 @@ int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 			vq->avail_wrap = !vq->avail_wrap;
 		}
 	}
-	vq_elem_popped(vq, qe, id, (uint16_t)n);
+	vq_elem_popped(vq, qe, id, (uint16_t)n, requeued);
 	*out = &qe->pub;
 	return 1;
 drop:

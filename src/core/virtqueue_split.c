@@ -211,7 +211,7 @@ int vq_split_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 		vq->requeue_at++;
 	else
 		vq->last_avail++;
-	vq_elem_popped(vq, qe, head, (uint16_t)n);
+	vq_elem_popped(vq, qe, head, (uint16_t)n, requeued);
 	*out = &qe->pub;
 	return 1;
 }

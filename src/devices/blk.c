@@ -211,6 +211,7 @@ static void blk_get_config(void *model, uint32_t off, void *buf, uint32_t len)
 	struct virtio_blk_config c = d->cfg;
 
 	c.wce = atomic_load(&d->writeback) ? 1 : 0;
+	c.capacity = htole64(atomic_load(&d->size) >> BLK_SECTOR_SHIFT);
 	memcpy(buf, (const char *)&c + off, len);
 }
 
@@ -498,6 +499,7 @@ static const struct vd_device_ops blk_ops = {
 	.queue_kick = blk_queue_kick,
 	.queue_poll = blk_queue_poll,
 	.queue_stop = blk_queue_stop,
+	.resize = blk_resize,
 	.reset = blk_reset,
 	.destroy = blk_destroy,
 };
@@ -547,6 +549,7 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 	    !(d->be.nowait_read && (d->be.readonly || d->be.nowait_write)))
 		d->engine = BLK_ENGINE_SYNC;
 	atomic_store(&d->writeback, true);
+	atomic_store(&d->size, d->be.size);
 	build_config(d, o);
 
 	seg_max = le32toh(d->cfg.seg_max);

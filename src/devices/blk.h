@@ -103,6 +103,7 @@ struct blk_dev {
 	struct virtio_blk_config cfg;
 
 	/* Written by the control thread, read by queue threads. */
+	atomic_uint_fast64_t size; /* bytes served now (online resize) */
 	atomic_bool writeback; /* false: every write is durable at completion */
 	atomic_uint_fast64_t features; /* negotiated */
 
@@ -196,6 +197,9 @@ struct blk_queue {
 
 	struct vd_ratelimit rl;
 };
+
+/* blk_resize.c: the model's resize op (vd_device_ops.resize). */
+int blk_resize(void *model, uint64_t bytes, char *err, size_t errlen);
 
 /* blk_backend.c */
 int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,

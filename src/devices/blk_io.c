@@ -356,6 +356,8 @@ void blk_io_done(void *ctx, struct blk_io *io, int res)
 void blk_req_finish(struct blk_queue *bq, struct blk_req *r)
 {
 	*r->status = r->st;
+	if (r->st != VIRTIO_BLK_S_OK)
+		vd_vq_count_error(bq->vq);
 	if (r->bounce)
 		bounce_put(bq, r);
 	/* Used length: every writable byte up to the status byte, which is

@@ -24,7 +24,9 @@ static uint8_t *status_byte(const struct vd_vq_elem *e)
  * block; written so that no product or sum can wrap. */
 static bool range_ok(const struct blk_dev *d, uint64_t sector, uint64_t bytes)
 {
-	uint64_t cap = d->be.size >> BLK_SECTOR_SHIFT;
+	/* Online resize may change it (blk_resize.c): one relaxed load. */
+	uint64_t cap = atomic_load_explicit(&d->size, memory_order_relaxed) >>
+		       BLK_SECTOR_SHIFT;
 	uint64_t lbs_sectors = d->be.lbs >> BLK_SECTOR_SHIFT;
 
 	/* lbs is 512 or 4096: masks, not divisions. */

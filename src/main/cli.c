@@ -10,8 +10,10 @@
 
 #include "cli.h"
 #include "registry.h"
+#include "stat_cmd.h"
 
 enum opt_id {
+	OPT_CONTROL,
 	OPT_POLL_US,
 	OPT_LOG_LEVEL,
 	OPT_SYSLOG,
@@ -25,6 +27,10 @@ struct opt {
 };
 
 static const struct opt common_opts[] = {
+	{OPT_CONTROL,
+	 {"control", "PATH",
+	  "control socket for virtiod stat and virtiod resize; with --config "
+	  "or xen-watch a directory, one socket per device in it"}},
 	{OPT_POLL_US,
 	 {"poll-us", "N",
 	  "busy-poll each queue N microseconds after work before sleeping "
@@ -126,6 +132,11 @@ static int apply_common(struct cli *c, const struct opt *o, const char *v,
 	int r = 0;
 
 	switch (o->id) {
+	case OPT_CONTROL:
+		if (!*v)
+			return bad(err, errlen, "--control: empty path");
+		c->control = v;
+		break;
 	case OPT_POLL_US:
 		r = parse_num(o->o.name, v, VD_QUEUE_POLL_US_MAX, &n, err,
 			      errlen);
@@ -422,6 +433,8 @@ void cli_usage(FILE *f)
 		if ((*s)->info_option)
 			fprintf(f, "  virtiod [TYPE] --%s\n",
 				(*s)->info_option);
+	for (const struct root_command *k = root_commands; k->name; k++)
+		fprintf(f, "  virtiod %s %s\n", k->name, k->usage);
 	fputs("\n"
 	      "A virtio device backend: serves one device of TYPE to a "
 	      "vhost-user\nfrontend (QEMU, cloud-hypervisor, ...) or to a Xen "
@@ -434,6 +447,9 @@ void cli_usage(FILE *f)
 		if ((*s)->info_option)
 			print_opt(f, (*s)->info_option, NULL, (*s)->info_help);
 	}
+	fputs("\nCommands:\n", f);
+	for (const struct root_command *k = root_commands; k->name; k++)
+		fprintf(f, "  %-26s %s\n", k->name, k->help);
 	fputs("\nCommon:\n", f);
 	for (size_t i = 0; i < N(common_opts); i++)
 		print_opt(f, common_opts[i].o.name, common_opts[i].o.arg_name,

@@ -31,7 +31,8 @@ struct cli {
 	const struct vd_shim_command *command; /* CLI_COMMAND */
 	enum vd_log_level log_level;
 	bool syslog;
-	unsigned poll_us; /* --poll-us: vd_queue_set_default_poll_us */
+	unsigned poll_us;    /* --poll-us: vd_queue_set_default_poll_us */
+	const char *control; /* --control: socket, or directory (many) */
 	/* While parsing: per shim of the registry, its options and the
 	 * argument that named its first option (0: none). */
 	unsigned nshims;

@@ -12,9 +12,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "virtiod/log.h"
+#include <sys/stat.h>
 
+#include "virtiod/log.h"
+#include "virtiod/ready.h"
+
+#include "control.h"
 #include "launch.h"
+
+static const char *control_dir;
+
+void vd_launch_set_control_dir(const char *dir)
+{
+	control_dir = dir;
+}
 
 static const struct vd_device_type *
 find_type(const struct vd_device_type *const *types, const char *name)
@@ -57,19 +68,42 @@ static const char *slot_who(const struct vd_launch_slot *c)
 	return c->dev.who[0] ? c->dev.who : c->dev.type;
 }
 
+/* control_dir/<who>.ctl, the name's odd characters made '-'. */
+static void control_path(const char *who, char *out, size_t len)
+{
+	size_t at = (size_t)snprintf(out, len, "%s/", control_dir);
+
+	for (; *who && at + 5 < len; who++)
+		out[at++] =
+			(strchr("/ \t\n\\", *who) || *who < 0x20) ? '-' : *who;
+	snprintf(out + at, len - at, ".ctl");
+}
+
 /* In the device's process: the model, then the shim until *stop. */
 static int serve_slot(const struct vd_launcher *l, struct vd_launch_slot *c,
 		      volatile int *stop)
 {
 	const char *who = slot_who(c);
+	struct vd_control *ctl = NULL;
 	struct vd_model *model = NULL;
+	char path[256], err[512];
 	int rc;
 
+	/* The parent speaks to the service manager for every device. */
+	vd_ready_set_hook(NULL);
+	if (control_dir) {
+		mkdir(control_dir, 0700);
+		control_path(who, path, sizeof(path));
+	}
+	if (vd_control_start(control_dir ? path : NULL, &ctl, err,
+			     sizeof(err)) < 0)
+		vd_warn(who, "%s; no statistics for this device", err);
+
 	rc = build_model(l, &c->dev, &model, who);
-	if (rc < 0)
-		return rc;
-	if (!model) /* an opts_set that returned > 0 */
-		return -EINVAL;
+	if (rc < 0 || !model) { /* !model: an opts_set that returned > 0 */
+		vd_control_stop(ctl);
+		return rc < 0 ? rc : -EINVAL;
+	}
 	if (c->dev.expect_device_id &&
 	    model->device_id != c->dev.expect_device_id) {
 		vd_err(who,
@@ -77,9 +111,12 @@ static int serve_slot(const struct vd_launcher *l, struct vd_launch_slot *c,
 		       "is device %u",
 		       c->dev.expect_device_id, c->dev.type, model->device_id);
 		model->ops->destroy(model);
+		vd_control_stop(ctl);
 		return -EINVAL;
 	}
-	return l->shim->serve(c->opts, model, who, stop);
+	rc = l->shim->serve(c->opts, model, who, stop);
+	vd_control_stop(ctl);
+	return rc;
 }
 
 static volatile int child_stop;

@@ -12,5 +12,9 @@ struct vd_launcher *vd_launcher_new(const struct vd_shim *shim,
 				    const struct vd_device_type *const *types);
 /* Frees the slots; the processes must have been stopped (stop_all). */
 void vd_launcher_free(struct vd_launcher *l);
+/* Each device process then has a control socket in dir, named after the
+ * device ("blk dom7 dev0" -> blk-dom7-dev0.ctl); NULL: none (the size
+ * watch still runs). dir is kept, not copied. */
+void vd_launch_set_control_dir(const char *dir);
 
 #endif

@@ -5,9 +5,13 @@
 #include "registry.h"
 
 extern const struct vd_device_type vd_blk_type;
+extern const struct vd_device_type vd_net_type;
+extern const struct vd_device_type vd_rng_type;
 
 static const struct vd_device_type *const types[] = {
 	&vd_blk_type,
+	&vd_net_type,
+	&vd_rng_type,
 	NULL,
 };
 

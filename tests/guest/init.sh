@@ -11,11 +11,19 @@
 #   vt.romd5=H     ro: md5 of the first vt.mb MiB that the host wrote
 #   vt.secs=N      kill: at most this many seconds of I/O (the host types "stop" earlier)
 #   vt.regions=OFF:LEN:MD5,...   check: regions to read back and compare
+#   vt.sizes=S1,S2,...  resize: the sizes (512-byte sectors) the disk will
+#                  take, in order; at each the new last MiB is written and read back
+#   vt.test=net    eth0 (virtio-net): ping the host end, vt.mb MiB each way over
+#                  TCP (busybox nc) in vt.streams streams, offloads (ethtool -k),
+#                  per-queue counters (ethtool -S); vt.ip=A/N vt.peer=A
+#                  vt.offloads=1: segmentation offloads must be on
+#   vt.test=rng    /dev/hwrng (virtio-rng): rng_current, vt.kb KiB read
 # Output, one line each, parsed by the host:
 #   VT-INFO: ...                          progress / information
 #   VT-DD: off=<bytes> len=<bytes> md5=<hex>   a region the host must find in the image
 #   VT-MQ: ... | VT-FS: ... | VT-RO: ... | VT-IO: ... | VT-PERF: ...
 #   VD-VERIFY ...                         vd-verify's own lines (verify)
+#   VT-NET: ...                           net: progress the host acts on
 #   VT-RESULT: PASS <detail> | VT-RESULT: FAIL <reason>
 export PATH=/sbin:/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
 mount -t proc proc /proc
@@ -23,7 +31,8 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs -o size=400m tmp /tmp
 
-TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS="" QD=1,32 DZ=0
+TEST=io MB=4 SERIAL="" ROMD5="" SECS=8 BS=1048576 REGIONS="" QD=1,32 DZ=0 SIZES=
+IP=10.213.0.2/24 PEER=10.213.0.1 STREAMS=1 OFFLOADS=0 KB=1024
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	vt.test=*) TEST=${a#*=} ;;
@@ -34,6 +43,12 @@ for a in $(cat /proc/cmdline); do
 	vt.regions=*) REGIONS=${a#*=} ;;
 	vt.qd=*) QD=${a#*=} ;;
 	vt.dz=*) DZ=${a#*=} ;;
+	vt.sizes=*) SIZES=${a#*=} ;;
+	vt.ip=*) IP=${a#*=} ;;
+	vt.peer=*) PEER=${a#*=} ;;
+	vt.streams=*) STREAMS=${a#*=} ;;
+	vt.offloads=*) OFFLOADS=${a#*=} ;;
+	vt.kb=*) KB=${a#*=} ;;
 	esac
 done
 
@@ -60,6 +75,112 @@ info "booted Linux $(uname -r) in $(up) s ($(nproc) CPU(s), test $TEST)"
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || fail "insmod $m"
 done
+
+# ---------------------------------------------------------------- net / rng
+# Ports: the guest sends stream k to PEER:5001+2k, receives it on 5002+2k.
+do_net() {
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -e /sys/class/net/eth0 ] || fail "no virtio-net eth0 appeared within 20 s"
+	info "eth0: mac $(cat /sys/class/net/eth0/address), features $(cat /sys/class/net/eth0/device/features)"
+	ip link set lo up
+	ip addr add "$IP" dev eth0 || fail "ip addr add $IP"
+	ip link set eth0 up || fail "ip link set eth0 up"
+	i=0
+	while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || fail "eth0 has no carrier"
+	ping -c 3 -W 5 "$PEER" >/tmp/ping 2>&1 || { cat /tmp/ping; fail "ping $PEER"; }
+	info "ping: $(grep -a 'packets transmitted' /tmp/ping)"
+	ethtool -k eth0 >/tmp/k || fail "ethtool -k eth0"
+	off=$(grep -E '^(rx-checksumming|tx-checksumming|tcp-segmentation-offload|generic-receive-offload|scatter-gather):' /tmp/k | tr -s ' ' | tr '\n' ' ')
+	echo "VT-NET: offloads $off"
+	if [ "$OFFLOADS" = 1 ]; then
+		for k in tx-checksumming tcp-segmentation-offload rx-checksumming; do
+			grep -q "^$k: on" /tmp/k || fail "ethtool -k: $k is not on"
+		done
+	fi
+	per=$((MB / STREAMS))
+	# receive: the host sends once we listen
+	k=0
+	while [ $k -lt "$STREAMS" ]; do
+		# stdin a fifo nc holds open itself: never EOF, so it never
+		# half-closes before the host has sent everything
+		mkfifo /tmp/hold$k
+		(taskset -c $((k % $(nproc))) nc -l -p $((5002 + 2 * k)) <>/tmp/hold$k >/tmp/rx$k 2>/tmp/rxerr$k) &
+		k=$((k + 1))
+	done
+	sleep 0.5
+	t0=$(upcs)
+	echo "VT-NET: listening"
+	wait
+	t1=$(upcs)
+	k=0
+	while [ $k -lt "$STREAMS" ]; do
+		echo "VT-NET: rx stream=$k bytes=$(wc -c </tmp/rx$k) md5=$(md5sum </tmp/rx$k | cut -d' ' -f1)"
+		rm -f /tmp/rx$k
+		k=$((k + 1))
+	done
+	echo "VT-PERF: rx $((MB * 100 / (t1 - t0 + 1))) MiB/s"
+	# transmit: the host listens before the guest boots
+	k=0
+	while [ $k -lt "$STREAMS" ]; do
+		dd if=/dev/urandom of=/tmp/tx$k bs=$BS count=$per 2>/dev/null
+		echo "VT-NET: tx stream=$k bytes=$(wc -c </tmp/tx$k) md5=$(md5sum </tmp/tx$k | cut -d' ' -f1)"
+		k=$((k + 1))
+	done
+	t0=$(upcs)
+	k=0
+	while [ $k -lt "$STREAMS" ]; do
+		(taskset -c $((k % $(nproc))) nc "$PEER" $((5001 + 2 * k)) </tmp/tx$k ||
+			echo "nc exit $?" >/tmp/txerr$k.fail) &
+		k=$((k + 1))
+	done
+	wait
+	t1=$(upcs)
+	for f in /tmp/txerr*.fail; do
+		[ -e "$f" ] && fail "send: $(cat "$f")"
+	done
+	echo "VT-PERF: tx $((MB * 100 / (t1 - t0 + 1))) MiB/s"
+	ethtool -S eth0 | grep -E '(rx|tx)_queue_[0-9]+_packets' | tr -s ' ' |
+		sed 's/^ *//' | tr '\n' ' ' | sed 's/^/VT-NET: queues /'
+	echo
+	echo "VT-NET: done"
+}
+
+do_rng() {
+	i=0
+	while [ ! -e /dev/hwrng ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cur=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+	info "rng_current '$cur', available '$(cat /sys/class/misc/hw_random/rng_available 2>/dev/null)'"
+	case "$cur" in virtio_rng*) ;; *) fail "rng_current is '$cur', not virtio_rng" ;; esac
+	t0=$(upcs)
+	dd if=/dev/hwrng of=/tmp/r bs=1024 count="$KB" iflag=fullblock 2>/tmp/rerr ||
+		fail "reading /dev/hwrng: $(cat /tmp/rerr)"
+	t1=$(upcs)
+	n=$(wc -c </tmp/r)
+	[ "$n" = $((KB * 1024)) ] || fail "read $n bytes from /dev/hwrng, expected $((KB * 1024))"
+	# entropy, not a constant: the two halves differ and gzip cannot shrink it
+	h1=$(head -c $((n / 2)) /tmp/r | md5sum | cut -d' ' -f1)
+	h2=$(tail -c $((n / 2)) /tmp/r | md5sum | cut -d' ' -f1)
+	[ "$h1" != "$h2" ] || fail "both halves of what /dev/hwrng gave are equal"
+	z=$(gzip -c /tmp/r | wc -c)
+	[ "$z" -ge "$n" ] || fail "what /dev/hwrng gave compresses ($n -> $z bytes)"
+	echo "VT-RNG: bytes=$n gzip=$z in $((t1 - t0))0 ms"
+}
+
+case "$TEST" in
+net) do_net; finish PASS "test=net uptime=$(up)s" ;;
+rng) do_rng; finish PASS "test=rng uptime=$(up)s" ;;
+esac
 
 # the only virtio disk is the device under test
 i=0
@@ -392,6 +513,32 @@ do_verify() {
 	[ $rc = 0 ] || fail "vd-verify run exit $rc"
 }
 
+# ---------------------------------------------------------------- resize
+# The host changes the disk's size while the guest runs (virtiod resize, or
+# the image file grown behind the daemon's back); the guest must see each
+# size in /sys/block/vda/size (the config change interrupt, nothing else),
+# and its last MiB must take a write and give it back.
+do_resize() {
+	echo "VT-RESIZE: size=$(cat /sys/block/vda/size)"
+	for want in $(echo "$SIZES" | tr ',' ' '); do
+		i=0
+		while [ "$(cat /sys/block/vda/size)" != "$want" ] && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		got=$(cat /sys/block/vda/size)
+		[ "$got" = "$want" ] || fail "/sys/block/vda/size stayed $got, expected $want within 60 s"
+		off=$((want * 512 - BS))
+		dd if=/dev/urandom of=/tmp/last bs=$BS count=1 2>/dev/null
+		dd if=/tmp/last of=$DEV bs=$BS seek=$((off / BS)) count=1 oflag=direct conv=fsync 2>/tmp/err ||
+			fail "write of the last MiB at $want sectors: $(cat /tmp/err)"
+		h=$(md5 </tmp/last)
+		[ "$(rd $off $BS)" = "$h" ] || fail "the last MiB at $want sectors reads back differently"
+		echo "VT-DD: off=$off len=$BS md5=$h"
+		echo "VT-RESIZE: size=$want"
+	done
+}
+
 case "$TEST" in
 io) do_regions ;;
 mq) do_mq ;;
@@ -401,6 +548,7 @@ kill) do_kill ;;
 check) do_check ;;
 demo) do_demo ;;
 verify) do_verify ;;
+resize) do_resize ;;
 *) fail "unknown vt.test=$TEST" ;;
 esac
 finish PASS "test=$TEST uptime=$(up)s"

@@ -40,7 +40,9 @@ VD_VERIFY=${VD_VERIFY:-$BUILD/tests/vd-verify}
 VT_MEM=512
 # the kernel modules the initramfs carries, in insmod order (busybox insmod
 # resolves no dependencies); ext4 and crc32c are built into the cloud kernel
-VT_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk"
+# (virtio_net needs failover and net_failover; virtio-rng is its file name)
+VT_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk
+failover net_failover virtio_net virtio-rng"
 
 VT_PIDS=()
 
@@ -82,7 +84,7 @@ vt_check_tools() { # prints what is missing; returns 1 if anything is
 	local miss="" t
 	command -v "$QEMU" >/dev/null || miss="$miss $QEMU(qemu-system-x86)"
 	[ -x /bin/busybox ] || miss="$miss busybox(busybox-static)"
-	for t in cpio gzip dpkg-deb apt-get lz4 mke2fs e2fsck debugfs md5sum; do
+	for t in cpio gzip dpkg-deb apt-get lz4 mke2fs e2fsck debugfs md5sum $VT_TOOLS; do
 		command -v $t >/dev/null || miss="$miss $t"
 	done
 	if [ "$VT_BACKEND" = qsd ]; then
@@ -126,7 +128,9 @@ vt_get_kernel() {
 		return 1
 	fi
 	VT_KDIR=$VT_CACHE/kernel
-	if [ "$pkg" != "$cur" ] || [ ! -f "$VT_KDIR/.done" ]; then
+	# the cache holds the modules of one VT_MODULES list
+	if [ "$pkg" != "$cur" ] || [ ! -f "$VT_KDIR/.done" ] ||
+		[ "$(cat "$VT_KDIR/modlist" 2>/dev/null)" != "$(echo $VT_MODULES)" ]; then
 		tmp=$VT_CACHE/kernel.tmp
 		rm -rf "$tmp" && mkdir -p "$tmp/deb"
 		vt_say "  downloading Debian kernel $pkg (about 27 MB, once; cached in $VT_CACHE)"
@@ -144,7 +148,8 @@ vt_get_kernel() {
 		vt_say "  extracting kernel and virtio modules from $(basename "$deb")"
 		mkdir -p "$tmp/x" "$tmp/out/modules"
 		dpkg-deb --fsys-tarfile "$deb" |
-			tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' '*/virtio*.ko' ||
+			tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' '*/virtio*.ko' \
+				'*/failover.ko' '*/net_failover.ko' ||
 			{ vt_err "cannot unpack $deb"; rm -rf "$tmp"; return 1; }
 		cp "$tmp"/x/boot/vmlinuz-* "$tmp/out/vmlinuz"
 		cp "$tmp"/x/boot/config-* "$tmp/out/config"
@@ -168,6 +173,7 @@ vt_get_kernel() {
 			vt_say "  note: could not extract the PVH vmlinux; booting the bzImage"
 		fi
 		echo "$pkg" >"$tmp/out/pkg"
+		echo $VT_MODULES >"$tmp/out/modlist"
 		touch "$tmp/out/.done"
 		rm -rf "$VT_KDIR" && mv "$tmp/out" "$VT_KDIR" && rm -rf "$tmp"
 	fi
@@ -194,6 +200,9 @@ vt_progress() {
 # host's e2fsprogs with their shared-library closure: busybox only makes ext2
 # and has no fsck at all, and ext4 (journal, flushes) is what users run.
 VT_E2FS="/sbin/mke2fs /sbin/e2fsck"
+# ethtool for the net cases (the offloads and per-queue counters the guest
+# driver reports); busybox has none
+VT_TOOLS="/usr/sbin/ethtool"
 
 vt_lib_closure() { # binaries... -> every shared object they load (resolved)
 	ldd "$@" 2>/dev/null | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/[^ ]*ld-linux/ {print $1}' | sort -u
@@ -201,11 +210,11 @@ vt_lib_closure() { # binaries... -> every shared object they load (resolved)
 
 vt_build_initrd() {
 	local key out r a m libs l
-	libs=$(vt_lib_closure $VT_E2FS)
+	libs=$(vt_lib_closure $VT_E2FS $VT_TOOLS)
 	local verify=""
 	[ -x "$VD_VERIFY" ] && verify=$VD_VERIFY
 	key=$( (cat "$VT_ROOT/tests/guest/init.sh" /bin/busybox "$VT_KDIR"/modules/*.ko \
-		/etc/mke2fs.conf $VT_E2FS $libs $verify; echo "$VT_MODULES") 2>/dev/null | md5sum | cut -c1-12)
+		/etc/mke2fs.conf $VT_E2FS $VT_TOOLS $libs $verify; echo "$VT_MODULES") 2>/dev/null | md5sum | cut -c1-12)
 	out=$VT_CACHE/initrd-$key.cpio.gz
 	if [ ! -s "$out" ]; then
 		vt_note "building initramfs $out"
@@ -218,7 +227,7 @@ vt_build_initrd() {
 		done
 		cp "$VT_KDIR"/modules/*.ko "$r/lib/modules/"
 		echo "$VT_MODULES" >"$r/lib/modules/order"
-		for m in $VT_E2FS; do cp -L "$m" "$r/sbin/"; done
+		for m in $VT_E2FS $VT_TOOLS; do cp -L "$m" "$r/sbin/"; done
 		for l in $libs; do
 			mkdir -p "$r$(dirname "$l")"
 			cp -L "$l" "$r$l"
@@ -327,9 +336,15 @@ vt_qemu_start() {
 	esac
 	# num-queues must be explicit: the -pci device defaults to one queue per
 	# vCPU and refuses a backend that offers fewer
+	local devargs=(-device "$dev,chardev=c0,num-queues=$numq${GUEST_DEVICE_PROPS:+,$GUEST_DEVICE_PROPS}")
+	# another device on chardev c0 (tests/guest/net.sh sets its arguments),
+	# or with VT_NO_CHARDEV=1 one of QEMU's own (bench/net.sh: -netdev tap)
+	[ -n "${VT_DEVICE_ARGS:-}" ] && read -r -a devargs <<<"$VT_DEVICE_ARGS"
+	local chrargs=(-chardev "$chr")
+	[ "${VT_NO_CHARDEV:-0}" = 1 ] && chrargs=()
 	VT_QEMU_CMD=("$QEMU" "${margs[@]}" -accel tcg -cpu max -smp "$smp" -m "${VT_MEM}M"
 		-object "memory-backend-memfd,id=mem,size=${VT_MEM}M,share=on"
-		-chardev "$chr" -device "$dev,chardev=c0,num-queues=$numq${GUEST_DEVICE_PROPS:+,$GUEST_DEVICE_PROPS}"
+		"${chrargs[@]}" "${devargs[@]}"
 		-kernel "$VT_KERNEL" -initrd "$VT_INITRD" -append "$append"
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot)
 	echo "### $(date +%T.%N) starting: ${VT_QEMU_CMD[*]}" >>"$log"

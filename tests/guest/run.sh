@@ -14,12 +14,18 @@
 # VIRTIOD, QEMU, GUEST_MACHINE=q35|microvm, GUEST_TIMEOUT (s per guest run),
 # GUEST_DEVICE_PROPS (extra QEMU device properties, e.g. packed=on),
 # VIRTIOD_ARGS (extra daemon options, e.g. "--log-level debug"), VERIFY_MB
-# (bytes the verify case reads+writes, MiB; 256), VD_VERIFY.
+# (bytes the verify case reads+writes, MiB; 256), VD_VERIFY, NET_MB (MiB each
+# way in the net cases; 64), NET_BACKEND=virtiod|qemu-tap (qemu-tap: net-q35
+# on QEMU's own -netdev tap, for bench/net.sh).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/net.sh"
 
-ALL_CASES="1-queue 2-queues ext4 read-only kill-restart verify"
+ALL_CASES="1-queue 2-queues ext4 read-only kill-restart verify resize"
+# virtio-net and virtio-rng (tests/guest/net.sh): virtiod only
+NET_CASES="net-q35 net-microvm net-2-pairs rng-q35 rng-microvm"
+[ "$VT_BACKEND" = virtiod ] && ALL_CASES="$ALL_CASES $NET_CASES"
 CASES=$ALL_CASES
 KEEP=0
 while [ $# -gt 0 ]; do
@@ -360,6 +366,53 @@ case_verify() {
 	vfield() { echo "$rl" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 	DETAIL="guest: $(vfield ops) ops (qd1 $(vfield qd1), qd32 $(vfield qd32)), w $(($(vfield bytes_w) >> 20)) MiB, r $(($(vfield bytes_r) >> 20)) MiB, $(vfield flushes) flushes, $(vfield discards) discards${dz:+ (zeroes)}, $(vfield zeroes) write-zeroes, $(vfield secs) s;"
 	DETAIL="$DETAIL host: $(echo "$cl" | sed 's/.*\(data_bytes=[0-9]*\).*/\1/') match the record; flipped byte at $((sec + 7)) caught"
+}
+
+# resize: the guest runs while its disk changes size three times - grown by
+# `virtiod resize` on the control socket, grown behind the daemon's back
+# (truncate on the image: the daemon looks at it once a second), shrunk by
+# `virtiod resize` - and must see each size in /sys/block/vda/size (the
+# backend channel's config-change message, QEMU's config interrupt). At each
+# size the guest writes the new last MiB and reads it back; the host finds it
+# in the image before the next step, and the image ends at the last size.
+case_resize() {
+	local ctl sizes="" s step=0 off len md5 host
+	local -a steps=("resize 96M" "truncate 128M" "resize 32M")
+	case_setup resize 64
+	if [ "$VT_BACKEND" != virtiod ]; then
+		DETAIL="skipped: needs GUEST_BACKEND=virtiod (the control socket)"
+		return 0
+	fi
+	ctl=$RUNDIR/resize.ctl
+	for s in 96 128 32; do sizes="$sizes${sizes:+,}$((s * 2048))"; done
+	start_backend --num-queues 1 --control "$ctl" || return 1
+	vt_qemu_start "$CLOG" "$SOCK" 1 1 0 vt.test=resize vt.sizes="$sizes" $SERIAL_APPEND || return 1
+	if ! vt_wait_for "$CLOG" '^VT-RESIZE: size=131072' "$VT_TIMEOUT" "$VT_QEMU_PID"; then
+		wait_result
+		DETAIL="the guest never reported its first size: $(why)"
+		return 1
+	fi
+	for s in "${steps[@]}"; do
+		step=$((step + 1))
+		case $s in
+		resize*) "$VIRTIOD" resize "$ctl" "${s#resize }" >>"$BLOG" 2>&1 ||
+			{ DETAIL="step $step: virtiod resize ${s#resize } failed: $(tail -n 1 "$BLOG")"; wait_result; return 1; } ;;
+		truncate*) truncate -s "${s#truncate }" "$IMG" ;;
+		esac
+		if ! vt_wait_for "$CLOG" "^VT-RESIZE: size=$(echo "$sizes" | cut -d, -f$step)" "$VT_TIMEOUT" "$VT_QEMU_PID"; then
+			wait_result
+			DETAIL="step $step ($s): the guest did not see it: $(why)"
+			return 1
+		fi
+		read -r off len md5 < <(vt_lines "$CLOG" 'VT-DD:' | tail -n 1 | sed 's/^VT-DD: off=\([0-9]*\) len=\([0-9]*\) md5=\([0-9a-f]*\).*/\1 \2 \3/')
+		host=$(dd if="$IMG" bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" 2>/dev/null | md5sum | cut -d' ' -f1)
+		[ "$host" = "$md5" ] || { DETAIL="step $step ($s): the guest's last MiB is not in the image"; wait_result; return 1; }
+	done
+	wait_result || { DETAIL=$(why); return 1; }
+	stop_backend || { DETAIL="backend $BACKEND_STOP"; return 1; }
+	s=$(stat -c %s "$IMG")
+	[ "$s" = $((32 << 20)) ] || { DETAIL="the image has $s bytes, expected 32 MiB"; return 1; }
+	DETAIL="64M -> resize 96M -> truncate 128M -> resize 32M: each seen in /sys/block/vda/size, last MiB written and found in the image each time"
 }
 
 # ------------------------------------------------------------------ main

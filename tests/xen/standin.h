@@ -173,6 +173,10 @@ struct sx_blk_io {
 	int status;	   /* out: the status byte */
 	uint32_t used_len; /* out: what the device reported */
 };
+/* sx_blk_io.type for a request of one device-writable buffer (seg[0]),
+ * without header or status: virtio-rng's, a virtio-net receive buffer.
+ * used_len says what the device wrote. */
+#define SX_IO_RAW_IN 0xffffffffu
 /* With EVENT_IDX, ask for a single interrupt, when the last buffer in
  * flight is used (used_event / off_wrap name it): with nothing else in
  * flight, the batch's last. */

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "control.h"
 #include "launch.h"
 #include "xen_priv.h"
 #include "xtest.h"
@@ -420,6 +421,48 @@ static void static_config_file_serves_dom0less_devices(void **s)
 	assert_int_equal(sx_servers(DOMID), 0);
 }
 
+/* With a control directory (--control DIR), each device process of
+ * `virtiod --config` answers on DIR/<device>.ctl: its own counters, and
+ * resize. */
+static void static_config_gives_each_device_a_control_socket(void **s)
+{
+	char line[256], dir[160], path[200], err[256], *body = NULL;
+	struct stat st;
+	int r = -1;
+
+	(void)s;
+	snprintf(dir, sizeof(dir), "%s/ctl", state_dir);
+	snprintf(path, sizeof(path), "%s/blk-dom7-dev0.ctl", dir);
+	snprintf(line, sizeof(line),
+		 "blk domid=7 base=0xfe000000 irq=7 disk=%s\n", img);
+	write_conf(line);
+	vd_launch_set_control_dir(dir);
+	start_config_main();
+	vd_launch_set_control_dir(NULL);
+	assert_int_equal(wait_servers(1, 10000), 0);
+	probe(false);
+	io_check(120);
+	for (int t = 0; t < 200 && r < 0; t++) {
+		r = vd_control_call(path, "stats json", &body, err,
+				    sizeof(err));
+		if (r < 0)
+			usleep(10000);
+	}
+	assert_int_equal(r, 0);
+	assert_non_null(strstr(body, "\"name\":\"blk dom7 dev0\""));
+	assert_null(strstr(body, "\"requests\":0,"));
+	free(body);
+	assert_int_equal(vd_control_call(path, "resize 8388608", &body, err,
+					 sizeof(err)),
+			 0);
+	free(body);
+	assert_int_equal(fstat(img_fd, &st), 0);
+	assert_int_equal(st.st_size, 8388608);
+	stop_daemon();
+	/* the device process removed its socket */
+	assert_int_equal(stat(path, &st), -1);
+}
+
 /* The one device process of the supervisor, or -1. */
 static pid_t device_process(void)
 {
@@ -582,6 +625,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			static_config_restarts_a_crashed_device, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			static_config_gives_each_device_a_control_socket, setup,
 			teardown),
 		cmocka_unit_test(config_lines_are_checked),
 	};

@@ -412,6 +412,19 @@ static int build_req(struct sx_vdev *d, struct sx_req *r,
 
 	if (io->nseg > SX_IO_SEG_MAX)
 		return -EINVAL;
+	if (io->type == SX_IO_RAW_IN) {
+		/* One device-writable buffer (virtio-rng's request, a
+		 * virtio-net receive buffer): no header, no status. */
+		if (io->nseg != 1)
+			return -EINVAL;
+		r->status_gpa = io->seg[0].gpa;
+		r->sg[0] = (struct sx_sg){
+			sx_dma_map(d, r, io->seg[0].gpa, io->seg[0].len, false),
+			io->seg[0].len};
+		r->n_out = 0;
+		r->n_in = 1;
+		return r->dma_failed ? -ENOMEM : 0;
+	}
 	hdr->type = io->type;
 	hdr->ioprio = 0;
 	hdr->sector = io->sector;
