@@ -295,7 +295,7 @@ int main(int argc, char **argv)
 	struct row rows[3 * 2 * 2];
 	uint64_t steady_reqs = 0, steady_map = 0, steady_unmap = 0;
 	double load = -1;
-	FILE *la = fopen("/proc/loadavg", "r");
+	FILE *la;
 	unsigned nrows = 0, ran = 0;
 	char img[256];
 	int ret = 0;
@@ -321,6 +321,7 @@ int main(int argc, char **argv)
 	       "(%llu MiB), guest buffers over %llu MiB of its %u MiB, "
 	       "%.1f s per row\n",
 	       img, IMG_SIZE >> 20, AREA_SIZE >> 20, RAM_MIB, secs);
+	la = fopen("/proc/loadavg", "r");
 	if (la) {
 		if (fscanf(la, "%lf", &load) != 1)
 			load = -1;

@@ -23,6 +23,9 @@ arm64_pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 xen_arm64_pkgs="qemu-system-arm dpkg-dev flex bison python3 bc libssl-dev device-tree-compiler
 xz-utils"
 
+# make lint
+lint_pkgs="cppcheck clang-tidy"
+
 set_name=${VIRTIOD_DEPS:-check}
 case "$set_name" in
 build) want="$build_pkgs" ;;
@@ -31,7 +34,8 @@ xen) want="$build_pkgs $check_pkgs $xen_pkgs" ;;
 arm64) want="$build_pkgs $arm64_pkgs" ;;
 xen-arm64) want="$build_pkgs $check_pkgs $arm64_pkgs $xen_arm64_pkgs" ;;
 deb) want="$build_pkgs $deb_pkgs" ;;
-*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64, xen-arm64 or deb" >&2; exit 2 ;;
+lint) want="$build_pkgs $lint_pkgs" ;;
+*) echo "deps.sh: VIRTIOD_DEPS=$set_name: expected build, check, xen, arm64, xen-arm64, deb or lint" >&2; exit 2 ;;
 esac
 
 # arm64 packages are fetched (apt-get download) for the cross build and the

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,23 +30,133 @@ void vu_close_fds(int *fds, unsigned n)
 		vu_close_fd(&fds[i]);
 }
 
+/* -------------------------------------------------------------- fd kinds */
+
+/* An anonymous inode (eventfd, epoll, timerfd, ...) has no file type of
+ * its own: only its /proc/self/fd link tells which it is. */
+static bool is_anon_inode(int fd, const char *name)
+{
+	char path[32], target[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, name) == 0;
+}
+
+bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
+{
+	struct stat st;
+
+	switch (kind) {
+	case VU_FD_EVENTFD:
+		/* Without /proc (a sandbox may hide it) any anonymous inode
+		 * passes: none of them blocks a non-blocking write. */
+		if (access("/proc/self/fd", X_OK) != 0)
+			return fstat(fd, &st) == 0 && !(st.st_mode & S_IFMT);
+		return is_anon_inode(fd, "anon_inode:[eventfd]");
+	case VU_FD_SOCKET:
+		return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	case VU_FD_ANY:
+		break;
+	}
+	return true;
+}
+
+const char *vu_fd_kind_name(enum vu_fd_kind kind)
+{
+	switch (kind) {
+	case VU_FD_EVENTFD:
+		return "an eventfd";
+	case VU_FD_SOCKET:
+		return "a socket";
+	case VU_FD_ANY:
+		break;
+	}
+	return "any fd";
+}
+
+const char *vu_fd_describe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "not an open fd";
+	if (is_anon_inode(fd, "anon_inode:[eventfd]"))
+		return "an eventfd";
+	if (S_ISFIFO(st.st_mode))
+		return "a pipe";
+	if (S_ISSOCK(st.st_mode))
+		return "a socket";
+	if (S_ISREG(st.st_mode))
+		return "a regular file";
+	if (S_ISCHR(st.st_mode))
+		return "a character device";
+	if (S_ISBLK(st.st_mode))
+		return "a block device";
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	return "another kind of fd";
+}
+
 /* ------------------------------------------------------------- listening */
 
-int vu_listen_path(const char *path, const char *who, int *out_fd,
-		   bool *created)
+/* Whether something listens on the socket at path: a connect that is
+ * refused means a stale socket (its process is gone); one accepted, or
+ * waiting for a full backlog, a live one. 1 live, 0 stale, <0 unknown. */
+static int socket_is_live(const struct sockaddr_un *sa)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r;
 
-	*created = false;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		vd_err(who, "--socket-path %s: longer than %zu bytes", path,
-		       sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
+		r = 1;
+	else if (errno == ECONNREFUSED || errno == ENOENT)
+		r = 0;
+	else
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Two daemons started on one path at once must not both find it stale and
+ * remove each other's socket: the check and the bind run under an flock of
+ * the directory (advisory, held for a few system calls). */
+static int lock_parent_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		fd = -1;
 	}
-	/* A stale socket from an earlier run is replaced; anything else at
-	 * that path is someone's file and stays. */
+	return fd; /* -1: not lockable (no read access): go on without */
+}
+
+static int bind_listen(const char *path, const struct sockaddr_un *sa,
+		       const char *who, int *out_fd)
+{
+	struct stat st;
+	mode_t old_mask;
+	int fd, r, live;
+
+	/* A stale socket from an earlier run is replaced; a live one, or
+	 * anything else at that path, is someone's and stays. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			vd_err(who,
@@ -53,29 +164,102 @@ int vu_listen_path(const char *path, const char *who, int *out_fd,
 			       path);
 			return -EEXIST;
 		}
+		live = socket_is_live(sa);
+		if (live) {
+			if (live > 0)
+				vd_err(who,
+				       "--socket-path %s: in use: another "
+				       "process listens on it (a running "
+				       "virtiod?); stop it or choose another "
+				       "path",
+				       path);
+			else
+				vd_err(who,
+				       "--socket-path %s: cannot tell whether "
+				       "it is in use (%s); remove it if it is "
+				       "stale",
+				       path, strerror(-live));
+			return -EADDRINUSE;
+		}
+		vd_info(who, "--socket-path %s: replacing a stale socket",
+			path);
 		if (unlink(path) < 0 && errno != ENOENT) {
 			r = -errno;
 			vd_err(who, "--socket-path %s: %s", path, strerror(-r));
 			return r;
 		}
 	}
-	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
 		vd_err(who, "socket: %s", strerror(-r));
 		return r;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 4) < 0) {
+	/* Created 0600: nobody else may connect before the mode is set.
+	 * Only this thread runs during start-up. */
+	old_mask = umask(0177);
+	r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	umask(old_mask);
+	if (r < 0 || listen(fd, 4) < 0) {
 		r = -errno;
 		vd_err(who, "--socket-path %s: %s", path, strerror(-r));
 		close(fd);
 		return r;
 	}
-	*created = true;
 	*out_fd = fd;
 	return 0;
+}
+
+int vu_listen_path(const char *path, const char *who, gid_t group, int *out_fd,
+		   bool *created)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int dir, r;
+
+	*created = false;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		vd_err(who, "--socket-path %s: longer than %zu bytes", path,
+		       sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked */
+	dir = lock_parent_dir(path);
+	r = bind_listen(path, &sa, who, out_fd);
+	if (dir >= 0)
+		close(dir); /* releases the flock */
+	if (r < 0)
+		return r;
+	*created = true;
+	/* --socket-group: the group may connect too (0660). Given to the
+	 * group first, opened to it then; neither follows a symlink that
+	 * someone may have put in the socket's place. */
+	if (group != (gid_t)-1 &&
+	    (lchown(path, (uid_t)-1, group) < 0 ||
+	     fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) < 0)) {
+		r = -errno;
+		vd_err(who, "--socket-group %u on %s: %s", (unsigned)group,
+		       path, strerror(-r));
+		unlink(path);
+		close(*out_fd);
+		*out_fd = -1;
+		*created = false;
+		return r;
+	}
+	return 0;
+}
+
+/* "pid N uid U gid G" of a connected unix socket's peer (SO_PEERCRED: as
+ * it was when the peer connected). */
+void vu_peer_describe(int fd, char *buf, size_t len)
+{
+	struct ucred uc;
+	socklen_t ulen = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) == 0)
+		snprintf(buf, len, "pid %d uid %u gid %u", (int)uc.pid,
+			 (unsigned)uc.uid, (unsigned)uc.gid);
+	else
+		snprintf(buf, len, "peer unknown: %s", strerror(errno));
 }
 
 /* --fd: the backend program conventions hand us a listening socket. */

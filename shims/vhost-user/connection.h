@@ -6,11 +6,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "vu_state.h"
 
-int vu_listen_path(const char *path, const char *who, int *out_fd,
+/* What a frontend's fd must be where the protocol implies a kind. */
+enum vu_fd_kind {
+	VU_FD_ANY = 0,
+	VU_FD_EVENTFD, /* call, err and kick fds */
+	VU_FD_SOCKET,  /* the backend request channel */
+};
+
+bool vu_fd_is_kind(int fd, enum vu_fd_kind kind);
+const char *vu_fd_kind_name(enum vu_fd_kind kind);
+/* What fd is, for an error message ("a pipe", "a regular file", ...). */
+const char *vu_fd_describe(int fd);
+
+/* Listen on path, created 0600 (0660 and chowned when group is not
+ * (gid_t)-1). A socket something listens on is refused (-EADDRINUSE), a
+ * stale one replaced; *created: the caller removes it at exit. */
+int vu_listen_path(const char *path, const char *who, gid_t group, int *out_fd,
 		   bool *created);
+void vu_peer_describe(int fd, char *buf, size_t len);
 int vu_check_listen_fd(int fd, const char *who);
 /* Read one message; 0, -ECONNRESET on orderly close, other <0 logged. */
 int vu_recv_msg(struct vu_backend *b, struct vu_msg *m);

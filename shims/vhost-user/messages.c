@@ -36,6 +36,9 @@ struct vu_rule {
 	vu_handler *fn;
 	uint32_t min_size, max_size; /* payload bytes; equal: exact */
 	uint8_t min_fds, max_fds;
+	/* What every attached fd must be (VU_FD_ANY: checked by the
+	 * handler, e.g. by mapping it). */
+	enum vu_fd_kind fd_kind;
 	/* Protocol feature the request needs (a mask of one bit), and
 	 * whether VHOST_USER_F_PROTOCOL_FEATURES must be in use. */
 	uint64_t protocol_feature;
@@ -311,6 +314,7 @@ static const struct vu_rule rules[] = {
 		SIZE(U64),
 		FDS(0, 1),
 		.check = check_vring_file,
+		.fd_kind = VU_FD_EVENTFD,
 	},
 	[VU_SET_VRING_CALL] = {
 		.name = "SET_VRING_CALL",
@@ -318,6 +322,7 @@ static const struct vu_rule rules[] = {
 		SIZE(U64),
 		FDS(0, 1),
 		.check = check_vring_file,
+		.fd_kind = VU_FD_EVENTFD,
 	},
 	[VU_SET_VRING_ERR] = {
 		.name = "SET_VRING_ERR",
@@ -325,6 +330,7 @@ static const struct vu_rule rules[] = {
 		SIZE(U64),
 		FDS(0, 1),
 		.check = check_vring_file,
+		.fd_kind = VU_FD_EVENTFD,
 	},
 	[VU_GET_PROTOCOL_FEATURES] = {
 		.name = "GET_PROTOCOL_FEATURES",
@@ -353,6 +359,7 @@ static const struct vu_rule rules[] = {
 		.name = "SET_BACKEND_REQ_FD",
 		.fn = vu_set_backend_req_fd,
 		FDS(1, 1),
+		.fd_kind = VU_FD_SOCKET,
 		NEEDS(VU_PF_BACKEND_REQ),
 	},
 	[VU_GET_CONFIG] = {
@@ -477,6 +484,13 @@ static int check_framing(const struct vu_backend *b, const struct vu_msg *m,
 	if (m->n_fds < rule->min_fds || m->n_fds > rule->max_fds)
 		return bad(why, whylen, "%u fds attached, expected %u..%u",
 			   m->n_fds, rule->min_fds, rule->max_fds);
+	/* A pipe as a call fd would block the queue thread that writes it
+	 * once full: the kind of fd is part of the protocol. */
+	for (unsigned i = 0; i < m->n_fds; i++)
+		if (!vu_fd_is_kind(m->fds[i], rule->fd_kind))
+			return bad(why, whylen, "fd %u is %s, expected %s", i,
+				   vu_fd_describe(m->fds[i]),
+				   vu_fd_kind_name(rule->fd_kind));
 	if (rule->needs_protocol &&
 	    !(b->features & (1ull << VU_F_PROTOCOL_FEATURES)) &&
 	    !b->protocol_set)

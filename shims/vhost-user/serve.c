@@ -117,6 +117,7 @@ void vu_disconnect(struct vu_backend *b, const char *why)
 static void accept_one(struct vu_backend *b)
 {
 	struct timeval tv = {.tv_sec = VU_SEND_TIMEOUT_S};
+	char peer[64];
 	int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
@@ -126,14 +127,19 @@ static void accept_one(struct vu_backend *b)
 	}
 	if (b->conn_fd >= 0) {
 		/* One frontend at a time: a second one learns at once. */
-		vd_warn(b->who, "a second frontend connected; refused while "
-				"one is being served");
+		vu_peer_describe(fd, peer, sizeof(peer));
+		vd_warn(b->who,
+			"a second frontend connected (%s); refused while "
+			"one is being served",
+			peer);
 		close(fd);
 		return;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	b->msg_timeout_ms = VU_MSG_TIMEOUT_MS;
-	vu_connection_open(b, fd);
+	vu_peer_describe(fd, peer, sizeof(peer));
+	b->conn_fd = fd;
+	vd_info(b->who, "frontend connected (%s)", peer);
 }
 
 /* Signals are delivered to this thread only inside ppoll, so a stop
@@ -203,8 +209,10 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 	if (!b)
 		return -ENOMEM;
 	if (cfg->socket_path) {
-		r = vu_listen_path(cfg->socket_path, b->who, &b->listen_fd,
-				   &created);
+		r = vu_listen_path(cfg->socket_path, b->who,
+				   cfg->group_set ? cfg->socket_group
+						  : (gid_t)-1,
+				   &b->listen_fd, &created);
 		if (r == 0)
 			stat(cfg->socket_path, &st);
 	} else {

@@ -4,6 +4,7 @@
  * only; opens nothing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,17 @@
 struct vu_opts {
 	const char *socket_path;
 	int fd; /* --fd, or -1 */
+	bool group_set;
+	gid_t group; /* --socket-group */
 };
 
 static const struct vd_device_option vu_options[] = {
 	{"socket-path", "PATH",
-	 "listen on this unix socket (a stale socket there is replaced)"},
+	 "listen on this unix socket, mode 0600 (a stale socket there is "
+	 "replaced, one in use refused)"},
+	{"socket-group", "GROUP",
+	 "let this group (name or number) connect too: the socket is made "
+	 "0660 and given to it"},
 	{"fd", "N", "serve the listening unix socket inherited as fd N"},
 	{NULL, NULL, NULL},
 };
@@ -39,6 +46,36 @@ static void vu_opts_free(void *opts)
 	free(opts);
 }
 
+static int parse_group(struct vu_opts *o, const char *v, char *err,
+		       size_t errlen)
+{
+	const struct group *g;
+	unsigned long n;
+	char *end;
+
+	if (!v || !*v) {
+		snprintf(err, errlen,
+			 "--socket-group needs a group name or "
+			 "number");
+		return -EINVAL;
+	}
+	g = getgrnam(v);
+	if (g) {
+		o->group = g->gr_gid;
+	} else {
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (*v == '-' || *v == '+' || errno || *end || n >= (gid_t)-1) {
+			snprintf(err, errlen,
+				 "--socket-group %s: no such group", v);
+			return -EINVAL;
+		}
+		o->group = (gid_t)n;
+	}
+	o->group_set = true;
+	return 0;
+}
+
 static int vu_opts_set(void *opts, const char *name, const char *v, char *err,
 		       size_t errlen)
 {
@@ -50,6 +87,8 @@ static int vu_opts_set(void *opts, const char *name, const char *v, char *err,
 			return -EINVAL;
 		}
 		o->socket_path = v;
+	} else if (!strcmp(name, "socket-group")) {
+		return parse_group(o, v, err, errlen);
 	} else if (!strcmp(name, "fd")) {
 		unsigned long long n;
 		char *end;
@@ -85,6 +124,12 @@ static int vu_opts_check(void *opts, const struct vd_device_type *type,
 
 	if (!type)
 		return 0; /* the composition root asks for one */
+	if (o->group_set && !o->socket_path) {
+		snprintf(err, errlen,
+			 "--socket-group needs --socket-path (with --fd the "
+			 "socket is not ours to change)");
+		return -EINVAL;
+	}
 	if (o->socket_path && o->fd >= 0) {
 		snprintf(err, errlen,
 			 "--socket-path and --fd exclude each other");
@@ -107,6 +152,8 @@ static int vu_serve_one(void *opts, struct vd_model *model, const char *who,
 		.socket_path = o->socket_path,
 		.listen_fd = o->fd,
 		.who = who,
+		.group_set = o->group_set,
+		.socket_group = o->group,
 	};
 
 	return vd_vu_serve(&cfg, model, stop);

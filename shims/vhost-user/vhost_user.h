@@ -5,6 +5,7 @@
 #define VIRTIOD_SHIM_VHOST_USER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "virtiod/device.h"
 
@@ -12,6 +13,8 @@ struct vd_vu_config {
 	const char *socket_path; /* listen here (unlinked first), or */
 	int listen_fd;		 /* an already listening socket (--fd), or -1 */
 	const char *who;	 /* log subject, e.g. "blk0" */
+	bool group_set;		 /* --socket-group: */
+	gid_t socket_group;	 /* may connect too (0660) */
 };
 
 /* Serve one frontend at a time on the socket until *stop becomes true or a

@@ -531,6 +531,19 @@ static int set_event_fd(struct vu_backend *b, struct vu_msg *m, bool err,
 	int fd = -1;
 
 	if (m->n_fds) {
+		int fl = fcntl(m->fds[0], F_GETFL);
+
+		/* Written from the queue thread, which must never block on
+		 * it: a frontend can fill the counter itself (EAGAIN then
+		 * means saturated, and the frontend sees that anyway). The
+		 * flag is the frontend's file's too; QEMU sets it itself. */
+		if (fl < 0 ||
+		    (!(fl & O_NONBLOCK) &&
+		     fcntl(m->fds[0], F_SETFL, fl | O_NONBLOCK) < 0)) {
+			snprintf(why, whylen, "%s fd: O_NONBLOCK: %s",
+				 err ? "err" : "call", strerror(errno));
+			return -EINVAL;
+		}
 		fd = m->fds[0];
 		m->fds[0] = -1;
 	}

@@ -355,23 +355,35 @@ static bool is_eventfd(int fd)
 	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
+/* The new fd is watched before the old one is let go: a kick fd that cannot
+ * be watched (epoll refuses it) is refused and the ring keeps the old one,
+ * never left with no kick fd at all. */
 static int watch_kick(struct vd_queue *q, int fd)
 {
+	bool edge;
 	int fl, r;
 
-	unwatch_kick(q);
-	q->kick_fd = fd;
-	if (fd < 0 || q->broken)
+	if (fd < 0 || q->broken) {
+		unwatch_kick(q);
+		q->kick_fd = fd;
 		return 0;
+	}
+	if (fd == q->kick_fd && q->kick_watched) {
+		q->kick_pending = true;
+		return 0;
+	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 ||
 	    (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		return -errno;
-	q->kick_edge = is_eventfd(fd);
-	r = vd_loop_add(q->loop, fd, EPOLLIN | (q->kick_edge ? EPOLLET : 0),
-			on_kick, q);
+	edge = is_eventfd(fd);
+	r = vd_loop_add(q->loop, fd, EPOLLIN | (edge ? EPOLLET : 0), on_kick,
+			q);
 	if (r < 0)
 		return r;
+	unwatch_kick(q);
+	q->kick_fd = fd;
+	q->kick_edge = edge;
 	q->kick_watched = true;
 	/* A kick may have reached the old fd after its last read. */
 	q->kick_pending = true;

@@ -24,6 +24,10 @@ static const struct vd_device_option blk_options[] = {
 	 "(rbd:POOL/IMAGE[@SNAP][:conf=FILE][:id=USER][:KEY=VALUE...])"},
 	{"readonly", NULL, "serve the disk read-only (VIRTIO_BLK_F_RO)"},
 	{"direct", NULL, "bypass the host page cache (O_DIRECT)"},
+	{"share-rw", NULL,
+	 "let other processes write the image at the same time (cluster file "
+	 "systems; QEMU's share-rw=on); without it a second writer is "
+	 "refused"},
 	{"num-queues", "N", "request queues, one thread each (default 1)"},
 	{"queue-size", "N",
 	 "largest virtqueue, a power of two 4..32768 (default 1024)"},
@@ -103,6 +107,10 @@ static int blk_opts_set(void *opts, const char *name, const char *value,
 	}
 	if (strcmp(name, "direct") == 0) {
 		o->direct = true;
+		return 0;
+	}
+	if (strcmp(name, "share-rw") == 0) {
+		o->share_rw = true;
 		return 0;
 	}
 	if (strcmp(name, "no-packed") == 0) {

@@ -48,6 +48,7 @@ struct blk_opts {
 	char *disk;
 	bool readonly;
 	bool direct;
+	bool share_rw;	/* other writers allowed (image_lock.h) */
 	bool no_packed; /* withhold VIRTIO_F_RING_PACKED */
 	unsigned num_queues;
 	unsigned queue_size;
@@ -78,6 +79,7 @@ struct blk_backend {
 	enum blk_store_kind store;
 	struct blk_remote *remote; /* NBD/RBD: how a queue reaches the store */
 	int fd;			   /* files; -1 for network stores */
+	int lock_fd; /* holds the image's locks (image_lock.h), or -1 */
 	/* A write can carry its own durability (RWF_DSYNC, NBD FUA); else a
 	 * writethrough write is followed by a flush. */
 	bool has_fua;

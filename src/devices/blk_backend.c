@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "image_lock.h"
 
 static bool is_pow2(unsigned v)
 {
@@ -189,6 +190,7 @@ int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 
 	memset(be, 0, sizeof(*be));
 	be->fd = -1;
+	be->lock_fd = -1;
 	be->readonly = o->readonly;
 	be->direct = o->direct;
 	be->dio_mem_align = 1;
@@ -228,6 +230,11 @@ int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 		snprintf(err, errlen, "--disk %s: %s", o->disk, strerror(-ret));
 		goto fail;
 	}
+	/* Before anything reads the image: it may be someone else's. */
+	ret = image_lock(be->fd, o->disk, !o->readonly, o->share_rw, "blk",
+			 &be->lock_fd, err, errlen);
+	if (ret < 0)
+		goto fail;
 	if (S_ISBLK(st.st_mode)) {
 		be->is_bdev = true;
 		ret = bdev_probe(be, &st, o->disk, &host_lbs, err, errlen);
@@ -285,8 +292,7 @@ int blk_backend_open(struct blk_backend *be, const struct blk_opts *o,
 	probe_nowait(be);
 	return 0;
 fail:
-	close(be->fd);
-	be->fd = -1;
+	blk_backend_close(be);
 	return ret;
 }
 
@@ -302,6 +308,9 @@ void blk_backend_close(struct blk_backend *be)
 	if (be->fd >= 0)
 		close(be->fd);
 	be->fd = -1;
+	if (be->lock_fd >= 0)
+		close(be->lock_fd); /* releases the image (image_lock.h) */
+	be->lock_fd = -1;
 }
 
 void blk_backend_default_serial(const char *path,

@@ -82,7 +82,7 @@ static int set_file_size(struct blk_dev *d, uint64_t bytes, char *err,
 int blk_resize(void *model, uint64_t bytes, char *err, size_t errlen)
 {
 	struct blk_dev *d = model;
-	uint64_t old = atomic_load(&d->size), now;
+	uint64_t old = atomic_load(&d->size), now = 0;
 	int r;
 
 	/* NBD and RBD report their own size changes (blk_nbd.c, blk_rbd.c). */

@@ -73,10 +73,9 @@ static void transmit(struct net_txq *tq, struct vd_vq_elem *e)
 
 	if (e->n_write)
 		why = "transmit chain with device-writable descriptors";
-	else if (e->read_len < tq->hdr_len)
-		why = "transmit chain shorter than the vnet header";
-	else if (vd_iov_to_buf(e->read_iov, e->n_read, 0, &h, sizeof(h)) !=
-		 sizeof(h))
+	else if (e->read_len < tq->hdr_len ||
+		 vd_iov_to_buf(e->read_iov, e->n_read, 0, &h, sizeof(h)) !=
+			 sizeof(h))
 		why = "transmit chain shorter than the vnet header";
 	else
 		why = net_tx_hdr_check(&h, tq->features,

@@ -129,6 +129,10 @@ static int apply_common(struct cli *c, const struct opt *o, const char *v,
 	uint64_t n = 0;
 	int r = 0;
 
+	/* Only flags come without a value (the table was checked first);
+	 * the cases that read one never see this. */
+	if (!v)
+		v = "";
 	switch (o->id) {
 	case OPT_CONTROL:
 		if (!*v)

@@ -100,9 +100,9 @@ static int serve_slot(const struct vd_launcher *l, struct vd_launch_slot *c,
 		vd_warn(who, "%s; no statistics for this device", err);
 
 	rc = build_model(l, &c->dev, &model, who);
-	if (rc < 0) {
+	if (rc < 0 || !model) { /* !model: an opts_set that returned > 0 */
 		vd_control_stop(ctl);
-		return rc;
+		return rc < 0 ? rc : -EINVAL;
 	}
 	if (c->dev.expect_device_id &&
 	    model->device_id != c->dev.expect_device_id) {

@@ -292,6 +292,24 @@ static void set_kick_fd_moves_kicks_to_the_new_fd(void **state)
 			 -ESRCH);
 }
 
+/* A replacement the loop cannot watch (/dev/null: epoll refuses it) is
+ * refused, and the ring keeps being served through the old kick fd. */
+static void unwatchable_kick_fd_is_refused_and_the_old_one_kept(void **state)
+{
+	int bad = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	(void)state;
+	assert_true(bad >= 0);
+	qf_used_count = 0;
+	qf_start(0);
+	QF_WAIT_FOR(atomic_load(&qf_model.kicks) == 1);
+	assert_int_equal(vd_queue_set_kick_fd(qf_q_at(0), bad), -EPERM);
+	close(bad);
+	qf_add_chain(0, NULL);
+	qf_kick(qf.kick_fd[0]);
+	QF_WAIT_FOR(qf_used_reached(0, 1));
+}
+
 static void rekick_serves_the_rest_without_another_kick(void **state)
 {
 	(void)state;
@@ -369,6 +387,7 @@ int main(void)
 		T(restart_from_reported_base_serves_new_chains),
 		T(broken_chain_sets_needs_reset_and_notifies_config_once),
 		T(set_kick_fd_moves_kicks_to_the_new_fd),
+		T(unwatchable_kick_fd_is_refused_and_the_old_one_kept),
 		T(rekick_serves_the_rest_without_another_kick),
 		T(shim_hooks_and_dirty_logging_reach_the_shim),
 		T(pipe_kick_fd_is_drained),

@@ -27,5 +27,8 @@ int main(void)
 	failed += run_inflight_tests();
 	failed += run_validation_tests();
 	failed += run_validation_mem_tests();
+	failed += run_fd_tests();
+	failed += run_socket_tests();
+	failed += run_image_tests();
 	return failed ? 1 : 0;
 }

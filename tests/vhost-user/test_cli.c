@@ -37,10 +37,12 @@ static void help_mentions_every_option(void **state)
 {
 	static const char *const opts[] = {
 		"--socket-path",
+		"--socket-group",
 		"--fd",
 		"--disk",
 		"--readonly",
 		"--direct",
+		"--share-rw",
 		"--num-queues",
 		"--queue-size",
 		"--serial",

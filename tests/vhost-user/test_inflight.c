@@ -236,6 +236,9 @@ static void *crafted_start(struct env *e, bool packed, int *ifd, size_t *isize,
 	fe_set_features(&e->f, blk_features(packed));
 	*ifd = inflight_get(&e->f, 1, 64, isize);
 	vuf_close(&e->f);
+	/* The predecessor is dead, as after a crash: its successor would
+	 * find the image locked by a live one. */
+	daemon_kill(&e->d);
 	region =
 		mmap(NULL, *isize, PROT_READ | PROT_WRITE, MAP_SHARED, *ifd, 0);
 	assert_true(region != MAP_FAILED);

@@ -25,7 +25,7 @@ const char *virtiod_path(void)
 	return p && *p ? p : "build/virtiod";
 }
 
-static void nap_ms(unsigned ms)
+void nap_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
@@ -351,4 +351,20 @@ int run_cmd(const char *const *argv, char *out, size_t outlen, char *err,
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+int run_blk_cmd(char *out, size_t outlen, char *err, size_t errlen,
+		const char *sock, const char *img, ...)
+{
+	const char *argv[16] = {virtiod_path(), "blk",	  "--socket-path",
+				sock,		"--disk", img};
+	unsigned n = 6;
+	va_list ap;
+
+	va_start(ap, img);
+	while (n < 15 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_cmd(argv, out, outlen, err, errlen);
 }

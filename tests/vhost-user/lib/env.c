@@ -72,3 +72,14 @@ void io_roundtrip(struct env *e, struct ring *r, uint64_t sector, uint32_t seed)
 			 VIRTIO_BLK_S_OK);
 	assert_true(image_has_pattern(&e->d, sector, len, seed));
 }
+
+void daemon_serves_io(const struct daemon *d)
+{
+	struct env e;
+
+	memset(&e, 0, sizeof(e));
+	e.d = *d;
+	env_open(&e, 1, false, 64);
+	io_roundtrip(&e, &e.r[0], 64, 3);
+	env_close(&e);
+}

@@ -70,6 +70,11 @@ void daemon_dump_log(const struct daemon *d);
 int run_cmd(const char *const *argv, char *out, size_t outlen, char *err,
 	    size_t errlen);
 const char *virtiod_path(void);
+/* Runs $VIRTIOD blk --socket-path sock --disk img and the extra arguments
+ * up to NULL as a command (one expected to fail to start). */
+int run_blk_cmd(char *out, size_t outlen, char *err, size_t errlen,
+		const char *sock, const char *img, ...);
+void nap_ms(unsigned ms);
 
 /* -------------------------------------------------------- connection */
 
@@ -188,6 +193,8 @@ int env_teardown(void **state);
  * memory and in the image. */
 void io_roundtrip(struct env *e, struct ring *r, uint64_t sector,
 		  uint32_t seed);
+/* A new frontend is served: connect, negotiate, one io_roundtrip. */
+void daemon_serves_io(const struct daemon *d);
 
 /* ------------------------------------------------------------ groups */
 
@@ -198,5 +205,8 @@ int run_inflight_tests(void);
 int run_validation_tests(void);
 int run_validation_mem_tests(void);
 int run_cli_tests(void);
+int run_fd_tests(void);
+int run_socket_tests(void);
+int run_image_tests(void);
 
 #endif
