@@ -23,13 +23,6 @@
 
 #include "st.h"
 
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
