@@ -11,13 +11,6 @@
 
 #include "st.h"
 
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Multi-buffer and single writes land at their offsets: read back through
  * virtiod, then on the store itself (nbdcopy of the export, and the file
  * nbdkit serves). */
