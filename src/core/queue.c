@@ -20,6 +20,7 @@
 #include "virtiod/log.h"
 
 #include "device_priv.h"
+#include "queue_priv.h"
 
 /* While a memory-table writer waits and a kick is deferred, look again this
  * often: the writer has no way to wake us when it is done. */
@@ -30,103 +31,10 @@
 /* --poll-us for queues whose setup leaves poll_us at 0. */
 static atomic_uint default_poll_us;
 
-struct vd_queue {
-	/* fixed at vd_dev_new */
-	struct vd_dev *dev;
-	unsigned index;
-	char who[VD_WHO_MAX];
-
-	/* control side: start, stop and the calls into a running thread are
-	 * serialised by ctl_lock */
-	pthread_mutex_t ctl_lock;
-	pthread_t thread;
-	atomic_bool running;
-	atomic_bool logging;	     /* wanted; applied at every start */
-	struct vd_queue_setup setup; /* read by the thread while starting */
-	sem_t started;
-	int start_err;
-	/* written by the thread as it ends, read after the join */
-	uint16_t base_avail_idx, base_used_idx;
-	bool base_avail_wrap, base_used_wrap;
-
-	/* queue thread (the loop is created and freed by the control side
-	 * around the thread's life) */
-	struct vd_loop *loop;
-	struct vd_vq *vq;
-	struct vd_vq_hooks hooks; /* forwarders to setup.hooks */
-	void *model_data;
-	int kick_fd; /* -1: none */
-	bool kick_watched;
-	bool kick_edge;	   /* an eventfd, watched edge-triggered, never read */
-	bool kick_pending; /* a kick or a rekick waits for queue_kick */
-	/* Driver notifications are off: the thread serves or polls, and
-	 * turns them on (re-checking the ring) before it sleeps. */
-	bool notify_off;
-	/* queue_kicks in a row that left chains in the ring without taking
-	 * one or asking for a rekick. One can be a race (a chain added just
-	 * after the model's last pop); from two on, the model is waiting
-	 * for something (a reset): chains found by the re-check or by
-	 * polling then wait for the driver's next kick instead of making
-	 * the thread spin. */
-	unsigned stalls;
-	/* A queue the device fills (vd_queue_set_device_filled): buffers
-	 * in the ring are work only while the model waits for them. */
-	bool device_filled;
-	bool wait_buffers;
-	uint64_t poll_ns;    /* busy-polling window, 0: off */
-	uint64_t last_round; /* when the loop last ran (polling only) */
-	bool broken;
-	int mem_slot;
-	bool mem_entered;
-
-	/* Written by the queue thread (and its vq) only, from the device's
-	 * creation on; read by anyone through vd_queue_stats_read. */
-	struct vd_vq_stats stats;
-};
-
 /* The queue whose thread this is, so calls made on it skip the loop. */
 static _Thread_local struct vd_queue *current_queue;
 
-struct vd_queue *vd_queues_new(struct vd_dev *dev, unsigned n)
-{
-	struct vd_queue *qs = calloc(n, sizeof(*qs));
-
-	if (!qs)
-		return NULL;
-	for (unsigned i = 0; i < n; i++) {
-		struct vd_queue *q = &qs[i];
-
-		q->dev = dev;
-		q->index = i;
-		snprintf(q->who, sizeof(q->who), "%s q%u", vd_dev_who(dev), i);
-		if (pthread_mutex_init(&q->ctl_lock, NULL) != 0) {
-			vd_queues_free(qs, i);
-			return NULL;
-		}
-		q->kick_fd = -1;
-		q->mem_slot = -1;
-	}
-	return qs;
-}
-
-void vd_queues_free(struct vd_queue *queues, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		pthread_mutex_destroy(&queues[i].ctl_lock);
-	free(queues);
-}
-
-struct vd_queue *vd_queues_at(struct vd_queue *queues, unsigned idx)
-{
-	return &queues[idx];
-}
-
-/* ------------------------------------------------------------ accessors */
-
-unsigned vd_queue_index(const struct vd_queue *q)
-{
-	return q->index;
-}
+/* ------------------------------------------------------------- sizing */
 
 /* A chain of the model's largest shape can never exceed its element
  * (virtio-blk under Xen: 126 segments of 1 MiB, each across a 1 MiB
@@ -140,46 +48,6 @@ static unsigned iov_budget(const struct vd_model *m, const struct vd_mem *mem)
 	return n > VD_VQ_MAX_IOV ? VD_VQ_MAX_IOV : (unsigned)n;
 }
 
-unsigned vd_queue_max_iov(struct vd_queue *q)
-{
-	return q->vq ? vd_vq_max_iov(q->vq) : 0;
-}
-
-struct vd_vq *vd_queue_vq(struct vd_queue *q)
-{
-	return q->vq;
-}
-
-struct vd_loop *vd_queue_loop(struct vd_queue *q)
-{
-	return q->loop;
-}
-
-struct vd_dev *vd_queue_dev(struct vd_queue *q)
-{
-	return q->dev;
-}
-
-const char *vd_queue_who(const struct vd_queue *q)
-{
-	return q->who;
-}
-
-void *vd_queue_model_data(struct vd_queue *q)
-{
-	return q->model_data;
-}
-
-void vd_queue_set_model_data(struct vd_queue *q, void *data)
-{
-	q->model_data = data;
-}
-
-bool vd_queue_running(const struct vd_queue *q)
-{
-	return atomic_load(&q->running);
-}
-
 static uint64_t now_ns(void);
 
 void vd_queue_complete_batch(struct vd_queue *q)
@@ -190,26 +58,6 @@ void vd_queue_complete_batch(struct vd_queue *q)
 		vd_vq_set_clock(q->vq, now_ns());
 	if (vd_vq_flush(q->vq))
 		vd_dev_notify_queue(q->dev, q);
-}
-
-void vd_queue_stats_read(const struct vd_queue *q, struct vd_vq_stats *out)
-{
-	vd_vq_stats_read(&q->stats, out);
-}
-
-void vd_queue_rekick(struct vd_queue *q)
-{
-	q->kick_pending = true;
-}
-
-void vd_queue_set_device_filled(struct vd_queue *q)
-{
-	q->device_filled = true;
-}
-
-void vd_queue_wait_buffers(struct vd_queue *q)
-{
-	q->wait_buffers = true;
 }
 
 void vd_queue_set_default_poll_us(unsigned us)
