@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtiod/unix_socket.h"
+
 #include "connection.h"
 #include "messages.h"
 
@@ -104,27 +106,6 @@ const char *vu_fd_describe(int fd)
 
 /* ------------------------------------------------------------- listening */
 
-/* Whether something listens on the socket at path: a connect that is
- * refused means a stale socket (its process is gone); one accepted, or
- * waiting for a full backlog, a live one. 1 live, 0 stale, <0 unknown. */
-static int socket_is_live(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
-		r = 1;
-	else if (errno == ECONNREFUSED || errno == ENOENT)
-		r = 0;
-	else
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /* Two daemons started on one path at once must not both find it stale and
  * remove each other's socket: the check and the bind run under an flock of
  * the directory (advisory, held for a few system calls). */
@@ -164,7 +145,7 @@ static int bind_listen(const char *path, const struct sockaddr_un *sa,
 			       path);
 			return -EEXIST;
 		}
-		live = socket_is_live(sa);
+		live = vd_unix_socket_is_live(sa);
 		if (live) {
 			if (live > 0)
 				vd_err(who,

@@ -19,6 +19,7 @@
 
 #include "virtiod/device.h"
 #include "virtiod/log.h"
+#include "virtiod/unix_socket.h"
 
 #include "control.h"
 #include "stats_report.h"
@@ -248,7 +249,9 @@ static int listen_at(struct vd_control *c, const char *path, char *err,
 			 path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	/* A stale socket is replaced; any other file stays. */
+	strcpy(sa.sun_path, path);
+	/* A stale socket is replaced; a live one, or any other file, is
+	 * someone's and stays. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen,
@@ -257,9 +260,20 @@ static int listen_at(struct vd_control *c, const char *path, char *err,
 				 path);
 			return -EEXIST;
 		}
+		r = vd_unix_socket_is_live(&sa);
+		if (r != 0) {
+			snprintf(err, errlen,
+				 r > 0 ? "--control %s: in use: another "
+					 "process listens on it (a running "
+					 "virtiod?); stop it or choose another "
+					 "path"
+				       : "--control %s: cannot tell whether it "
+					 "is in use; remove it if it is stale",
+				 path);
+			return -EADDRINUSE;
+		}
 		unlink(path);
 	}
-	strcpy(sa.sun_path, path);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->listen_fd < 0) {
 		r = -errno;

@@ -196,6 +196,13 @@ case_stat_load() {
 	pid=$!
 	PIDS+=("$pid")
 	wait_socket "$d/vu.sock" || { DETAIL="daemon did not listen: $(tail -n 2 "$d/daemon.log")"; return 1; }
+	# a second daemon never takes a live control socket (the first keeps
+	# answering below)
+	cp --sparse=always "$d/img" "$d/img2"
+	timeout 10 "$VIRTIOD" blk --socket-path "$d/vu2.sock" --disk "$d/img2" --control "$d/ctl" 2>"$d/second.log"
+	n=$?
+	[ $n = 1 ] && grep -q -- "--control $d/ctl: in use" "$d/second.log" ||
+		{ DETAIL="a second daemon on a live --control: exit $n, $(tail -n 1 "$d/second.log")"; return 1; }
 	"$LOADGEN" --socket "$d/vu.sock" --queues $nq --iodepth $qd --seconds 3 --rwmix 70 >"$d/lg.txt" 2>&1 &
 	lg=$!
 	PIDS+=("$lg")
