@@ -17,7 +17,11 @@
 # A guest that dies before its userspace has met no virtio device (the
 # drivers load in userspace): its case runs again, up to BOOT_RETRIES
 # times, and at most RETRIES_MAX times in a run (a bound on the run time).
-# A guest that dies later fails its case: never retried.
+# A guest that dies later fails its case, with one exception, once per run
+# (POST_IO_RETRIES): a triple fault that Xen dumped for that domain (the
+# nested-SVM signature) while neither the guest's verifier nor any of its
+# virtiods had reported anything wrong. A case that failed on data, or on
+# a device that needed reset, is never run again.
 . /xr/config
 VD=/usr/bin/virtiod
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -290,6 +294,18 @@ finish() {
 		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_faults=$_tf $2"
 		RETRY=1
 		RETRIES=$((RETRIES + 1))
+		return
+	fi
+	if [ "$1" != PASS ] && [ "$POST_IO_RETRIES" -gt 0 ] && [ -n "$DOMID" ] &&
+		[ -n "$(guest_row "$CASE")" ] &&
+		xl dmesg 2>/dev/null | grep -q "d${DOMID}v[0-9]* Triple fault" &&
+		! grep -qE 'VD-VERIFY (ERROR|MISMATCH|RESULT FAIL)|RESULT FAIL' "$(gcon "$CASE")" 2>/dev/null &&
+		! cat /tmp/vd-"$CASE"-*.log 2>/dev/null | grep -q 'device needs reset'; then
+		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log 2>&1
+		log "case $CASE: the guest triple-faulted after its userspace with no data error and no device error reported: nested-SVM flake, running the case again (once per run)"
+		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_fault_after_userspace=1 $2"
+		RETRY=1
+		POST_IO_RETRIES=$((POST_IO_RETRIES - 1))
 		return
 	fi
 	echo "XR-CASE $CASE $1 $2 secs=$(since "$CASE_T0")"
@@ -655,6 +671,7 @@ case_bench() {
 # ---------------------------------------------------------------- main
 FAILED=
 RETRIES=0
+POST_IO_RETRIES=${POST_IO_RETRIES:-1}
 CASES=${XR_CASES:-$(matrix_guests | tr '\n' ' ')}
 if [ ! -x "$VD" ]; then
 	log "no virtiod in this dom0 image: running the probe case only"
