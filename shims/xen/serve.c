@@ -378,6 +378,7 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 	uint64_t size = cfg->mmio_size ? cfg->mmio_size : VD_MMIO_WINDOW_SIZE;
 	bool gone = false, handover;
 	unsigned qmax = model->max_queue_size;
+	char why[640];
 	int rc, prev_id;
 
 	rc = check_config(cfg, model, x.who);
@@ -409,6 +410,18 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		goto fail_model;
 	vd_xen_state_path(x.state_path, sizeof(x.state_path), cfg->state_dir,
 			  cfg->domid, cfg->mmio_base);
+	if (mkdir(cfg->state_dir ? cfg->state_dir : VD_XEN_STATE_DIR, 0700) <
+		    0 &&
+	    errno != EEXIST)
+		vd_warn(x.who, "cannot create the state directory: %s",
+			strerror(errno));
+	/* A record others could write would steer a restart (which server,
+	 * which chains): refuse to serve rather than trust or replace it. */
+	rc = vd_xen_state_check(x.state_path, why, sizeof(why));
+	if (rc < 0 && rc != -ENOENT) {
+		vd_err(x.who, "%s", why);
+		goto fail_model;
+	}
 	prev_id = load_prev(&x, &prev);
 	rc = vd_xen_server_start(&x.srv, prev_id);
 	if (rc < 0)
@@ -420,11 +433,6 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 	if (rc < 0)
 		goto fail_model;
 	model = NULL; /* owned by the register model now */
-	if (mkdir(cfg->state_dir ? cfg->state_dir : VD_XEN_STATE_DIR, 0700) <
-		    0 &&
-	    errno != EEXIST)
-		vd_warn(x.who, "cannot create the state directory: %s",
-			strerror(errno));
 	rc = vd_xen_state_create(x.state_path, x.nq, qmax, &x.state);
 	if (rc < 0) {
 		vd_warn(x.who, "%s: %s; a restart will not find this server",

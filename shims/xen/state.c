@@ -91,6 +91,71 @@ void vd_xen_state_path(char *buf, size_t len, const char *dir, uint32_t domid,
 		 dir ? dir : VD_XEN_STATE_DIR, domid, base);
 }
 
+/* Only root or we may have written it: anyone else could plant a record
+ * that steers a restart, or a symlink that aims our writes elsewhere. */
+static bool trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+int vd_xen_state_check(const char *path, char *why, size_t len)
+{
+	char dir[512];
+	struct stat sb;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (lstat(dir, &sb) < 0) {
+		snprintf(why, len, "state directory %s: %s", dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		snprintf(why, len,
+			 "state directory %s is not a directory (a symlink?); "
+			 "use a real directory owned by root",
+			 dir);
+		return -ENOTDIR;
+	}
+	if (!trusted_owner(sb.st_uid)) {
+		snprintf(why, len,
+			 "state directory %s is owned by uid %u, not root or "
+			 "uid %u; chown it or choose another --state-dir",
+			 dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	/* Others may create names in a sticky directory but not replace
+	 * ours; O_EXCL and O_NOFOLLOW below handle what they can create. */
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) && !(sb.st_mode & S_ISVTX)) {
+		snprintf(why, len,
+			 "state directory %s is writable by group or others "
+			 "(mode %04o); chmod go-w it or choose another "
+			 "--state-dir",
+			 dir, (unsigned)(sb.st_mode & 07777));
+		return -EPERM;
+	}
+	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		snprintf(why, len,
+			 "%s is not a regular file (a symlink?); remove it",
+			 path);
+		return -ELOOP;
+	}
+	if (lstat(path, &sb) == 0 && !trusted_owner(sb.st_uid)) {
+		snprintf(why, len,
+			 "%s is owned by uid %u, not root or uid %u; remove it",
+			 path, (unsigned)sb.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 int vd_xen_prev_load(const char *path, struct vd_xen_prev *p)
 {
 	struct file_hdr *h;
@@ -99,11 +164,15 @@ int vd_xen_prev_load(const char *path, struct vd_xen_prev *p)
 
 	memset(p, 0, sizeof(*p));
 	p->server_id = -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) < 0 || (size_t)sb.st_size < sizeof(*h) ||
-	    sb.st_size > (64 << 20)) {
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    !trusted_owner(sb.st_uid)) {
+		close(fd);
+		return -EPERM;
+	}
+	if ((size_t)sb.st_size < sizeof(*h) || sb.st_size > (64 << 20)) {
 		close(fd);
 		return -EINVAL;
 	}
@@ -165,6 +234,7 @@ int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
 
 	if (!s)
 		return -ENOMEM;
+	s->fd = -1;
 	s->nq = nq;
 	s->qmax = qmax;
 	s->len = file_size(nq, qmax);
@@ -174,12 +244,15 @@ int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
 		return -ENOMEM;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
-	/* Written beside and renamed over: the predecessor's file stays
-	 * whole until ours is. */
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	s->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Written beside under a fresh name (mkostemp: O_CREAT | O_EXCL, so
+	 * never through a planted symlink) and renamed over, which replaces
+	 * a name and never follows one: the predecessor's file stays whole
+	 * until ours is. */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	s->fd = mkostemp(tmp, O_CLOEXEC);
 	if (s->fd < 0) {
 		rc = -errno;
+		tmp[0] = '\0';
 		goto fail;
 	}
 	if (ftruncate(s->fd, (off_t)s->len) < 0) {
@@ -214,7 +287,9 @@ int vd_xen_state_create(const char *path, unsigned nq, unsigned qmax,
 	*out = s;
 	return 0;
 fail:
-	unlink(tmp);
+	if (tmp[0])
+		unlink(tmp);
+	s->path[0] = '\0';
 	vd_xen_state_close(s, false);
 	return rc;
 }

@@ -23,7 +23,14 @@ struct vd_xen_prev {
 	size_t len;
 };
 
-/* 0, -ENOENT, or -EINVAL for a file that is not a whole record. */
+/* May the record at path be trusted and written? Its directory must be
+ * owned by root or us and not writable by group or others unless sticky;
+ * the path must not be a symlink or another user's file. 0, or -errno
+ * with the reason, naming what is wrong and what to do, in why. */
+int vd_xen_state_check(const char *path, char *why, size_t len);
+
+/* 0, -ENOENT, -ELOOP (a symlink), -EPERM (not a regular file of root's
+ * or ours), or -EINVAL for a file that is not a whole record. */
 int vd_xen_prev_load(const char *path, struct vd_xen_prev *p);
 void vd_xen_prev_free(struct vd_xen_prev *p);
 /* Queue i's registers, with its positions: exact after a handover; after a

@@ -597,6 +597,31 @@ static void line_left_asserted_is_lowered(void **s)
 	assert_int_equal(xt_serve_stop(&a, VD_STOP), 0);
 }
 
+/* A state directory others may write is refused at start, with the
+ * reason: the device is not served rather than served with a record an
+ * attacker could plant or redirect. */
+static void unsafe_state_dir_refuses_to_serve(void **s)
+{
+	struct xt_server a;
+
+	(void)s;
+	assert_int_equal(chmod(state_dir, 0777), 0);
+	assert_int_equal(xt_serve_start(&a, DOMID, XT_IRQ_X86,
+					VD_XEN_MEM_FOREIGN, 0, state_dir,
+					model()),
+			 -EPERM);
+	xt_serve_stop(&a, 0);
+	assert_int_equal(sx_server_for(DOMID, XT_BASE), -1);
+	assert_int_equal(chmod(state_dir, 0700), 0);
+	assert_int_equal(xt_serve_start(&a, DOMID, XT_IRQ_X86,
+					VD_XEN_MEM_FOREIGN, 0, state_dir,
+					model()),
+			 0);
+	probe();
+	rw_check(0, 900, 10);
+	assert_int_equal(xt_serve_stop(&a, VD_STOP), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -635,6 +660,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(line_left_asserted_is_lowered,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			unsafe_state_dir_refuses_to_serve, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

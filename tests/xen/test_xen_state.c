@@ -300,6 +300,87 @@ static void damaged_records_are_refused(void **state)
 	assert_int_equal(p.server_id, -1);
 }
 
+/* A symlink at the record's path: refused by the check and by the load,
+ * and creating the record replaces the link, never writes through it. */
+static void symlink_at_the_record_path_is_refused(void **state)
+{
+	char target[160], why[640], buf[8] = {0};
+	struct vd_xen_state *s;
+	struct vd_xen_prev p;
+	struct stat sb;
+	int fd;
+
+	(void)state;
+	snprintf(target, sizeof(target), "%s/victim", dir);
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), -ELOOP);
+	assert_non_null(strstr(why, "symlink"));
+	assert_int_equal(vd_xen_prev_load(path, &p), -ELOOP);
+	assert_int_equal(vd_xen_state_create(path, 2, 16, &s), 0);
+	vd_xen_state_close(s, false);
+	assert_int_equal(lstat(path, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	fd = open(target, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, 8), 8);
+	close(fd);
+	assert_memory_equal(buf, "precious", 8);
+	assert_int_equal(stat(target, &sb), 0);
+	assert_int_equal(sb.st_size, 8);
+	unlink(target);
+}
+
+/* A directory others may write (not sticky) is refused; a sticky one,
+ * like /tmp, is not: others cannot replace our names there. */
+static void world_writable_state_dir_is_refused(void **state)
+{
+	char why[640];
+
+	(void)state;
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, dir));
+	assert_non_null(strstr(why, "writable by group or others"));
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), -EPERM);
+	assert_int_equal(chmod(dir, 01777), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), 0);
+	assert_int_equal(chmod(dir, 0700), 0);
+}
+
+/* A directory, or a record, owned by another user is refused. Making
+ * one needs root (make check runs as root). */
+static void state_dir_of_another_owner_is_refused(void **state)
+{
+	struct vd_xen_state *s;
+	struct vd_xen_prev p;
+	char why[640];
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP: not root, cannot give the state directory "
+		       "another owner\n");
+		skip();
+	}
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "owned by uid 65534"));
+	assert_int_equal(chown(dir, 0, 0), 0);
+	/* a record planted by another user: not loaded */
+	assert_int_equal(vd_xen_state_create(path, 2, 16, &s), 0);
+	vd_xen_state_close(s, false);
+	assert_int_equal(vd_xen_prev_load(path, &p), 0);
+	vd_xen_prev_free(&p);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(vd_xen_state_check(path, why, sizeof(why)), -EPERM);
+	assert_int_equal(vd_xen_prev_load(path, &p), -EPERM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +394,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(damaged_records_are_refused,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			symlink_at_the_record_path_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			world_writable_state_dir_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			state_dir_of_another_owner_is_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
