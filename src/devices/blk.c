@@ -27,7 +27,7 @@ static const struct vd_device_option blk_options[] = {
 	{"share-rw", NULL,
 	 "let other processes write the image at the same time (cluster file "
 	 "systems; QEMU's share-rw=on); without it a second writer is "
-	 "refused"},
+	 "refused; not for nbd:/rbd: disks, which are not locked"},
 	{"num-queues", "N", "request queues, one thread each (default 1)"},
 	{"queue-size", "N",
 	 "largest virtqueue, a power of two 4..32768 (default 1024)"},
@@ -582,6 +582,19 @@ static int blk_create(void *opts, struct vd_model **out, char *err,
 		snprintf(err, errlen,
 			 "--io-engine: %s is served through its own library; "
 			 "drop --io-engine",
+			 o->disk);
+		return -EINVAL;
+	}
+	/* --share-rw relaxes an OFD lock; a network store has none to relax
+	 * (NBD has no lock, RBD's exclusive lock is librbd's and moves to
+	 * whoever writes), so accepting it would promise a protection that
+	 * is not there (docs/storage.md). */
+	if (o->share_rw &&
+	    (blk_nbd_is_uri(o->disk) || blk_rbd_is_spec(o->disk))) {
+		snprintf(err, errlen,
+			 "--share-rw: %s is a network store, which virtiod "
+			 "does not lock; drop --share-rw (the store itself "
+			 "decides who may write)",
 			 o->disk);
 		return -EINVAL;
 	}

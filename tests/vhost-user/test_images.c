@@ -1,6 +1,7 @@
 /* One owner per image (OFD locks in QEMU's layout): a second writer is
  * refused (exit 1, the image named, the first still serving), readers
- * share, --share-rw lets writers share, and QEMU's own locks are honoured
+ * share, --share-rw lets writers share (and is refused for network stores,
+ * which have no such lock), and QEMU's own locks are honoured
  * both ways (qemu-storage-daemon holding the image, qemu-io's writes beside
  * a running virtiod). */
 #include <errno.h>
@@ -155,6 +156,35 @@ static void qemu_and_virtiod_respect_each_others_locks(void **state)
 	daemon_cleanup(&a);
 }
 
+/* A network store has no OFD lock to share: --share-rw is refused before
+ * anything is reached (the stores below need not exist), naming the disk. */
+static void share_rw_is_refused_for_network_stores(void **state)
+{
+	static const char *const disks[] = {
+		"nbd://127.0.0.1:1/vm42",
+		"nbd+unix:///vm42?socket=/nonexistent/nbd.sock",
+		"rbd:vms/vm42:conf=/nonexistent/ceph.conf",
+	};
+	char sock[160], want[200];
+	struct daemon a;
+
+	(void)state;
+	daemon_prepare(&a, 1);
+	snprintf(sock, sizeof(sock), "%s/s", a.dir);
+	for (unsigned i = 0; i < sizeof(disks) / sizeof(disks[0]); i++) {
+		int st = RUN_BLK(sock, disks[i], "--share-rw",
+				 (const char *)NULL);
+
+		snprintf(want, sizeof(want),
+			 "--share-rw: %s is a network store", disks[i]);
+		assert_int_equal(st, 2); /* a usage error */
+		if (!strstr(err, want))
+			fail_msg("stderr \"%s\" lacks \"%s\"", err, want);
+		assert_int_equal(access(sock, F_OK), -1);
+	}
+	daemon_cleanup(&a);
+}
+
 int run_image_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +193,7 @@ int run_image_tests(void)
 			readers_share_and_a_writer_is_refused_beside_them),
 		cmocka_unit_test(share_rw_lets_writers_share_and_no_one_else),
 		cmocka_unit_test(qemu_and_virtiod_respect_each_others_locks),
+		cmocka_unit_test(share_rw_is_refused_for_network_stores),
 	};
 
 	return cmocka_run_group_tests_name("ownership of images", tests, NULL,
