@@ -62,6 +62,11 @@ bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
 		return is_anon_inode(fd, "anon_inode:[eventfd]");
 	case VU_FD_SOCKET:
 		return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	case VU_FD_MAPPABLE:
+		/* memfds, tmpfs and hugetlbfs files are regular files; a
+		 * device (its mmap is the driver's to define), a socket or a
+		 * pipe is never guest memory. */
+		return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	case VU_FD_ANY:
 		break;
 	}
@@ -75,6 +80,8 @@ const char *vu_fd_kind_name(enum vu_fd_kind kind)
 		return "an eventfd";
 	case VU_FD_SOCKET:
 		return "a socket";
+	case VU_FD_MAPPABLE:
+		return "a regular file (memfd, tmpfs or hugetlbfs)";
 	case VU_FD_ANY:
 		break;
 	}

@@ -13,8 +13,9 @@
 /* What a frontend's fd must be where the protocol implies a kind. */
 enum vu_fd_kind {
 	VU_FD_ANY = 0,
-	VU_FD_EVENTFD, /* call, err and kick fds */
-	VU_FD_SOCKET,  /* the backend request channel */
+	VU_FD_EVENTFD,	/* call, err and kick fds */
+	VU_FD_SOCKET,	/* the backend request channel */
+	VU_FD_MAPPABLE, /* memory regions, the dirty log, the inflight area */
 };
 
 bool vu_fd_is_kind(int fd, enum vu_fd_kind kind);

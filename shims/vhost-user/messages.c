@@ -270,6 +270,7 @@ static const struct vu_rule rules[] = {
 		SIZE_RANGE(8, sizeof(struct vu_mem_table_wire)),
 		FDS(0, VU_MAX_FDS),
 		.check = check_mem_table,
+		.fd_kind = VU_FD_MAPPABLE,
 	},
 	[VU_SET_LOG_BASE] = {
 		.name = "SET_LOG_BASE",
@@ -279,6 +280,7 @@ static const struct vu_rule rules[] = {
 		NEEDS(VU_PF_LOG_SHMFD),
 		.reply = true,
 		.check = check_log,
+		.fd_kind = VU_FD_MAPPABLE,
 	},
 	[VU_SET_VRING_NUM] = {
 		.name = "SET_VRING_NUM",
@@ -394,6 +396,7 @@ static const struct vu_rule rules[] = {
 		NEEDS(VU_PF_INFLIGHT_SHMFD),
 		.stopped = ALL_STOPPED,
 		.check = check_inflight,
+		.fd_kind = VU_FD_MAPPABLE,
 	},
 	[VU_RESET_DEVICE] = {
 		.name = "RESET_DEVICE",
@@ -413,6 +416,7 @@ static const struct vu_rule rules[] = {
 		FDS(1, 1),
 		NEEDS(VU_PF_CONFIGURE_MEM_SLOTS),
 		.check = check_mem_reg,
+		.fd_kind = VU_FD_MAPPABLE,
 	},
 	[VU_REM_MEM_REG] = {
 		/* "the back-end MAY accept messages with one file

@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -102,15 +103,93 @@ static void overlapping_regions_are_refused(void **state)
 	close(fd);
 }
 
+/* Memory regions, the dirty log and the inflight area must be regular
+ * files (memfd, tmpfs, hugetlbfs): anything else is refused by kind, from
+ * the request table, before a handler runs. */
+struct wrong_fd {
+	int fd;
+	const char *is;
+};
+
+static unsigned wrong_fds(struct wrong_fd *w)
+{
+	int p[2], sv[2];
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	close(sv[1]);
+	w[0] = (struct wrong_fd){p[1], "fd 0 is a pipe"};
+	w[1] = (struct wrong_fd){sv[0], "fd 0 is a socket"};
+	/* /dev/zero maps (as anonymous memory), but a device is not
+	 * guest memory: its mmap means whatever its driver says. */
+	w[2] = (struct wrong_fd){open("/dev/zero", O_RDWR | O_CLOEXEC),
+				 "fd 0 is a character device"};
+	w[3] = (struct wrong_fd){eventfd(0, EFD_CLOEXEC), "fd 0 is an eventfd"};
+	w[4] = (struct wrong_fd){open("/", O_RDONLY | O_CLOEXEC),
+				 "fd 0 is a directory"};
+	for (unsigned i = 0; i < 5; i++)
+		assert_true(w[i].fd >= 0);
+	return 5;
+}
+
+static void refused_by_kind(uint32_t req, const void *p, uint32_t size,
+			    const char *name)
+{
+	struct wrong_fd w[5];
+	unsigned n = wrong_fds(w);
+	char rule[160];
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(rule, sizeof(rule),
+			 "%s, expected a regular file (memfd, tmpfs or "
+			 "hugetlbfs)",
+			 w[i].is);
+		prepare(req == VHOST_USER_SET_INFLIGHT_FD ? MEMORY : HANDSHAKE);
+		refused(req, VHOST_USER_VERSION, p, size, &w[i].fd, 1, name,
+			rule);
+		if (vs->m.hva)
+			gmem_free(&vs->m);
+		memset(&vs->m, 0, sizeof(vs->m));
+		close(w[i].fd);
+	}
+}
+
 static void region_fd_not_a_file_is_refused(void **state)
 {
-	struct vhost_user_memory_region r = {0, 4096, 0x10000, 0};
-	int fd = eventfd(0, EFD_CLOEXEC);
+	struct mem_msg t = {1, 0, {{0, 4096, 0x10000, 0}}};
 
 	(void)state;
-	prepare(HANDSHAKE);
-	bad_table(&r, 1, fd, "fd is not a regular file");
-	close(fd);
+	refused_by_kind(VHOST_USER_SET_MEM_TABLE, &t, 8 + 32, "SET_MEM_TABLE");
+}
+
+static void add_region_fd_not_a_file_is_refused(void **state)
+{
+	struct {
+		uint64_t pad;
+		struct vhost_user_memory_region r;
+	} m = {0, {0, 4096, 0x10000, 0}};
+
+	(void)state;
+	refused_by_kind(VHOST_USER_ADD_MEM_REG, &m, sizeof(m), "ADD_MEM_REG");
+}
+
+static void log_fd_not_a_file_is_refused(void **state)
+{
+	uint64_t l[2] = {4096, 0};
+
+	(void)state;
+	refused_by_kind(VHOST_USER_SET_LOG_BASE, l, 16, "SET_LOG_BASE");
+}
+
+static void inflight_fd_not_a_file_is_refused(void **state)
+{
+	struct vhost_user_inflight in = {1u << 16, 0, 1, 64};
+
+	(void)state;
+	refused_by_kind(VHOST_USER_SET_INFLIGHT_FD, &in, sizeof(in),
+			"SET_INFLIGHT_FD");
 }
 
 static void add_region(const struct vhost_user_memory_region *r, const int *fd,
@@ -335,6 +414,9 @@ int run_validation_mem_tests(void)
 		T(region_offset_past_the_end_is_refused),
 		T(overlapping_regions_are_refused),
 		T(region_fd_not_a_file_is_refused),
+		T(add_region_fd_not_a_file_is_refused),
+		T(log_fd_not_a_file_is_refused),
+		T(inflight_fd_not_a_file_is_refused),
 		T(add_region_without_fd_is_refused),
 		T(add_region_past_fd_end_is_refused),
 		T(add_overlapping_region_is_refused),
