@@ -92,7 +92,8 @@ extern const struct blk_engine_ops blk_sync_ops;
 extern const struct blk_engine_ops blk_nbd_ops;
 extern const struct blk_engine_ops blk_rbd_ops;
 
-/* Run one operation synchronously (threads engine; uring for ioctls).
+/* Run one operation synchronously (threads engine, and the workers the
+ * uring engine keeps for BLKDISCARD).
  * Returns bytes or -errno. */
 int blk_io_exec(int fd, const struct blk_io *io);
 

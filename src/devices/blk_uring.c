@@ -1,6 +1,8 @@
 /* virtio-blk io_uring engine: one ring per virtqueue, created and used only
  * on that queue's thread. Everything queued during a kick or a completion
- * batch goes to the kernel in one io_uring_enter; never blocks otherwise. */
+ * batch goes to the kernel in one io_uring_enter; never blocks otherwise.
+ * BLKDISCARD, which io_uring cannot run, goes to a threads engine beside
+ * the ring, made at the first discard. */
 #include <errno.h>
 #include <liburing.h>
 #include <stdbool.h>
@@ -19,6 +21,11 @@ struct blk_uring {
 	unsigned queued;   /* prepared, not yet submitted */
 	unsigned inflight; /* submitted or queued, no completion yet */
 	bool reaping;
+	/* BLKDISCARD blocks for as long as the device takes (seconds on
+	 * some SSDs) and has no io_uring opcode before uring_cmd (6.x): it
+	 * runs on workers, its completions come through p.done as ours. */
+	struct blk_engine *side;
+	unsigned side_inflight;
 };
 
 /* Rounds of reaping per call: completions of continuations submitted by
@@ -42,9 +49,6 @@ static void reap(struct blk_uring *u)
 
 			n++;
 			u->inflight--;
-			/* Operations run inline came back as NOPs. */
-			if (io->op == BLK_OP_DISCARD)
-				res = io->res;
 			u->p.done(u->p.ctx, io, res);
 		}
 		if (!n)
@@ -53,6 +57,41 @@ static void reap(struct blk_uring *u)
 		u->p.batch_done(u->p.ctx);
 	}
 	u->reaping = false;
+}
+
+static void side_done(void *ctx, struct blk_io *io, int res)
+{
+	struct blk_uring *u = ctx;
+
+	u->side_inflight--;
+	u->p.done(u->p.ctx, io, res);
+}
+
+static void side_batch_done(void *ctx)
+{
+	struct blk_uring *u = ctx;
+
+	u->p.batch_done(u->p.ctx);
+}
+
+static int queue_discard(struct blk_uring *u, struct blk_io *io)
+{
+	int ret;
+
+	if (!u->side) {
+		struct blk_engine_params p = u->p;
+
+		p.done = side_done;
+		p.batch_done = side_batch_done;
+		p.ctx = u;
+		ret = blk_threads_ops.init(&p, &u->side);
+		if (ret < 0)
+			return ret;
+	}
+	ret = blk_threads_ops.queue(u->side, io);
+	if (ret == 0)
+		u->side_inflight++;
+	return ret;
 }
 
 static void on_ring(void *opaque, int fd, uint32_t events)
@@ -158,6 +197,8 @@ static int uring_queue(struct blk_engine *e, struct blk_io *io)
 	/* Network-store operations never reach a file engine. */
 	if (io->op == BLK_OP_TRIM || io->op == BLK_OP_ZERO)
 		return -EOPNOTSUPP;
+	if (io->op == BLK_OP_DISCARD)
+		return queue_discard(u, io);
 	sqe = io_uring_get_sqe(&u->ring);
 	if (!sqe) {
 		/* Not expected (depth covers every request); stay correct. */
@@ -180,18 +221,11 @@ static int uring_queue(struct blk_engine *e, struct blk_io *io)
 					(off_t)io->len);
 		break;
 	case BLK_OP_DISCARD:
-		/* BLKDISCARD has no io_uring opcode in liburing 2.3: run the
-		 * ioctl here (rare, off the read/write path) and deliver its
-		 * result through a NOP so completion order stays uniform. */
-		io->res = blk_io_exec(u->p.fd, io);
-		io_uring_prep_nop(sqe);
-		break;
 	case BLK_OP_TRIM:
 	case BLK_OP_ZERO:
-		break; /* refused above */
+		break; /* handled above */
 	}
-	if (io->op != BLK_OP_DISCARD)
-		sqe->flags |= u->sqe_flags;
+	sqe->flags |= u->sqe_flags;
 	io_uring_sqe_set_data(sqe, io);
 	u->queued++;
 	u->inflight++;
@@ -203,6 +237,8 @@ static int uring_submit(struct blk_engine *e)
 	struct blk_uring *u = (struct blk_uring *)e;
 	int ret;
 
+	if (u->side)
+		blk_threads_ops.submit(u->side);
 	if (!u->queued)
 		return 0;
 	ret = io_uring_submit(&u->ring);
@@ -218,11 +254,39 @@ static int uring_submit(struct blk_engine *e)
 	return u->queued ? -EAGAIN : 0;
 }
 
+/* Both the ring and the discard workers have work: wait on the ring in
+ * short slices and look at the workers between them (queue stop only). */
+static int wait_both(struct blk_uring *u)
+{
+	struct __kernel_timespec ts = {.tv_nsec = 2000000};
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1,
+							   &ts, NULL);
+
+		if (ret >= 0 || ret == -ETIME)
+			u->queued = 0;
+		else if (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			return ret;
+		if (io_uring_cq_ready(&u->ring)) {
+			reap(u);
+			return 0;
+		}
+		if (blk_threads_ops.poll(u->side))
+			return 0;
+	}
+}
+
 static int uring_wait(struct blk_engine *e)
 {
 	struct blk_uring *u = (struct blk_uring *)e;
 	int ret;
 
+	if (u->side_inflight && !u->inflight)
+		return blk_threads_ops.wait(u->side);
+	if (u->side_inflight)
+		return wait_both(u);
 	if (!u->inflight)
 		return -ENOENT;
 	ret = io_uring_submit_and_wait(&u->ring, 1);
@@ -237,15 +301,16 @@ static int uring_wait(struct blk_engine *e)
 static bool uring_poll(struct blk_engine *e)
 {
 	struct blk_uring *u = (struct blk_uring *)e;
+	bool side = u->side_inflight && blk_threads_ops.poll(u->side);
 
 	if (!u->inflight)
-		return false;
+		return side;
 	/* COOP_TASKRUN: completions the kernel has left as task work are
 	 * posted only when we enter it; TASKRUN_FLAG says when to. */
 	if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN)
 		io_uring_get_events(&u->ring);
 	if (!io_uring_cq_ready(&u->ring))
-		return false;
+		return side;
 	reap(u);
 	return true;
 }
@@ -254,6 +319,8 @@ static void uring_fini(struct blk_engine *e)
 {
 	struct blk_uring *u = (struct blk_uring *)e;
 
+	if (u->side)
+		blk_threads_ops.fini(u->side);
 	vd_loop_del(u->p.loop, u->ring.ring_fd);
 	io_uring_queue_exit(&u->ring);
 	free(u);
