@@ -508,7 +508,7 @@ static void blk_queue_kick(void *model, struct vd_queue *q)
 	 * publishes what we pushed, with one notification decision. */
 	drained = pop_all(bq, &budget);
 	blk_run_waiters(bq);
-	if (bq->eng_ops->submit(bq->eng) < 0)
+	if (!blk_submit(bq))
 		drained = false; /* the kernel was short; retry soon */
 	if (!drained && !bq->broken)
 		vd_queue_rekick(q); /* budget spent, or the kernel was short */
@@ -538,12 +538,15 @@ static void blk_queue_stop(void *model, struct vd_queue *q)
 
 		blk_run_waiters(bq);
 		ret = bq->eng_ops->wait(bq->eng);
-		if (ret < 0) {
-			vd_err(bq->who,
-			       "%u requests cannot complete (%s); abandoned",
-			       bq->active, strerror(-ret));
+		if (ret == -ENOENT) {
+			/* The engine holds none of them: nothing can still
+			 * write into guest memory. */
+			vd_err(bq->who, "%u requests lost by the engine",
+			       bq->active);
 			break;
 		}
+		if (ret < 0)
+			blk_engine_failed(bq, "wait", ret);
 	}
 	vd_queue_set_model_data(q, NULL);
 	queue_free(bq);

@@ -260,6 +260,14 @@ void blk_io_done(void *ctx, struct blk_io *io, int res);
 void blk_io_batch_done(void *ctx);
 /* Starts requests that waited for a bounce buffer, if one is free. */
 void blk_run_waiters(struct blk_queue *bq);
+/* Hands what is queued to the engine: true if all of it went, false if the
+ * kernel was short (rekick). An engine that cannot go on does not return
+ * (blk_engine_failed). */
+bool blk_submit(struct blk_queue *bq);
+/* The engine failed with requests the kernel may still be writing into
+ * guest memory: logs why and ends the process (docs/security.md). */
+_Noreturn void blk_engine_failed(struct blk_queue *bq, const char *what,
+				 int err);
 /* Pushes r with its status (queue thread). */
 void blk_req_finish(struct blk_queue *bq, struct blk_req *r);
 

@@ -74,10 +74,12 @@ struct blk_engine_ops {
 	 * is full. -EBUSY if it cannot be queued. */
 	int (*queue)(struct blk_engine *e, struct blk_io *io);
 	/* Hand everything queued to the kernel / workers: one system call.
-	 * -EAGAIN if the kernel left some queued (retry soon), else 0. */
+	 * -EAGAIN if the kernel left some queued (retry soon), 0, or another
+	 * -errno if the engine itself cannot go on. */
 	int (*submit)(struct blk_engine *e);
 	/* Block until at least one operation completes and deliver what has
-	 * completed. -ENOENT if nothing is in flight. */
+	 * completed. -ENOENT if nothing is in flight; another -errno if the
+	 * engine cannot go on (its operations' fate unknown). */
 	int (*wait)(struct blk_engine *e);
 	/* Optional, for busy polling: deliver completions that are ready
 	 * without blocking. Returns true if it delivered any. */

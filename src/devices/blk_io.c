@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <linux/falloc.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "virtiod/iov.h"
 
@@ -422,12 +424,42 @@ void blk_run_waiters(struct blk_queue *bq)
 	}
 }
 
+/* Requests handed to the kernel may still be written into guest memory
+ * (an io-wq worker copying a read, O_DIRECT into pinned pages) after their
+ * engine broke, and nothing can take them back or wait for them. Once the
+ * queue stopped, that memory may be unmapped and its addresses reused for
+ * other guest memory. So the process ends here, at once (no atexit work,
+ * other threads never run on): exit_group cancels io_uring's requests and
+ * waits for its workers before the address space goes, and the guest still
+ * owns nothing it was not told about. A restarted daemon serves again (the
+ * frontend reconnects; inflight tracking resubmits). An exception to "no
+ * exit outside main", for memory safety. */
+void blk_engine_failed(struct blk_queue *bq, const char *what, int err)
+{
+	vd_err(bq->who,
+	       "%s engine: %s failed (%s) with %u requests in flight, which "
+	       "the kernel or the store's library may still write into "
+	       "guest memory: virtiod exits rather than let that memory go. "
+	       "Restart it (a vhost-user frontend reconnects and resubmits)",
+	       bq->eng_ops->name, what, strerror(-err), bq->active);
+	_exit(EXIT_FAILURE);
+}
+
+bool blk_submit(struct blk_queue *bq)
+{
+	int ret = bq->eng_ops->submit(bq->eng);
+
+	if (ret < 0 && ret != -EAGAIN)
+		blk_engine_failed(bq, "submit", ret);
+	return ret == 0;
+}
+
 void blk_io_batch_done(void *ctx)
 {
 	struct blk_queue *bq = ctx;
 
 	blk_run_waiters(bq);
-	if (bq->eng_ops->submit(bq->eng) < 0)
+	if (!blk_submit(bq))
 		vd_queue_rekick(bq->q); /* the kernel was short; retry */
 	/* The core publishes the completions at the end of the round. */
 }

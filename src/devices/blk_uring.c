@@ -242,8 +242,12 @@ static int uring_submit(struct blk_engine *e)
 	if (!u->queued)
 		return 0;
 	ret = io_uring_submit(&u->ring);
-	/* -EAGAIN/-EBUSY: the kernel is short of resources; what stays in
-	 * the SQ goes with the next submit or wait. */
+	/* -EAGAIN/-EBUSY/-ENOMEM: the kernel is short of resources; what
+	 * stays in the SQ goes with the next submit or wait. Anything else
+	 * is the ring itself failing. */
+	if (ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -ENOMEM &&
+	    ret != -EINTR)
+		return ret;
 	if (ret >= 0)
 		u->queued -=
 			(unsigned)ret < u->queued ? (unsigned)ret : u->queued;
