@@ -104,6 +104,9 @@ enum vd_vq_error {
 				       flight (split head, packed id) */
 	VD_VQ_ERR_PUSH,		    /* device pushed an element not popped */
 	VD_VQ_ERR_INDIRECT_FEATURE, /* INDIRECT flag, feature not negotiated */
+	VD_VQ_ERR_CHAIN_MAX,	    /* longer than max_chain_len */
+	VD_VQ_ERR_MAP_BUDGET,	    /* needs more mappings than the queue may
+				       hold with nothing else in flight */
 };
 const char *vd_vq_error_str(enum vd_vq_error e);
 
@@ -149,6 +152,9 @@ struct vd_vq_config {
 	bool used_idx_valid; /* false: read used->idx from the ring (split) */
 	unsigned max_iov;    /* iovecs per element (read + write), 2 ..
 				VD_VQ_MAX_IOV */
+	/* Bytes in one chain at most (the model's largest request); 0:
+	 * only the 4 GiB bound. A longer chain breaks the queue. */
+	uint64_t max_chain_len;
 };
 
 /* Ring byte sizes for a layout and size (for mapping and validation). */
@@ -169,6 +175,10 @@ void vd_vq_free(struct vd_vq *vq);
  * pop that finds the ring empty asks the driver to kick for the next entry
  * (avail_event); a device that stops popping earlier must rekick itself. */
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
+/* A mapper over its per-queue budget (translate: -EAGAIN) leaves the next
+ * chain in the ring while earlier ones are in flight; once a push or unpop
+ * gives mappings back, this returns true (once): pop again. */
+bool vd_vq_take_retry(struct vd_vq *vq);
 /* Give back a popped element untouched, as if it had never been popped:
  * the next pop returns the same chain again. For a device that fills
  * buffers (a receive queue): it pops what the next packet may need, reads,

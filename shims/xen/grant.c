@@ -1,7 +1,9 @@
 /* Grant mapping for grant-DMA guests: a ring address with bit 63 set
  * names grant references ((addr & ~bit63) >> 12, consecutive within one
  * buffer). Each buffer is mapped per request and unmapped in release, before
- * the request completes: a guest revokes grants once it sees completion. */
+ * the request completes: a guest revokes grants once it sees completion.
+ * The guest never decides how much dom0 maps: each queue holds at most
+ * `budget` pages; past it translate says -EAGAIN and the chain waits. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,16 +17,23 @@
 /* Rings: the largest is a 512 KiB descriptor table. */
 #define CONTIG_MAX_PAGES 256u
 
+/* Pages this thread holds mapped for requests. One queue per thread, and
+ * translate and release of a queue's requests run on its thread, so this
+ * is the queue's count, with no lock and no shared cache line. */
+static _Thread_local int64_t queue_pages;
+
 struct vd_xen_grant {
 	xengnttab_handle *gt;
 	uint32_t domid;
+	uint64_t budget;
 	const char *who;
-	_Atomic uint64_t map_calls, unmap_calls, pages_mapped, refused;
+	_Atomic uint64_t map_calls, unmap_calls, pages_mapped, refused, held;
 	struct vd_ratelimit rl; /* under rl_lock: queue threads share it */
 	pthread_mutex_t rl_lock;
 };
 
-int vd_xen_grant_new(uint32_t domid, const char *who, struct vd_xen_grant **out)
+int vd_xen_grant_new(uint32_t domid, uint64_t budget, const char *who,
+		     struct vd_xen_grant **out)
 {
 	struct vd_xen_grant *g = calloc(1, sizeof(*g));
 
@@ -45,6 +54,7 @@ int vd_xen_grant_new(uint32_t domid, const char *who, struct vd_xen_grant **out)
 	 * grants per open file, newer ones ignore this. */
 	xengnttab_set_max_grants(g->gt, 65536);
 	g->domid = domid;
+	g->budget = budget;
 	g->who = who;
 	g->rl = (struct vd_ratelimit)VD_RATELIMIT_INIT;
 	pthread_mutex_init(&g->rl_lock, NULL);
@@ -67,6 +77,7 @@ void vd_xen_grant_stats(struct vd_xen_grant *g, struct vd_xen_grant_stats *out)
 	out->unmap_calls = atomic_load(&g->unmap_calls);
 	out->pages_mapped = atomic_load(&g->pages_mapped);
 	out->refused = atomic_load(&g->refused);
+	out->held = atomic_load(&g->held);
 }
 
 static int refuse(struct vd_xen_grant *g, uint64_t addr, uint64_t len,
@@ -100,7 +111,8 @@ static uint8_t *map_refs(struct vd_xen_grant *g, uint32_t ref, uint32_t npages,
 	return p;
 }
 
-static void unmap_span(struct vd_xen_grant *g, const void *p, uint64_t len)
+/* Unmaps the pages under [p, p+len); returns how many. */
+static uint64_t unmap_span(struct vd_xen_grant *g, const void *p, uint64_t len)
 {
 	uintptr_t a = (uintptr_t)p;
 	uintptr_t base = a & ~(uintptr_t)(VD_XEN_PAGE_SIZE - 1);
@@ -109,6 +121,7 @@ static void unmap_span(struct vd_xen_grant *g, const void *p, uint64_t len)
 
 	atomic_fetch_add(&g->unmap_calls, 1);
 	xengnttab_unmap(g->gt, (void *)base, (uint32_t)np);
+	return np;
 }
 
 /* Splits a grant address; -EFAULT unless it names refs that exist. */
@@ -147,6 +160,12 @@ static int gr_translate(void *ctx, uint64_t gpa, uint64_t len,
 	if (max_iov <= n ||
 	    (npages + CHUNK_PAGES - 1) / CHUNK_PAGES > max_iov - n)
 		return -ENOBUFS;
+	/* The queue's core waits for completions, or breaks the queue if
+	 * none is in flight (the chain alone is over the budget). */
+	if (queue_pages + (int64_t)npages > (int64_t)g->budget) {
+		atomic_fetch_add(&g->held, 1);
+		return -EAGAIN;
+	}
 	while (len) {
 		uint32_t np =
 			npages < CHUNK_PAGES ? (uint32_t)npages : CHUNK_PAGES;
@@ -160,6 +179,7 @@ static int gr_translate(void *ctx, uint64_t gpa, uint64_t len,
 			rc = refuse(g, gpa, len, strerror(errno));
 			goto undo;
 		}
+		queue_pages += (int64_t)np;
 		iov[n].iov_base = p + off;
 		iov[n].iov_len = chunk;
 		n++;
@@ -173,7 +193,8 @@ static int gr_translate(void *ctx, uint64_t gpa, uint64_t len,
 undo:
 	while (n > *n_iov) {
 		n--;
-		unmap_span(g, iov[n].iov_base, iov[n].iov_len);
+		queue_pages -=
+			(int64_t)unmap_span(g, iov[n].iov_base, iov[n].iov_len);
 	}
 	return rc;
 }
@@ -182,7 +203,8 @@ static void gr_release(void *ctx, const struct iovec *iov, unsigned n_iov)
 {
 	for (unsigned i = 0; i < n_iov; i++)
 		if (iov[i].iov_len)
-			unmap_span(ctx, iov[i].iov_base, iov[i].iov_len);
+			queue_pages -= (int64_t)unmap_span(ctx, iov[i].iov_base,
+							   iov[i].iov_len);
 }
 
 static void *gr_map_contig(void *ctx, uint64_t gpa, uint64_t len,

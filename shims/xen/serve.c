@@ -156,7 +156,22 @@ static int setup_memory(struct xdev *x, struct vd_model *model)
 	int rc;
 
 	if (cfg->mem_mode == VD_XEN_MEM_GRANT) {
-		rc = vd_xen_grant_new(cfg->domid, x->who, &x->gr);
+		/* The largest chain the model serves, each buffer across one
+		 * more page than its length needs, plus an indirect table:
+		 * one such chain always fits, more wait. */
+		uint64_t per =
+			model->max_desc_len
+				? (model->max_desc_len + VD_XEN_PAGE_SIZE - 1) /
+						  VD_XEN_PAGE_SIZE +
+					  1
+				: 1;
+		uint64_t budget = cfg->grant_budget_pages
+					  ? cfg->grant_budget_pages
+					  : model->max_descs * per + 32;
+
+		if (!model->max_descs && !cfg->grant_budget_pages)
+			budget = 65536;
+		rc = vd_xen_grant_new(cfg->domid, budget, x->who, &x->gr);
 		if (rc < 0)
 			return rc;
 		/* Ring addresses are grant references, not guest-physical:
@@ -355,8 +370,10 @@ static void log_mem_stats(struct xdev *x)
 		vd_info(x->who,
 			"guest memory: %" PRIu64 " grant map calls (%" PRIu64
 			" pages), %" PRIu64 " unmaps, %" PRIu64
-			" refused, 0 foreign map calls",
-			g.map_calls, g.pages_mapped, g.unmap_calls, g.refused);
+			" refused, %" PRIu64
+			" chains held for the budget, 0 foreign map calls",
+			g.map_calls, g.pages_mapped, g.unmap_calls, g.refused,
+			g.held);
 	} else if (x->mc) {
 		struct vd_xen_mapcache_stats m;
 

@@ -30,6 +30,10 @@ struct vd_xen_config {
 	const char *xs_backend_path;
 	/* Where the restart record lives (NULL: /run/virtiod). */
 	const char *state_dir;
+	/* Grant mode: pages one queue may hold mapped for its requests in
+	 * flight (0: the model's largest chain; never less than that
+	 * unless set). */
+	unsigned grant_budget_pages;
 };
 
 #define VD_XEN_MAP_CACHE_NONE 0xffffffffu

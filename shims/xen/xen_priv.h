@@ -160,9 +160,12 @@ struct vd_xen_grant;
 
 struct vd_xen_grant_stats {
 	uint64_t map_calls, unmap_calls, pages_mapped, refused;
+	uint64_t held; /* chains that waited for the budget */
 };
 
-int vd_xen_grant_new(uint32_t domid, const char *who,
+/* budget: grant pages each queue may hold mapped for requests (rings not
+ * counted); a chain that would pass it waits for earlier ones. */
+int vd_xen_grant_new(uint32_t domid, uint64_t budget, const char *who,
 		     struct vd_xen_grant **out);
 void vd_xen_grant_free(struct vd_xen_grant *g);
 void vd_xen_grant_stats(struct vd_xen_grant *g, struct vd_xen_grant_stats *out);

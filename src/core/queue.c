@@ -260,6 +260,11 @@ static int queue_begin(struct vd_queue *q)
 	mem_enter(q);
 	if (!cfg.max_iov)
 		cfg.max_iov = iov_budget(m, mem);
+	/* The model's largest request (virtio-blk: seg_max segments of
+	 * size_max, plus header and status): a longer chain is malformed,
+	 * and would let the guest decide how much a mapper maps for it. */
+	if (!cfg.max_chain_len && m->max_descs && m->max_desc_len)
+		cfg.max_chain_len = (uint64_t)m->max_descs * m->max_desc_len;
 	wrap_hooks(q);
 	r = vd_vq_new(&cfg, mem, &q->hooks, q->who, &q->vq);
 	if (r < 0)
@@ -398,6 +403,11 @@ static void queue_serve(struct vd_queue *q)
 
 	while (!vd_loop_stopping(q->loop)) {
 		int timeout = -1, r;
+
+		/* A chain held for guest-memory mappings may fit now that
+		 * completions gave some back. */
+		if (vd_vq_take_retry(q->vq))
+			q->kick_pending = true;
 
 		/* While a memory-table writer waits, pop nothing new: let the
 		 * in-flight requests finish, leave, and poll until it is

@@ -33,6 +33,10 @@ static const char *const error_str[] = {
 	[VD_VQ_ERR_BUFFER_ID] = "buffer id out of range or in flight",
 	[VD_VQ_ERR_PUSH] = "device pushed an element it did not pop",
 	[VD_VQ_ERR_INDIRECT_FEATURE] = "indirect descriptor not negotiated",
+	[VD_VQ_ERR_CHAIN_MAX] =
+		"chain longer than the device's largest request",
+	[VD_VQ_ERR_MAP_BUDGET] = "chain needs more guest-memory mappings than "
+				 "the queue may hold",
 };
 
 const char *vd_vq_error_str(enum vd_vq_error e)
@@ -325,6 +329,23 @@ void vq_log(struct vd_vq *vq, uint64_t gpa, uint64_t len)
 
 /* ------------------------------------------------------------ chains */
 
+/* A mapper over its per-queue budget (-EAGAIN, Xen grants): the chain
+ * waits, unpopped, for completions in flight to give mappings back
+ * (vd_vq_take_retry); with nothing in flight it can never fit. -1 either
+ * way: the walk stops and the partial chain is dropped. */
+static int over_budget(struct vd_vq *vq, const char *where, unsigned idx)
+{
+	if (vq->inflight == 0) {
+		vq_break(vq, VD_VQ_ERR_MAP_BUDGET,
+			 "%s %u: chain needs more guest-memory mappings than "
+			 "the queue may hold",
+			 where, idx);
+		return -1;
+	}
+	vq->held = true;
+	return -1;
+}
+
 /* What a failed vd_mem_translate means for the queue. */
 static enum vd_vq_error translate_error(int rc)
 {
@@ -382,9 +403,19 @@ int vq_chain_add(struct vq_chain *c, uint64_t addr, uint32_t len, bool write,
 			 "chain length over 4 GiB at %s %u", where, idx);
 		return -1;
 	}
+	if (vq->cfg.max_chain_len && c->total > vq->cfg.max_chain_len) {
+		vq_break(vq, VD_VQ_ERR_CHAIN_MAX,
+			 "chain of over %llu bytes at %s %u, the device takes "
+			 "%llu at most",
+			 (unsigned long long)c->total, where, idx,
+			 (unsigned long long)vq->cfg.max_chain_len);
+		return -1;
+	}
 	rc = vd_mem_translate_hinted(vq->mem, &vq->mem_hint, addr, len,
 				     write ? VD_MEM_WRITE : VD_MEM_READ,
 				     e->read_iov, vq->max_iov, &c->n_iov);
+	if (rc == -EAGAIN)
+		return over_budget(vq, where, idx);
 	if (rc) {
 		enum vd_vq_error err = translate_error(rc);
 
@@ -431,6 +462,8 @@ int vq_table_map(struct vd_vq *vq, struct vq_table *t, uint64_t addr,
 	t->entries = len / 16;
 	rc = vd_mem_translate_hinted(vq->mem, &vq->mem_hint, addr, len,
 				     VD_MEM_READ, t->iov, VQ_TABLE_IOV, &t->n);
+	if (rc == -EAGAIN)
+		return over_budget(vq, "indirect table of desc", desc_idx);
 	if (rc) {
 		/* More than VQ_TABLE_IOV pieces is IOV_BUDGET. */
 		enum vd_vq_error err = translate_error(rc);
@@ -478,6 +511,23 @@ void vq_table_unmap(struct vd_vq *vq, struct vq_table *t)
 
 /* ------------------------------------------------------------ API */
 
+/* Mappings came back: a chain held for them may fit now. */
+static void vq_unhold(struct vd_vq *vq)
+{
+	if (vq->held) {
+		vq->held = false;
+		vq->retry = true;
+	}
+}
+
+bool vd_vq_take_retry(struct vd_vq *vq)
+{
+	bool r = vq->retry;
+
+	vq->retry = false;
+	return r && !vq->broken;
+}
+
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 {
 	/* While a memory-table writer waits, take nothing new: requests in
@@ -496,6 +546,7 @@ void vd_vq_push(struct vd_vq *vq, struct vd_vq_elem *e, uint32_t written)
 	if (!qe)
 		return;
 	vd_mem_release(vq->mem, e->read_iov, e->n_read + e->n_write);
+	vq_unhold(vq);
 	/* The device cannot have written more than the buffers hold. */
 	if (written > e->write_len)
 		written = (uint32_t)e->write_len;
@@ -525,6 +576,7 @@ int vd_vq_unpop(struct vd_vq *vq, struct vd_vq_elem *e)
 	if (qe->state != VQE_POPPED || qe->pop_seq != vq->pop_seq)
 		return -EINVAL;
 	vd_mem_release(vq->mem, e->read_iov, e->n_read + e->n_write);
+	vq_unhold(vq);
 	if (vq->hooks.on_unpop && !vq->broken)
 		vq->hooks.on_unpop(vq->hooks.ctx, e);
 	if (qe->requeued) {

@@ -35,7 +35,7 @@ enum { VQE_FREE = 0, VQE_POPPED = 1 };
 struct vq_elem {
 	struct vd_vq_elem pub; /* first: the device holds &pub */
 	uint8_t state;
-	bool requeued; /* popped from the requeue list */
+	bool requeued;	  /* popped from the requeue list */
 	uint32_t pop_seq; /* vd_vq_unpop: the latest pop still out */
 };
 
@@ -60,11 +60,13 @@ struct vd_vq {
 	unsigned n_free;
 	uint16_t *id_slot; /* split head / packed buffer id -> slot + 1 */
 	unsigned inflight;
-	uint32_t pop_seq; /* pops so far, less the ones given back */
+	uint32_t pop_seq;  /* pops so far, less the ones given back */
 	uint16_t *requeue; /* heads (split) / positions (packed) */
 	unsigned requeue_n, requeue_at;
 
 	/* State (queue thread). */
+	bool held;  /* the next chain waits for mappings to come back */
+	bool retry; /* they came back: pop again (vd_vq_take_retry) */
 	bool broken;
 	enum vd_vq_error err;
 	bool logging;

@@ -133,6 +133,36 @@ static void chain_of_4g_minus_1_is_accepted_and_4g_is_not(void **state)
 	vqh_fini(&h);
 }
 
+/* The model's largest request (virtio-blk: seg_max x size_max) bounds a
+ * chain: at the limit it pops, one byte over it breaks the queue, before
+ * anything past the limit is translated. */
+static void chain_over_max_chain_len_marks_broken(void **state)
+{
+	struct vqh_raw d[3] = {
+		{TD_GPA_BASE, 4096, VRING_DESC_F_NEXT, 1, 0},
+		{TD_GPA_BASE + 8192, 4096, VRING_DESC_F_NEXT, 2, 0},
+		{TD_GPA_BASE + 16384, 4096, 0, 0, 0},
+	};
+	struct vd_vq_elem *e;
+	struct vqh h;
+
+	vqh_init_mem(&h, LAYOUT(state), 16, false, false, VQH_MEM_SIZE, 1);
+	h.cfg.max_chain_len = 3 * 4096;
+	vqh_start(&h);
+	vqh_raw_chain(&h, 0, d, 3);
+	assert_int_equal(vd_vq_pop(h.vq, &e), 1);
+	assert_int_equal(e->read_len, 3 * 4096);
+	vd_vq_push(h.vq, e, 0);
+	vqh_fini(&h);
+
+	vqh_init_mem(&h, LAYOUT(state), 16, false, false, VQH_MEM_SIZE, 1);
+	h.cfg.max_chain_len = 3 * 4096 - 1;
+	vqh_start(&h);
+	vqh_raw_chain(&h, 0, d, 3);
+	vqh_expect_broken(&h, VD_VQ_ERR_CHAIN_MAX);
+	vqh_fini(&h);
+}
+
 static void segments_over_max_iov_marks_broken(void **state)
 {
 	struct vqh h;
@@ -637,6 +667,8 @@ static void repeated_breaks_are_rate_limited_in_the_log(void **state)
 		cmocka_unit_test_prestate(chain_over_4g_marks_broken, S),      \
 		cmocka_unit_test_prestate(                                     \
 			chain_of_4g_minus_1_is_accepted_and_4g_is_not, S),     \
+		cmocka_unit_test_prestate(                                     \
+			chain_over_max_chain_len_marks_broken, S),             \
 		cmocka_unit_test_prestate(segments_over_max_iov_marks_broken,  \
 					  S),                                  \
 		cmocka_unit_test_prestate(                                     \

@@ -29,6 +29,7 @@ struct sx_counters {
 	uint64_t fm_map, fm_map_pages, fm_unmap, fm_live_pages, fm_map_resource,
 		fm_unmap_resource, fm_restrict;
 	uint64_t gnt_map, gnt_map_pages, gnt_unmap, gnt_live_pages, gnt_refused;
+	uint64_t gnt_peak_pages; /* most live at once since the last reset */
 	uint64_t ev_bind, ev_unbind, ev_notify, ev_pending, ev_unmask,
 		ev_restrict;
 	uint64_t xs_read, xs_write, xs_rm, xs_watch, xs_directory;
@@ -56,6 +57,8 @@ void sx_domain_destroy(uint32_t domid);
 uint8_t *sx_guest_ram(uint32_t domid);
 
 void sx_counters(struct sx_counters *out);
+/* gnt_peak_pages starts again from what is mapped now. */
+void sx_gnt_peak_reset(void);
 /* Number of IOREQ servers the domain has, and whether one claims addr. */
 unsigned sx_servers(uint32_t domid);
 int sx_server_for(uint32_t domid, uint64_t addr); /* id or -1 */

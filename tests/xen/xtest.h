@@ -56,6 +56,9 @@ struct vd_model *xt_blk_model_opts(const char *disk, const char *const *opts);
 int xt_serve_start(struct xt_server *s, uint32_t domid, unsigned irq,
 		   enum vd_xen_mem_mode mode, unsigned cache_mib,
 		   const char *state_dir, struct vd_model *model);
+/* The same with a whole configuration (cfg->who is replaced). */
+int xt_serve_start_cfg(struct xt_server *s, const struct vd_xen_config *cfg,
+		       struct vd_model *model);
 /* Stops (how: VD_STOP / VD_HANDOVER, or 0 to just join). */
 int xt_serve_stop(struct xt_server *s, int how);
 /* A fresh temp directory (malloc'ed path) or NULL. */

@@ -82,15 +82,25 @@ int xt_serve_start(struct xt_server *s, uint32_t domid, unsigned irq,
 		   enum vd_xen_mem_mode mode, unsigned cache_mib,
 		   const char *state_dir, struct vd_model *model)
 {
+	struct vd_xen_config cfg = {.domid = domid,
+				    .mmio_base = XT_BASE,
+				    .irq = irq,
+				    .mem_mode = mode,
+				    .map_cache_size = cache_mib,
+				    .state_dir = state_dir};
+
+	return xt_serve_start_cfg(s, &cfg, model);
+}
+
+int xt_serve_start_cfg(struct xt_server *s, const struct vd_xen_config *cfg,
+		       struct vd_model *model)
+{
+	uint32_t domid = cfg->domid;
+
 	memset(s, 0, sizeof(*s));
 	snprintf(s->who, sizeof(s->who), "blk dom%u", domid);
-	s->cfg = (struct vd_xen_config){.domid = domid,
-					.mmio_base = XT_BASE,
-					.irq = irq,
-					.mem_mode = mode,
-					.map_cache_size = cache_mib,
-					.who = s->who,
-					.state_dir = state_dir};
+	s->cfg = *cfg;
+	s->cfg.who = s->who;
 	s->model = model;
 	if (pthread_create(&s->thread, NULL, serve_thread, s))
 		return -errno;

@@ -36,6 +36,22 @@ xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger,
 	return h;
 }
 
+/* Keeps gnt_peak_pages at the most grant pages ever live at once. */
+static void note_live(uint64_t live)
+{
+	_Atomic uint64_t *peak = (_Atomic uint64_t *)&sx->c.gnt_peak_pages;
+	uint64_t p = atomic_load(peak);
+
+	while (live > p && !atomic_compare_exchange_weak(peak, &p, live))
+		;
+}
+
+void sx_gnt_peak_reset(void)
+{
+	atomic_store((_Atomic uint64_t *)&sx->c.gnt_peak_pages,
+		     atomic_load((_Atomic uint64_t *)&sx->c.gnt_live_pages));
+}
+
 int xengnttab_set_max_grants(xengnttab_handle *h, uint32_t nr_grants)
 {
 	(void)h;
@@ -132,7 +148,7 @@ void *xengnttab_map_domain_grant_refs(xengnttab_handle *h, uint32_t count,
 	pthread_mutex_unlock(&h->lock);
 	m = NULL;
 	SX_COUNT(gnt_map_pages, count);
-	SX_COUNT(gnt_live_pages, count);
+	note_live(SX_COUNT(gnt_live_pages, count) + count);
 out:
 	free(m);
 	free(gfns);
