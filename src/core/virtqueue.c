@@ -35,8 +35,8 @@ static const char *const error_str[] = {
 	[VD_VQ_ERR_INDIRECT_FEATURE] = "indirect descriptor not negotiated",
 	[VD_VQ_ERR_CHAIN_MAX] =
 		"chain longer than the device's largest request",
-	[VD_VQ_ERR_MAP_BUDGET] = "chain needs more guest-memory mappings than "
-				 "the queue may hold",
+	[VD_VQ_ERR_MAP_BUDGET] =
+		"chain needs more mappings than the queue may hold",
 };
 
 const char *vd_vq_error_str(enum vd_vq_error e)

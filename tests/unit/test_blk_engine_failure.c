@@ -3,20 +3,17 @@
  * process with a message naming the engine and the error, instead of
  * abandoning requests the kernel could still complete into guest memory
  * that is then unmapped. */
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
 
 #include "blk_env.h"
+#include "syscall_fault.h"
 #include "virtiod/log.h"
 
 #define IMG_SIZE (4u << 20)
@@ -30,36 +27,6 @@ static int teardown(void **state)
 	env_close(&env);
 	unlink(logpath);
 	return 0;
-}
-
-/* Every thread of the process (TSYNC: the queue thread exists already)
- * gets EIO from io_uring_enter from now on. */
-static int fail_io_uring_enter(void)
-{
-#if defined(__x86_64__)
-	const unsigned arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-	const unsigned arch = AUDIT_ARCH_AARCH64;
-#else
-	const unsigned arch = 0;
-#endif
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
-
-	if (!arch || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-			    SECCOMP_FILTER_FLAG_TSYNC, &prog);
 }
 
 /* The child: a uring queue serving, then the ring fails under requests.
@@ -81,7 +48,8 @@ static int child(void)
 	if (env_do(&env, 0, VIRTIO_BLK_T_IN, 8, td_mem_alloc(env.m, 4096, 4096),
 		   4096, NULL) != VIRTIO_BLK_S_OK)
 		return 11;
-	if (fail_io_uring_enter() != 0)
+	/* Every thread: the queue thread exists already. */
+	if (sf_fail_syscall(__NR_io_uring_enter, EIO, true) != 0)
 		return 10;
 	for (unsigned i = 0; i < 8; i++) {
 		env_req_alloc(&env, &r[i], 65536);

@@ -2,16 +2,12 @@
  * on stop, batched notifications, busy polling, the default engine and the
  * fallback when io_uring is refused. */
 #include <errno.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +16,7 @@
 
 #include "log_capture.h"
 #include "blk_env.h"
+#include "syscall_fault.h"
 #include "virtiod/log.h"
 
 #define IMG_SIZE (4u << 20)
@@ -254,33 +251,6 @@ static void default_engine_is_sync_on_tmpfs_only(void **state)
 
 /* ------------------------------------------------------ engine fallback */
 
-static int deny_io_uring_setup(void)
-{
-#if defined(__x86_64__)
-	const unsigned arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-	const unsigned arch = AUDIT_ARCH_AARCH64;
-#else
-	const unsigned arch = 0;
-#endif
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
-
-	if (!arch || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
-}
-
 /* In a child without io_uring: returns 0 if the default engine served a
  * read and an explicit --io-engine uring refused to start. Plain checks:
  * cmocka's asserts must not run in a forked child. */
@@ -295,7 +265,7 @@ static int child_without_io_uring(const char *path)
 	uint8_t want[4096];
 	int fd;
 
-	if (deny_io_uring_setup() != 0)
+	if (sf_fail_syscall(__NR_io_uring_setup, EPERM, false) != 0)
 		return 10;
 	memset(&c, 0, sizeof(c));
 	snprintf(c.path, sizeof(c.path), "%s", path);
