@@ -25,7 +25,8 @@ PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) PKG_CONFIG_LIBDIR=$(SYSROOT)/usr
 TEST_RUNNER := env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu LD_LIBRARY_PATH=$(SYSROOT_LIBS) qemu-aarch64-static
 # qemu-user 7.2 has no io_uring (ENOSYS) and refuses pwritev2's RWF_DSYNC:
 # the block I/O tests cannot run under it (they run natively on x86).
-UNIT_SKIP := test_blk test_blk_backing test_blk_io test_blk_io_engines
+UNIT_SKIP := test_blk test_blk_backing test_blk_io test_blk_io_engines \
+	test_blk_discard test_blk_engine_failure
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
 ifneq ($(shell scripts/arm64-sysroot.sh $(SYSROOT) >&2 && echo ok),ok)
 $(error arm64 sysroot: see above)

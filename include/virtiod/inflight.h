@@ -28,6 +28,60 @@
 
 struct vd_inflight;
 
+/* The region layouts, QEMU docs/interop/vhost-user.rst "Inflight I/O
+ * tracking": declared once, for the core tracker and the vhost-user shim
+ * (which hands the area to the frontend). Split: */
+struct vd_inflight_desc_split {
+	uint8_t inflight;
+	uint8_t padding[5];
+	uint16_t next;
+	uint64_t counter;
+};
+
+struct vd_inflight_split {
+	uint64_t features;
+	uint16_t version;
+	uint16_t desc_num;
+	uint16_t last_batch_head;
+	uint16_t used_idx;
+	struct vd_inflight_desc_split desc[];
+};
+
+/* Packed: */
+struct vd_inflight_desc_packed {
+	uint8_t inflight;
+	uint8_t padding;
+	uint16_t next;
+	uint16_t last;
+	uint16_t num;
+	uint64_t counter;
+	uint16_t id;
+	uint16_t flags;
+	uint32_t len;
+	uint64_t addr;
+};
+
+struct vd_inflight_packed {
+	uint64_t features;
+	uint16_t version;
+	uint16_t desc_num;
+	uint16_t free_head;
+	uint16_t old_free_head;
+	uint16_t used_idx;
+	uint16_t old_used_idx;
+	uint8_t used_wrap_counter;
+	uint8_t old_used_wrap_counter;
+	uint8_t padding[7];
+	struct vd_inflight_desc_packed desc[];
+};
+
+_Static_assert(sizeof(struct vd_inflight_desc_split) == 16,
+	       "vhost-user layout");
+_Static_assert(sizeof(struct vd_inflight_split) == 16, "vhost-user layout");
+_Static_assert(sizeof(struct vd_inflight_desc_packed) == 32,
+	       "vhost-user layout");
+_Static_assert(sizeof(struct vd_inflight_packed) == 32, "vhost-user layout");
+
 /* Bytes of one queue's region with room for `entries` descriptors (at
  * least the queue size), a multiple of 64. */
 size_t vd_inflight_region_size(enum vd_vq_layout layout, uint16_t entries);

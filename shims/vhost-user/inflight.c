@@ -23,21 +23,17 @@
 #define PACKED_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define PACKED_USED  (1u << VRING_PACKED_DESC_F_USED)
 
-_Static_assert(sizeof(struct vu_inflight_desc_split) == 16, "spec layout");
-_Static_assert(sizeof(struct vu_inflight_split) == 16, "spec layout");
-_Static_assert(sizeof(struct vu_inflight_desc_packed) == 32, "spec layout");
-_Static_assert(sizeof(struct vu_inflight_packed) == 32, "spec layout");
 _Static_assert(sizeof(struct vu_inflight_wire) == 24, "QEMU sends 24");
 
 size_t vu_inflight_queue_size(bool packed, uint16_t queue_size)
 {
 	size_t n =
-		packed ? sizeof(struct vu_inflight_packed) +
+		packed ? sizeof(struct vd_inflight_packed) +
 				 queue_size *
-					 sizeof(struct vu_inflight_desc_packed)
-		       : sizeof(struct vu_inflight_split) +
+					 sizeof(struct vd_inflight_desc_packed)
+		       : sizeof(struct vd_inflight_split) +
 				 queue_size *
-					 sizeof(struct vu_inflight_desc_split);
+					 sizeof(struct vd_inflight_desc_split);
 
 	return (n + INFLIGHT_ALIGN - 1) & ~(size_t)(INFLIGHT_ALIGN - 1);
 }
@@ -60,14 +56,14 @@ void vu_inflight_unmap(struct vu_backend *b)
 
 static size_t entry_size(bool packed)
 {
-	return packed ? sizeof(struct vu_inflight_desc_packed)
-		      : sizeof(struct vu_inflight_desc_split);
+	return packed ? sizeof(struct vd_inflight_desc_packed)
+		      : sizeof(struct vd_inflight_desc_split);
 }
 
 static size_t header_size(bool packed)
 {
-	return packed ? sizeof(struct vu_inflight_packed)
-		      : sizeof(struct vu_inflight_split);
+	return packed ? sizeof(struct vd_inflight_packed)
+		      : sizeof(struct vd_inflight_split);
 }
 
 /* The per-queue stride follows from the area alone (so every incarnation
@@ -230,7 +226,7 @@ static int cmp_counter(const void *a, const void *b)
 
 /* ------------------------------------------------------------------ split */
 
-static void split_init(struct vu_inflight_split *s, uint16_t desc_num,
+static void split_init(struct vd_inflight_split *s, uint16_t desc_num,
 		       uint16_t used_idx)
 {
 	memset(s->desc, 0, desc_num * sizeof(s->desc[0]));
@@ -247,7 +243,7 @@ static int split_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 			 uint16_t desc_num, char *why, size_t whylen)
 {
 	struct vu_inflight_ring *f = &vr->inflight;
-	struct vu_inflight_split *s = f->split;
+	struct vd_inflight_split *s = f->split;
 	struct vring_used *used_ring = cfg->device;
 	uint16_t used = __atomic_load_n(&used_ring->idx, __ATOMIC_ACQUIRE);
 	struct by_counter *heads;
@@ -318,7 +314,7 @@ static int split_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 static void packed_init(struct vu_inflight_ring *f, uint16_t desc_num,
 			uint16_t used_idx, bool used_wrap)
 {
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 
 	memset(p->desc, 0, desc_num * sizeof(p->desc[0]));
 	for (uint16_t i = 0; i < desc_num; i++) {
@@ -338,7 +334,7 @@ static void packed_init(struct vu_inflight_ring *f, uint16_t desc_num,
  * (then nothing it says can be trusted). The entries of each chain go to
  * chain[] (num room): the frontend can rewrite the region meanwhile, so
  * the links are read once, here, and never followed again. */
-static bool packed_collect(struct vu_inflight_packed *p, uint16_t desc_num,
+static bool packed_collect(struct vd_inflight_packed *p, uint16_t desc_num,
 			   uint16_t num, uint16_t free_head,
 			   struct by_counter *heads, unsigned *n_heads,
 			   unsigned *slots, uint8_t *mark, uint16_t *chain)
@@ -392,7 +388,7 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 			  uint16_t desc_num, char *why, size_t whylen)
 {
 	struct vu_inflight_ring *f = &vr->inflight;
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 	struct vring_packed_desc *ring = cfg->desc;
 	uint16_t num = cfg->num, u, free_head;
 	bool w, committed = false;
@@ -454,7 +450,7 @@ static int packed_prepare(struct vu_vring *vr, struct vd_vq_config *cfg,
 
 		for (unsigned k = 0; k < n; k++) {
 			for (uint16_t d = 0; d < heads[k].cnt; d++) {
-				const struct vu_inflight_desc_packed *s =
+				const struct vd_inflight_desc_packed *s =
 					&p->desc[chain[heads[k].first + d]];
 				uint16_t fl =
 					(uint16_t)(s->flags & ~(PACKED_AVAIL |
@@ -533,8 +529,8 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 	}
 	area += vr->index * b->inflight_qstride;
 	/* A region already in use keeps its entry count. */
-	recorded = packed ? ((struct vu_inflight_packed *)area)->desc_num
-			  : ((struct vu_inflight_split *)area)->desc_num;
+	recorded = packed ? ((struct vd_inflight_packed *)area)->desc_num
+			  : ((struct vd_inflight_split *)area)->desc_num;
 	desc_num = recorded >= cfg->num && recorded <= b->inflight_cap
 			   ? recorded
 			   : b->inflight_cap;
@@ -548,10 +544,10 @@ int vu_inflight_prepare(struct vu_backend *b, struct vu_vring *vr,
 	f->desc_num = desc_num;
 	f->num = cfg->num;
 	if (packed) {
-		f->pk = (struct vu_inflight_packed *)area;
+		f->pk = (struct vd_inflight_packed *)area;
 		rc = packed_prepare(vr, cfg, desc_num, why, whylen);
 	} else {
-		f->split = (struct vu_inflight_split *)area;
+		f->split = (struct vd_inflight_split *)area;
 		rc = split_prepare(vr, cfg, desc_num, why, whylen);
 	}
 	if (rc < 0) {
@@ -571,7 +567,7 @@ void vu_inflight_on_pop(void *ctx, const struct vd_vq_elem *e)
 	struct vu_inflight_ring *f = &vr->inflight;
 
 	if (!f->packed) {
-		struct vu_inflight_desc_split *d = &f->split->desc[e->id];
+		struct vd_inflight_desc_split *d = &f->split->desc[e->id];
 
 		d->counter = f->counter++;
 		STORE(d->inflight, 1);
@@ -582,7 +578,7 @@ void vu_inflight_on_pop(void *ctx, const struct vd_vq_elem *e)
 	 * into free entries, then commit by moving old_free_head past them.
 	 * Entries of completions not yet published are not free yet: they
 	 * hang between free_head and old_free_head (see on_push). */
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 	const struct vring_packed_desc *ring = f->desc_ring;
 	uint16_t h = f->free_head, j = h, last = h;
 
@@ -594,7 +590,7 @@ void vu_inflight_on_pop(void *ctx, const struct vd_vq_elem *e)
 	}
 	for (uint16_t k = 0; k < e->ndescs; k++) {
 		uint16_t pos = (uint16_t)((f->avail_pos + k) % f->num);
-		struct vu_inflight_desc_packed *d;
+		struct vd_inflight_desc_packed *d;
 
 		if (j >= f->desc_num) {
 			vd_log_ratelimited(&f->rl, VD_LOG_ERR, vr->who,
@@ -636,7 +632,7 @@ void vu_inflight_on_unpop(void *ctx, const struct vd_vq_elem *e)
 {
 	struct vu_vring *vr = ctx;
 	struct vu_inflight_ring *f = &vr->inflight;
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 	uint16_t h;
 
 	if (!f->packed) {
@@ -675,7 +671,7 @@ void vu_inflight_on_push(void *ctx, const struct vd_vq_elem *e)
 	struct vu_inflight_ring *f = &vr->inflight;
 
 	if (!f->packed) {
-		struct vu_inflight_split *s = f->split;
+		struct vd_inflight_split *s = f->split;
 
 		s->desc[e->id].next = s->last_batch_head;
 		STORE(s->last_batch_head, e->id);
@@ -684,7 +680,7 @@ void vu_inflight_on_push(void *ctx, const struct vd_vq_elem *e)
 		return;
 	}
 
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 	uint16_t h = e->id < f->num ? f->id_head[e->id] : NO_ENTRY;
 	uint16_t link;
 
@@ -717,7 +713,7 @@ void vu_inflight_on_publish(void *ctx, uint16_t used_idx, bool used_wrap)
 	struct vu_inflight_ring *f = &vr->inflight;
 
 	if (!f->packed) {
-		struct vu_inflight_split *s = f->split;
+		struct vd_inflight_split *s = f->split;
 
 		for (unsigned k = 0; k < f->batch_n; k++)
 			STORE(s->desc[f->batch[k]].inflight, 0);
@@ -726,7 +722,7 @@ void vu_inflight_on_publish(void *ctx, uint16_t used_idx, bool used_wrap)
 		return;
 	}
 
-	struct vu_inflight_packed *p = f->pk;
+	struct vd_inflight_packed *p = f->pk;
 
 	for (unsigned k = 0; k < f->batch_n; k++)
 		STORE(p->desc[f->batch[k]].inflight, 0);

@@ -31,8 +31,8 @@ struct vu_inflight_ring {
 	uint16_t desc_num; /* entries in the region (>= ring size) */
 	uint16_t num;	   /* ring size */
 	uint64_t counter;  /* next submission counter */
-	struct vu_inflight_split *split;
-	struct vu_inflight_packed *pk;
+	struct vd_inflight_split *split;
+	struct vd_inflight_packed *pk;
 	/* Local copies, so a frontend scribbling on the shared region never
 	 * sends us outside it: the batch pushed since the last publish, and
 	 * (packed) the free list, chain tails and buffer id -> head entry. */

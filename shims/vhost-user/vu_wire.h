@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "virtiod/inflight.h"
+
 /* "Header": version in the low 2 bits, then REPLY, NEED_REPLY */
 #define VU_VERSION	     0x1u
 #define VU_FLAG_VERSION_MASK 0x3u
@@ -154,51 +156,6 @@ struct vu_reply {
 	unsigned n_fds;
 };
 
-/* ------------------------------------------------ the inflight area */
-
-/* "Inflight I/O tracking", split layout: one region per queue. */
-struct vu_inflight_desc_split {
-	uint8_t inflight;
-	uint8_t padding[5];
-	uint16_t next;
-	uint64_t counter;
-};
-
-struct vu_inflight_split {
-	uint64_t features;
-	uint16_t version;
-	uint16_t desc_num;
-	uint16_t last_batch_head;
-	uint16_t used_idx;
-	struct vu_inflight_desc_split desc[];
-};
-
-/* Packed layout. */
-struct vu_inflight_desc_packed {
-	uint8_t inflight;
-	uint8_t padding;
-	uint16_t next;
-	uint16_t last;
-	uint16_t num;
-	uint64_t counter;
-	uint16_t id;
-	uint16_t flags;
-	uint32_t len;
-	uint64_t addr;
-};
-
-struct vu_inflight_packed {
-	uint64_t features;
-	uint16_t version;
-	uint16_t desc_num;
-	uint16_t free_head;
-	uint16_t old_free_head;
-	uint16_t used_idx;
-	uint16_t old_used_idx;
-	uint8_t used_wrap_counter;
-	uint8_t old_used_wrap_counter;
-	uint8_t padding[7];
-	struct vu_inflight_desc_packed desc[];
-};
+/* The inflight area's per-queue regions: virtiod/inflight.h. */
 
 #endif

@@ -19,55 +19,6 @@
 #define P_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define P_USED	(1u << VRING_PACKED_DESC_F_USED)
 
-/* QEMU docs/interop/vhost-user.rst, "Inflight I/O tracking". */
-struct split_entry {
-	uint8_t inflight;
-	uint8_t padding[5];
-	uint16_t next;
-	uint64_t counter;
-};
-
-struct split_region {
-	uint64_t features;
-	uint16_t version;
-	uint16_t desc_num;
-	uint16_t last_batch_head;
-	uint16_t used_idx;
-	struct split_entry desc[];
-};
-
-struct packed_entry {
-	uint8_t inflight;
-	uint8_t padding;
-	uint16_t next;
-	uint16_t last;
-	uint16_t num;
-	uint64_t counter;
-	uint16_t id;
-	uint16_t flags;
-	uint32_t len;
-	uint64_t addr;
-};
-
-struct packed_region {
-	uint64_t features;
-	uint16_t version;
-	uint16_t desc_num;
-	uint16_t free_head;
-	uint16_t old_free_head;
-	uint16_t used_idx;
-	uint16_t old_used_idx;
-	uint8_t used_wrap_counter;
-	uint8_t old_used_wrap_counter;
-	uint8_t padding[7];
-	struct packed_entry desc[];
-};
-
-_Static_assert(sizeof(struct split_entry) == 16, "vhost-user layout");
-_Static_assert(sizeof(struct split_region) == 16, "vhost-user layout");
-_Static_assert(sizeof(struct packed_entry) == 32, "vhost-user layout");
-_Static_assert(sizeof(struct packed_region) == 32, "vhost-user layout");
-
 /* Stores a successor reads after a crash: ordered as written. */
 #define STORE(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
 
@@ -79,8 +30,8 @@ struct vd_inflight {
 	uint16_t desc_num; /* entries in the region */
 	uint16_t num;	   /* queue size */
 	uint64_t counter;  /* next submission counter */
-	struct split_region *split;
-	struct packed_region *pk;
+	struct vd_inflight_split *split;
+	struct vd_inflight_packed *pk;
 	/* The batch pushed since the last publish; packed: the free list,
 	 * chain tails and buffer id -> head entry. */
 	uint16_t *batch;
@@ -98,11 +49,14 @@ struct vd_inflight {
 
 size_t vd_inflight_region_size(enum vd_vq_layout layout, uint16_t entries)
 {
-	size_t n = layout == VD_VQ_PACKED
-			   ? sizeof(struct packed_region) +
-				     entries * sizeof(struct packed_entry)
-			   : sizeof(struct split_region) +
-				     entries * sizeof(struct split_entry);
+	size_t n =
+		layout == VD_VQ_PACKED
+			? sizeof(struct vd_inflight_packed) +
+				  entries *
+					  sizeof(struct vd_inflight_desc_packed)
+			: sizeof(struct vd_inflight_split) +
+				  entries *
+					  sizeof(struct vd_inflight_desc_split);
 
 	return (n + REGION_ALIGN - 1) & ~(size_t)(REGION_ALIGN - 1);
 }
@@ -147,7 +101,7 @@ static int cmp_counter(const void *a, const void *b)
 
 /* ------------------------------------------------------------------ split */
 
-static void split_init(struct split_region *s, uint16_t desc_num,
+static void split_init(struct vd_inflight_split *s, uint16_t desc_num,
 		       uint16_t used_idx)
 {
 	memset(s->desc, 0, desc_num * sizeof(s->desc[0]));
@@ -162,7 +116,7 @@ static void split_init(struct split_region *s, uint16_t desc_num,
 static int split_recover(struct vd_inflight *t, struct vd_vq_config *cfg,
 			 uint16_t *requeue, unsigned *n_requeue)
 {
-	struct split_region *s = t->split;
+	struct vd_inflight_split *s = t->split;
 	struct vring_used *used_ring = cfg->device;
 	uint16_t used =
 		le16toh(__atomic_load_n(&used_ring->idx, __ATOMIC_ACQUIRE));
@@ -215,7 +169,7 @@ static int split_recover(struct vd_inflight *t, struct vd_vq_config *cfg,
 static void packed_init(struct vd_inflight *t, uint16_t used_idx,
 			bool used_wrap)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 
 	memset(p->desc, 0, t->desc_num * sizeof(p->desc[0]));
 	for (uint16_t i = 0; i < t->desc_num; i++) {
@@ -233,7 +187,7 @@ static void packed_init(struct vd_inflight *t, uint16_t used_idx,
 
 /* Walks the recorded chains; false if the region does not hold together.
  * Each chain's entries go to chain[] (num room), read once. */
-static bool packed_collect(struct packed_region *p, uint16_t desc_num,
+static bool packed_collect(struct vd_inflight_packed *p, uint16_t desc_num,
 			   uint16_t num, uint16_t free_head,
 			   struct by_counter *heads, unsigned *n_heads,
 			   unsigned *slots, uint8_t *mark, uint16_t *chain)
@@ -283,7 +237,7 @@ static bool packed_collect(struct packed_region *p, uint16_t desc_num,
  * descriptors, and the ring restarts at the used position. */
 static int packed_recover(struct vd_inflight *t, struct vd_vq_config *cfg)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 	struct vring_packed_desc *ring = cfg->desc;
 	uint16_t num = cfg->num, u = p->old_used_idx, free_head, pos;
 	bool w = p->old_used_wrap_counter, committed = false, pw;
@@ -334,7 +288,7 @@ static int packed_recover(struct vd_inflight *t, struct vd_vq_config *cfg)
 	pw = w;
 	for (unsigned k = 0; k < n; k++) {
 		for (uint16_t d = 0; d < heads[k].cnt; d++) {
-			const struct packed_entry *s =
+			const struct vd_inflight_desc_packed *s =
 				&p->desc[chain[heads[k].first + d]];
 			uint16_t fl = (uint16_t)(le16toh(s->flags) &
 						 ~(P_AVAIL | P_USED));
@@ -455,11 +409,11 @@ fail:
 /* "When receiving available buffers from the driver" */
 void vd_inflight_popped(struct vd_inflight *t, const struct vd_vq_elem *e)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 	uint16_t h = t->free_head, j = h, last = h;
 
 	if (!t->packed) {
-		struct split_entry *d = &t->split->desc[e->id];
+		struct vd_inflight_desc_split *d = &t->split->desc[e->id];
 
 		d->counter = t->counter++;
 		STORE(d->inflight, 1);
@@ -477,7 +431,7 @@ void vd_inflight_popped(struct vd_inflight *t, const struct vd_vq_elem *e)
 	}
 	for (uint16_t k = 0; k < e->ndescs; k++) {
 		uint16_t pos = (uint16_t)((t->avail_pos + k) % t->num);
-		struct packed_entry *d;
+		struct vd_inflight_desc_packed *d;
 
 		if (j >= t->desc_num) {
 			vd_log_ratelimited(&t->rl, VD_LOG_ERR, t->who,
@@ -517,7 +471,7 @@ void vd_inflight_popped(struct vd_inflight *t, const struct vd_vq_elem *e)
  * entries back at the head of the free list (their links are untouched). */
 void vd_inflight_unpopped(struct vd_inflight *t, const struct vd_vq_elem *e)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 	uint16_t h;
 
 	if (!t->packed) {
@@ -552,11 +506,11 @@ void vd_inflight_unpopped(struct vd_inflight *t, const struct vd_vq_elem *e)
  * in flight and a commit frees it. */
 void vd_inflight_pushed(struct vd_inflight *t, const struct vd_vq_elem *e)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 	uint16_t h, link;
 
 	if (!t->packed) {
-		struct split_region *s = t->split;
+		struct vd_inflight_split *s = t->split;
 
 		s->desc[e->id].next = s->last_batch_head;
 		STORE(s->last_batch_head, e->id);
@@ -592,10 +546,10 @@ void vd_inflight_pushed(struct vd_inflight *t, const struct vd_vq_elem *e)
 void vd_inflight_published(struct vd_inflight *t, uint16_t used_idx,
 			   bool used_wrap)
 {
-	struct packed_region *p = t->pk;
+	struct vd_inflight_packed *p = t->pk;
 
 	if (!t->packed) {
-		struct split_region *s = t->split;
+		struct vd_inflight_split *s = t->split;
 
 		for (unsigned k = 0; k < t->batch_n; k++)
 			STORE(s->desc[t->batch[k]].inflight, 0);

@@ -68,15 +68,7 @@ static int group_teardown(void **state)
 static int case_teardown(void **state)
 {
 	(void)state;
-	xt_serve_stop(&srv, VD_STOP);
-	memset(&srv, 0, sizeof(srv));
-	sx_vdev_free(dev);
-	dev = NULL;
-	sx_domain_destroy(DOMID);
-	if (state_dir)
-		rmdir(state_dir);
-	free(state_dir);
-	state_dir = NULL;
+	xt_case_end(&srv, &dev, DOMID, &state_dir);
 	return 0;
 }
 

@@ -61,6 +61,10 @@ int xt_serve_start_cfg(struct xt_server *s, const struct vd_xen_config *cfg,
 		       struct vd_model *model);
 /* Stops (how: VD_STOP / VD_HANDOVER, or 0 to just join). */
 int xt_serve_stop(struct xt_server *s, int how);
+/* A case's end, passed or failed: stop serving, free the guest's driver
+ * and the domain, remove the state directory; everything reset. */
+void xt_case_end(struct xt_server *s, struct sx_vdev **dev, uint32_t domid,
+		 char **state_dir);
 /* A fresh temp directory (malloc'ed path) or NULL. */
 char *xt_tmpdir(void);
 

@@ -132,6 +132,20 @@ int xt_serve_stop(struct xt_server *s, int how)
 	return s->rc;
 }
 
+void xt_case_end(struct xt_server *s, struct sx_vdev **dev, uint32_t domid,
+		 char **state_dir)
+{
+	xt_serve_stop(s, VD_STOP);
+	memset(s, 0, sizeof(*s));
+	sx_vdev_free(*dev);
+	*dev = NULL;
+	sx_domain_destroy(domid);
+	if (*state_dir)
+		rmdir(*state_dir);
+	free(*state_dir);
+	*state_dir = NULL;
+}
+
 char *xt_tmpdir(void)
 {
 	char tmpl[] = "/tmp/vd-xen-state-XXXXXX";
