@@ -150,7 +150,13 @@ static void shim_notify_queue(void *shim, struct vd_queue *q)
 
 static void shim_notify_config(void *shim)
 {
-	raise_bits(shim, VIRTIO_MMIO_INT_CONFIG);
+	struct vd_mmio *m = shim;
+
+	/* Not before DRIVER_OK (QEMU's virtio_notify_config neither): until
+	 * then no handler waits for it, a booting guest takes the edge as a
+	 * stray one, and the driver reads the config at probe anyway. */
+	if (vd_dev_status(m->dev) & VIRTIO_CONFIG_S_DRIVER_OK)
+		raise_bits(m, VIRTIO_MMIO_INT_CONFIG);
 }
 
 static const struct vd_dev_shim_ops shim_ops = {

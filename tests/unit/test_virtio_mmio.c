@@ -472,6 +472,14 @@ static void config_space_widths(void **state)
 	assert_int_equal(e->f.config[11], 0xbe);
 	assert_int_equal(vd_mmio_write(e->m, 0x100, 4, 0), -EINVAL);
 	assert_int_equal(e->f.config[0], 0x10);
+	/* before DRIVER_OK: a new generation, but no interrupt */
+	vd_dev_config_changed(vd_mmio_dev(e->m));
+	assert_int_not_equal(rd(e, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	handshake(e, 1ULL << VIRTIO_F_VERSION_1);
+	wr(e, VIRTIO_MMIO_STATUS, 0xf);
+	assert_int_equal(atomic_load(&raised_bits), 0);
+	gen = rd(e, VIRTIO_MMIO_CONFIG_GENERATION);
 	vd_dev_config_changed(vd_mmio_dev(e->m));
 	assert_int_not_equal(rd(e, VIRTIO_MMIO_CONFIG_GENERATION), gen);
 	wait_raised(1);

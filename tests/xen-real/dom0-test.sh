@@ -7,7 +7,9 @@
 # Cases (XR_CASES in /xr/config; default: every guest of /xr/matrix):
 #   <guest>  a matrix guest: boot it, serve its three virtio-blk devices as
 #            the matrix says, let vd-verify run on all of them, check every
-#            image here against the guest's record (see matrix.txt)
+#            image here against the guest's record (see matrix.txt); its
+#            rng and net device work meanwhile: the guest reads /dev/hwrng
+#            and moves NET_KB KiB each way between itself and dom0
 #   probe    no daemon: the guest finds LNRO0005 and virtio_mmio tries to probe
 #   soak     SOAK_N boots of one guest (SOAK_GUEST=kernel:boot) with a short
 #            verify each: how often the nested guest dies, and where
@@ -36,6 +38,7 @@ GUEST_RESULT='XR-G \[[ 0-9.]*\] RESULT '
 guest_row() { awk -v n="$1" '$1 == "guest" && $2 == n { print $3, $4, $5, $6, $7 }' /xr/matrix; }
 dev_rows() { awk -v id="$1" '$1 == "dev" && $2 == id { print $3, $4, $5, $6, $7, $8 }' /xr/matrix; }
 matrix_guests() { awk '$1 == "guest" { print $2 }' /xr/matrix; }
+aux_row() { awk -v k="$1" -v id="$2" '$1 == k && $2 == id { print $3, $4 }' /xr/matrix; }
 
 # slot N -> window base and IRQ from XR_DEVS ("BASE:IRQ ...")
 slot_base() { echo "$XR_DEVS" | tr ' ' '\n' | sed -n "$(($1 + 1))p" | cut -d: -f1; }
@@ -216,7 +219,8 @@ vd_opts() {
 	[ "$3" = nocache ] && _o="$_o map-cache-size=0"
 	echo "$_o"
 }
-cli_opts() { for w in $(vd_opts "$@"); do echo "--$w"; done | sed 's/=/ /' | tr '\n' ' '; }
+cli_words() { for w in "$@"; do echo "--$w"; done | sed 's/=/ /' | tr '\n' ' '; }
+cli_opts() { cli_words $(vd_opts "$@"); }
 
 # start_explicit SLOT LOG: one virtiod for slot SLOT of the current case
 start_explicit() {
@@ -225,6 +229,108 @@ start_explicit() {
 	# shellcheck disable=SC2086
 	$VD blk $_a >>"$2" 2>&1 &
 	eval "PID_$1=$!"
+}
+
+# ---------------------------------------------------------------- rng and net
+# The rng and net device of a matrix guest, at the windows after the disks.
+# Explicit guests get `virtiod rng|net --xen-domid`, watch guests one
+# `virtiod --config FILE` for both (libxl 4.17 has no nodes for them).
+NET_TAP=xrnet0 NET_DOM0=10.77.0.1 NET_GUEST=10.77.0.2
+start_netrng() {
+	set -- $(aux_row net "$G_ID")
+	NET_RING=${1:-packed} NET_PAIRS=${2:-1}
+	set -- $(aux_row rng "$G_ID")
+	RNG_RATE=${1:--}
+	_nb=$(slot_base "$XR_NBLK") _ni=$(slot_irq "$XR_NBLK")
+	_rb=$(slot_base $((XR_NBLK + 1))) _ri=$(slot_irq $((XR_NBLK + 1)))
+	# the device options as the config file words; the command line
+	# takes them with -- and a space for the =
+	_rng= _net="tap=$NET_TAP queue-pairs=$NET_PAIRS"
+	[ "$RNG_RATE" = - ] || _rng="rate=$RNG_RATE"
+	[ "$NET_RING" = split ] && _net="$_net no-packed"
+	log "case $CASE: rng rate=$RNG_RATE at $_rb irq $_ri; net $NET_RING pairs=$NET_PAIRS tap $NET_TAP at $_nb irq $_ni"
+	RNGLOG=/tmp/vd-$CASE-rng.log NETLOG=/tmp/vd-$CASE-net.log NRPIDS=
+	: >"$RNGLOG"
+	: >"$NETLOG"
+	if [ "$G_MODE" = explicit ]; then
+		# shellcheck disable=SC2086
+		$VD rng --xen-domid "$DOMID" --mmio-base "$_rb" --irq "$_ri" $(cli_words $_rng) $VD_ARGS >>"$RNGLOG" 2>&1 &
+		NRPIDS=$!
+		# shellcheck disable=SC2086
+		$VD net --xen-domid "$DOMID" --mmio-base "$_nb" --irq "$_ni" $(cli_words $_net) $VD_ARGS >>"$NETLOG" 2>&1 &
+		NRPIDS="$NRPIDS $!"
+		vd_ready "$RNGLOG" "${NRPIDS%% *}" 30 && vd_ready "$NETLOG" "${NRPIDS##* }" 30 || return 1
+	else
+		NETLOG=$RNGLOG
+		{
+			echo "rng domid=$DOMID base=$_rb irq=$_ri $_rng"
+			echo "net domid=$DOMID base=$_nb irq=$_ni $_net"
+		} >/tmp/$CASE-netrng.conf
+		sed 's/^/XR-D netrng.conf: /' /tmp/$CASE-netrng.conf
+		# shellcheck disable=SC2086
+		$VD --config /tmp/$CASE-netrng.conf $VD_ARGS >>"$RNGLOG" 2>&1 &
+		NRPIDS=$!
+		vd_ready "$RNGLOG" "$NRPIDS" 30 2 || return 1
+	fi
+	ALLPIDS="$ALLPIDS $NRPIDS"
+	# dom0's end of the link: the tap virtiod made, and the peer's nc
+	_i=0
+	while [ ! -e /sys/class/net/$NET_TAP ] && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+	ip addr add $NET_DOM0/24 dev $NET_TAP && ip link set $NET_TAP up || return 1
+	rm -f /tmp/net-hold /tmp/net-from-guest.bin
+	mkfifo /tmp/net-hold
+	# stdin a fifo nc holds open itself: it never half-closes early
+	nc -l -p 5001 <>/tmp/net-hold >/tmp/net-from-guest.bin 2>/dev/null &
+	NETRX=$!
+	head -c $((NET_KB * 1024)) /dev/urandom >/tmp/net-to-guest.bin
+	(wait_line "$CASE" 'XR-G .* NET listening' 900 && nc $NET_GUEST 5002 </tmp/net-to-guest.bin) &
+	NETTX=$!
+	ALLPIDS="$ALLPIDS $NETRX $NETTX"
+}
+
+# check_netrng: what the guest and dom0 saw of the rng and the net device;
+# sets NR_OK (1/0) and NR_DET
+check_netrng() {
+	_con=$(gcon "$CASE")
+	NR_OK=1 NR_DET=
+	_r=$(grep -oE 'XR-G [^ ]* RNG .*' "$_con" | tail -n 1 | sed 's/^XR-G [^ ]* RNG //' | tr -d '\r')
+	case $_r in
+	rng_current=virtio_rng*" bytes=$((RNG_KB * 1024)) "*) NR_DET="rng: $_r" ;;
+	*) NR_OK=0 NR_DET="rng: '${_r:-no line}'" ;;
+	esac
+	_l() { grep -oE "XR-G [^ ]* NET $1.*" "$_con" | tail -n 1 | sed "s/^XR-G [^ ]* NET //" | tr -d '\r'; }
+	_want=$(md5sum </tmp/net-to-guest.bin | cut -d' ' -f1)
+	_rx=$(_l rx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
+	_tx=$(_l tx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
+	_got=
+	for _ in 1 2 3 4 5 6 7 8 9 10; do # dom0's nc may still be writing
+		_got=$(md5sum </tmp/net-from-guest.bin | cut -d' ' -f1)
+		[ "$_got" = "$_tx" ] && break
+		sleep 0.5
+	done
+	_fail=$(_l FAIL)
+	_net="net $NET_RING/pairs=$NET_PAIRS: $(_l eth0 | cut -d' ' -f1) $(_l ping | grep -oE '[0-9]+ packets received')"
+	if [ -n "$_fail" ]; then
+		NR_OK=0 _net="$_net FAIL '$_fail'"
+	elif [ "$_rx" != "$_want" ] || [ "$_tx" != "$_got" ] || [ -z "$_tx" ]; then
+		NR_OK=0 _net="$_net md5 dom0->guest sent=$_want guest-got=${_rx:-none} guest->dom0 sent=${_tx:-none} dom0-got=$_got"
+	else
+		_net="$_net $NET_KB KiB each way, md5s match ($(_l rx | grep -o 'secs=[0-9.]*')/$(_l done | grep -o 'secs=[0-9.]*'))"
+	fi
+	NR_DET="$NR_DET; $_net"
+	if grep -q 'device needs reset' "$RNGLOG" "$NETLOG"; then
+		NR_OK=0 NR_DET="$NR_DET; a device needed reset"
+	fi
+	# every process ends by itself once the guest is gone, with status 0
+	_nrx=
+	for _p in $NRPIDS; do
+		_rc=none
+		wait_exit "$_p" "$VD_EXIT_SECS" && _rc=$WAITRC
+		_nrx="$_nrx $_rc"
+		[ "$_rc" = 0 ] || NR_OK=0
+	done
+	NR_DET="$NR_DET; exits=[$(echo $_nrx)]"
+	rm -f /tmp/net-to-guest.bin /tmp/net-from-guest.bin /tmp/net-hold
 }
 
 # ---------------------------------------------------------------- the guest's verdict
@@ -374,6 +480,12 @@ EOF
 	fi
 	follow "$CASE"
 	_t=$(up)
+	if ! start_netrng; then
+		dump_log "$RNGLOG"
+		[ "$NETLOG" != "$RNGLOG" ] && dump_log "$NETLOG"
+		finish FAIL "the rng and net devices did not start"
+		return
+	fi
 	if [ "$G_MODE" = explicit ]; then
 		for s in $SLOTS; do
 			eval "ARGS_$s=\$(echo \"\$ARGS_$s\" | sed s/@DOMID@/$DOMID/)"
@@ -506,6 +618,8 @@ EOF
 		kill -0 "$WATCHPID" 2>/dev/null && _end_det="$_end_det watcher-alive" || _end_det="$_end_det watcher-DEAD"
 	fi
 	stage guest-gone-to-daemons-exit "$(since "$_t")"
+	check_netrng
+	log "rng and net: $NR_DET"
 	sleep 1
 	_z=$(zombies)
 	[ "$_z" = 0 ] || xl list | sed 's/^/XR-D xl list: /'
@@ -516,6 +630,7 @@ EOF
 	[ "$(echo $_exits | wc -w)" = "$(echo $SLOTS | wc -w)" ] || _ok=0
 	[ "$_z" = 0 ] && [ "$_xe" = 0 ] || _ok=0
 	echo "$_end_det" | grep -qE 'DEAD|UNEXPECTED' && _ok=0
+	[ "$NR_OK" = 1 ] || { _ok=0; dump_log "$RNGLOG" 30; [ "$NETLOG" != "$RNGLOG" ] && dump_log "$NETLOG" 30; }
 	_det=
 	for s in $SLOTS; do
 		check_slot "$s"
@@ -526,7 +641,7 @@ EOF
 	if [ $_ok = 0 ]; then
 		for s in $SLOTS; do eval "dump_log \$LOG_$s 30"; done
 	fi
-	_det="kernel=$G_KERNEL boot=$G_BOOT mode=$G_MODE guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det"
+	_det="kernel=$G_KERNEL boot=$G_BOOT mode=$G_MODE guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det [$NR_DET]"
 	[ -n "$WATCHPID" ] && kill -TERM "$WATCHPID" 2>/dev/null
 	if [ $_ok = 1 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
 	for s in $SLOTS; do eval "rm -f \$IMG_$s"; done

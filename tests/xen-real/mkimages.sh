@@ -13,7 +13,8 @@
 #
 # Env: BUILD (build), VIRTIOD ($BUILD/virtiod; left out when missing),
 #      VERIFY ($BUILD/tests/vd-verify, required with VIRTIOD), XR_DEVS
-#      ("BASE:IRQ ..." of the guests' virtio-mmio devices), XR_CASES,
+#      ("BASE:IRQ ..." of the guests' virtio-mmio devices: the first
+#      XR_NBLK disks, then the net and the rng device), XR_CASES,
 #      XR_MATRIX (the matrix file), and the knobs written to /xr/config.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +23,8 @@ CACHE=${CACHE:-$BUILD/xen-real-cache}
 OUT=${OUT:-$BUILD/xen-real}
 VIRTIOD=${VIRTIOD:-$BUILD/virtiod}
 VERIFY=${VERIFY:-$BUILD/tests/vd-verify}
-XR_DEVS=${XR_DEVS:-0xfe000000:7 0xfe001000:6 0xfe002000:3}
+XR_DEVS=${XR_DEVS:-0xfe000000:7 0xfe001000:6 0xfe002000:3 0xfe003000:4 0xfe004000:13}
+XR_NBLK=${XR_NBLK:-3}
 XR_MATRIX=${XR_MATRIX:-$HERE/matrix.txt}
 BB=/bin/busybox
 mkdir -p "$CACHE/debs" "$OUT"
@@ -58,17 +60,20 @@ if ! have_debs "$ALL_DEBS"; then
 		{ apt-get update -qq >/dev/null && apt-get download $ALL_DEBS; }; })
 fi
 # The kernels' boot/ and the modules the test loads: in the guests virtio
-# and xen-blkfront, in dom0 the Xen drivers, loop, ext4 and xen-blkback.
+# (blk, net with its failover helpers, rng) and xen-blkfront, in dom0 the
+# Xen drivers, loop, ext4, xen-blkback and tun (the net device's tap).
 # (The cloud flavour has ext4 built in.)
 KMODS="./boot ./lib/modules/*/kernel/drivers/xen ./lib/modules/*/kernel/drivers/virtio
-./lib/modules/*/kernel/drivers/block"
+./lib/modules/*/kernel/drivers/block ./lib/modules/*/kernel/drivers/net/virtio_net.ko
+./lib/modules/*/kernel/drivers/net/net_failover.ko ./lib/modules/*/kernel/net/core/failover.ko
+./lib/modules/*/kernel/drivers/char/hw_random/virtio-rng.ko ./lib/modules/*/kernel/drivers/net/tun.ko"
 KMODS_DOM0="./lib/modules/*/kernel/fs/ext4 ./lib/modules/*/kernel/fs/jbd2
 ./lib/modules/*/kernel/fs/mbcache.ko ./lib/modules/*/kernel/lib/crc16.ko
 ./lib/modules/*/kernel/crypto/crc32c_generic.ko"
 extract() { # $1 dir, rest: package names
 	local d=$1 stamp
 	shift
-	stamp="v3 $(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')"
+	stamp="v4 $(cd "$CACHE/debs" && for p in "$@"; do ls "${p}_"*.deb; done | tr '\n' ' ')"
 	if [ "$(cat "$CACHE/$d.stamp" 2>/dev/null)" != "$stamp" ]; then
 		rm -rf "${CACHE:?}/$d"
 		mkdir -p "$CACHE/$d"
@@ -136,8 +141,10 @@ bb_tree "$G"
 # one initrd for both flavours: /init loads the modules of `uname -r`
 for k in "$X:$KVER" "$CACHE/xc:$CKVER"; do
 	mkdir -p "$G/lib/modules/${k##*:}"
-	for m in virtio/virtio_ring virtio/virtio virtio/virtio_mmio block/virtio_blk block/xen-blkfront; do
-		cp "${k%%:*}/lib/modules/${k##*:}/kernel/drivers/$m.ko" "$G/lib/modules/${k##*:}/"
+	for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio \
+		drivers/block/virtio_blk drivers/block/xen-blkfront drivers/char/hw_random/virtio-rng \
+		net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+		cp "${k%%:*}/lib/modules/${k##*:}/kernel/$m.ko" "$G/lib/modules/${k##*:}/"
 	done
 done
 if [ -x "$VIRTIOD" ]; then
@@ -148,6 +155,9 @@ cp "$HERE/guest-init.sh" "$G/init"
 chmod +x "$G/init"
 cat >"$G/xr.conf" <<EOF
 XR_NDEVS=$NDEVS
+XR_NBLK=$XR_NBLK
+RNG_KB=${RNG_KB:-32}
+NET_KB=${NET_KB:-2048}
 VERIFY_ARGS="${VERIFY_ARGS:---bytes 8M --seconds 40 --progress 5}"
 EVENT_SECS=${EVENT_SECS:-20}
 BENCH_SECS=${BENCH_SECS:-10}
@@ -224,7 +234,8 @@ ln -s ../lib/x86_64-linux-gnu "$R/usr/lib/x86_64-linux-gnu"
 KM=$X/lib/modules/$KVER/kernel
 for m in drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs \
 	drivers/xen/xen-gntdev drivers/xen/xen-gntalloc lib/crc16 fs/mbcache fs/jbd2/jbd2 \
-	crypto/crc32c_generic fs/ext4/ext4 drivers/block/loop drivers/block/xen-blkback/xen-blkback; do
+	crypto/crc32c_generic fs/ext4/ext4 drivers/block/loop drivers/block/xen-blkback/xen-blkback \
+	drivers/net/tun; do
 	cp "$KM/$m.ko" "$R/lib/modules/"
 	echo "${m##*/}" >>"$R/lib/modules/order"
 done
@@ -240,6 +251,9 @@ grep -vE '^[[:space:]]*(#|$)' "$XR_MATRIX" >"$R/xr/matrix"
 chmod +x "$R/init" "$R/xr/dom0-test.sh" "$R/etc/xen/scripts/block-phy"
 cat >"$R/xr/config" <<EOF
 XR_DEVS="$XR_DEVS"
+XR_NBLK=$XR_NBLK
+NET_KB=${NET_KB:-2048}
+RNG_KB=${RNG_KB:-32}
 XR_CASES="${XR_CASES:-}"
 KERNEL_generic=$KVER
 KERNEL_cloud=$CKVER
