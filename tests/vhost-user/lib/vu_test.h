@@ -208,5 +208,6 @@ int run_cli_tests(void);
 int run_fd_tests(void);
 int run_socket_tests(void);
 int run_image_tests(void);
+int run_sandbox_tests(void);
 
 #endif
