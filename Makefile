@@ -61,6 +61,9 @@ PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags liburing $(XEN_PKGS) xencontrol 2>/d
 # Everything that links libvirtiod.a: io_uring and the network stores.
 URING_LIBS = $(shell $(PKG_CONFIG) --libs liburing) $(STORE_LIBS)
 XEN_LIBS = $(shell $(PKG_CONFIG) --libs $(XEN_PKGS))
+# The sandbox (src/main/sandbox*): seccomp filters, capabilities.
+SANDBOX_CFLAGS = $(shell $(PKG_CONFIG) --cflags libseccomp libcap-ng 2>/dev/null)
+SANDBOX_LIBS = $(shell $(PKG_CONFIG) --libs libseccomp libcap-ng)
 # sd_notify and socket activation (src/main only)
 SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
 SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
@@ -157,7 +160,7 @@ VERIFY_ARM64 := $(BUILD)/arm64/vd-verify
 HAVE_CROSS_CC := $(shell command -v $(CROSS_CC) 2>/dev/null)
 
 .PHONY: all deps check check-loadgen check-verify verify-arm64 check-unit check-asan check-xen-standin check-vhost-user \
-	check-guest check-dpdk check-storage check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net \
+	check-guest check-dpdk check-storage check-xen bench-xen check-arm64 check-xen-arm64 fuzz fuzz-smoke demo bench bench-core bench-net bench-sandbox \
 	install deb check-ops clean format lint \
 	test tests
 .DEFAULT_GOAL := all
@@ -197,8 +200,8 @@ $(DAEMON): $(call obj,$(BUILD),$(MAIN_SRC)) $(SHIM_LIBS) $(LIB)
 	@printf "  %-4s %s\n" LD $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(BUILD),$(MAIN_SRC)) \
 		-Wl,--whole-archive $(SHIM_LIBS) -Wl,--no-whole-archive $(LIB) \
-		$(URING_LIBS) $(SHIM_LDLIBS) $(SYSTEMD_LIBS) $(LDLIBS_COMMON)
-$(call obj,$(BUILD),$(MAIN_SRC)): ALL_CFLAGS += $(SYSTEMD_CFLAGS)
+		$(URING_LIBS) $(SHIM_LDLIBS) $(SYSTEMD_LIBS) $(SANDBOX_LIBS) $(LDLIBS_COMMON)
+$(call obj,$(BUILD),$(MAIN_SRC)): ALL_CFLAGS += $(SYSTEMD_CFLAGS) $(SANDBOX_CFLAGS)
 
 # --------------------------------------------------------------- unit tests
 TEST_CFLAGS = $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit/lib
@@ -257,7 +260,7 @@ XEN_TEST_CFLAGS = $(TEST_CFLAGS) -Itests/xen -Ishims/xen -Isrc/main
 $(BUILD)/tests/xen/%: $(BUILD)/tests/obj/tests/xen/%.o $(call obj,$(BUILD)/tests,$(XEN_STANDIN_SRC) $(XEN_TEST_LIB_SRC)) $(call obj,$(BUILD)/tests,$(UNIT_LIB_SRC)) $(MAIN_LIB) $(XEN_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	@printf "  %-4s %s\n" LD $@
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(LDLIBS_COMMON)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(URING_LIBS) $(SANDBOX_LIBS) $(LDLIBS_COMMON)
 
 $(BUILD)/tests/obj/tests/xen/%.o: tests/xen/%.c
 	@mkdir -p $(dir $@)
@@ -274,6 +277,14 @@ $(VU_TEST_BIN): $(call obj,$(BUILD)/tests,$(VU_TEST_SRC) $(VUF_SRC))
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_COMMON)
 
 $(call obj,$(BUILD)/tests,$(VU_TEST_SRC)): TEST_CFLAGS += -Itests/vhost-user/lib -I$(VUF_DIR)
+
+# test_sandbox's LD_PRELOAD library: a forbidden call before fdatasync
+# (tests only; the daemon never links it).
+FORBIDDEN_PRELOAD := $(BUILD)/tests/vhost-user/forbidden_call.so
+$(FORBIDDEN_PRELOAD): tests/vhost-user/preload/forbidden_call.c
+	@mkdir -p $(dir $@)
+	@printf "  %-4s %s\n" LD $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 $(STORAGE_TEST_BIN): $(call obj,$(BUILD)/tests,$(STORAGE_TEST_SRC) $(VUF_SRC))
 	@mkdir -p $(dir $@)
@@ -336,6 +347,11 @@ bench-core: $(BENCH_CORE_BINS) $(BENCH_XEN_BINS)
 bench: deps $(DAEMON) $(LOADGEN_BIN)
 	BUILD=$(BUILD) scripts/bench.sh
 
+# The sandbox's cost: vd-loadgen against virtiod with --sandbox=seccomp and
+# --sandbox=none in alternating rounds (bench/sandbox.sh; figures only).
+bench-sandbox: $(DAEMON) $(LOADGEN_BIN)
+	BUILD=$(BUILD) bench/sandbox.sh
+
 # virtio-net figures: testpmd through virtiod vs DPDK's vhost+tap, and the
 # test guest's TCP through virtiod vs QEMU's -netdev tap (bench/README.md).
 bench-net: deps $(DAEMON) $(VERIFY_BIN)
@@ -366,7 +382,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # --------------------------------------------------------------- test entry points
-tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(if $(filter 1,$(NETSTORE)),$(STORAGE_TEST_BIN)) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
+tests: $(UNIT_BINS) $(ASAN_UNIT_BINS) $(XEN_TEST_BINS) $(VU_TEST_BIN) $(FORBIDDEN_PRELOAD) $(if $(filter 1,$(NETSTORE)),$(STORAGE_TEST_BIN)) $(BENCH_CORE_BINS) $(BENCH_XEN_BINS) $(LOADGEN_BIN) \
 	$(VERIFY_BIN) $(if $(HAVE_CROSS_CC),$(VERIFY_ARM64))
 
 UNIT_RUN := $(filter-out $(addprefix $(BUILD)/tests/unit/,$(UNIT_SKIP)),$(UNIT_BINS))
@@ -386,8 +402,8 @@ check-asan: $(ASAN_UNIT_BINS)
 check-xen-standin: $(XEN_TEST_BINS)
 	scripts/run-tests.sh xen-standin $(XEN_TEST_BINS)
 
-check-vhost-user: $(DAEMON) $(VU_TEST_BIN)
-	$(if $(VU_TEST_BIN),VIRTIOD=$(DAEMON) scripts/run-tests.sh vhost-user $(VU_TEST_BIN))
+check-vhost-user: $(DAEMON) $(VU_TEST_BIN) $(FORBIDDEN_PRELOAD)
+	$(if $(VU_TEST_BIN),VIRTIOD=$(DAEMON) VD_FORBIDDEN_PRELOAD=$(FORBIDDEN_PRELOAD) scripts/run-tests.sh vhost-user $(VU_TEST_BIN))
 
 # The load generator's own correctness checks (never timing).
 check-loadgen: $(DAEMON) $(LOADGEN_BIN)

@@ -17,7 +17,8 @@ pkgs="libxen-dev libxenmisc4.17 libxencall1 libxendevicemodel1 libxenevtchn1
 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoolcore1 libxentoollog1
 libxenhypfs1 liburing-dev liburing2 libcmocka-dev libcmocka0 libyajl2 libfdt1
 libext2fs2 liblzma5 libuuid1 libzstd1 zlib1g libcom-err2
-libsystemd-dev libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblz4-1"
+libsystemd-dev libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblz4-1
+libseccomp-dev libseccomp2 libcap-ng-dev libcap-ng0"
 stamp="v1 $(echo $pkgs)"
 [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ] && exit 0
 

@@ -6,7 +6,7 @@
 # installed: see scripts/arm64-sysroot.sh).
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libsystemd-dev libnbd-dev librbd-dev"
+build_pkgs="gcc make pkg-config libc6-dev linux-libc-dev liburing-dev libxen-dev libsystemd-dev libnbd-dev librbd-dev libseccomp-dev libcap-ng-dev"
 check_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format qemu-system-x86
 qemu-system-common qemu-utils busybox-static cpio e2fsprogs lz4 xz-utils kmod util-linux
 python3 systemd libvirt-clients man-db iproute2 ethtool dpdk librte-net-virtio23

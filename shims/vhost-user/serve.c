@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "virtiod/ready.h"
+#include "virtiod/sandbox.h"
 
 #include "connection.h"
 #include "control.h"
@@ -229,7 +230,11 @@ int vd_vu_serve(const struct vd_vu_config *cfg, struct vd_model *model,
 				 : "the socket passed by --fd");
 	vd_ready("listening");
 	block_async_signals(&orig);
-	r = serve_loop(b, stop, &orig);
+	/* Start-up is over: the socket listens, the model's files are
+	 * open. */
+	r = vd_sandbox_enter(VD_SANDBOX_VU_LOOP, b->who);
+	if (r == 0)
+		r = serve_loop(b, stop, &orig);
 	pthread_sigmask(SIG_SETMASK, &orig, NULL);
 	if (b->conn_fd >= 0)
 		disconnect(b, "stopping", false);

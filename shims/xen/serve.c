@@ -19,6 +19,7 @@
 
 #include "state.h"
 #include "virtiod/ready.h"
+#include "virtiod/sandbox.h"
 
 #include "xen_priv.h"
 
@@ -490,6 +491,10 @@ int vd_xen_serve(const struct vd_xen_config *cfg, struct vd_model *model,
 		x.srv.taken_over ? " (taken over)" : "",
 		cfg->mem_mode == VD_XEN_MEM_GRANT ? "grant" : "foreign");
 	vd_ready("IOREQ server enabled");
+	/* Every Xen handle, the state file and xenstore are open. */
+	rc = vd_sandbox_enter(VD_SANDBOX_XEN_LOOP, x.who);
+	if (rc < 0)
+		goto fail;
 	/* A predecessor may have left vCPUs waiting, their event consumed:
 	 * answer them now. */
 	for (unsigned v = 0; v < x.srv.nr_vcpus; v++)

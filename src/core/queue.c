@@ -18,6 +18,7 @@
 
 #include "virtiod/device.h"
 #include "virtiod/log.h"
+#include "virtiod/sandbox.h"
 
 #include "device_priv.h"
 #include "queue_priv.h"
@@ -495,7 +496,11 @@ static void *queue_thread(void *arg)
 {
 	struct vd_queue *q = arg;
 
-	q->start_err = queue_begin(q);
+	/* Its ring, engine and workers are set up under the queue's own
+	 * filter (the workers inherit it). */
+	q->start_err = vd_sandbox_enter(VD_SANDBOX_QUEUE, q->who);
+	if (!q->start_err)
+		q->start_err = queue_begin(q);
 	sem_post(&q->started);
 	if (q->start_err)
 		return NULL;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtiod/sandbox.h"
+
 #include "blk.h"
 
 /* Between two connection attempts while requests wait for one. */
@@ -93,6 +95,9 @@ int blk_nbd_open(struct blk_backend *be, const struct blk_opts *o, char *err,
 	unsigned tmo = o->io_timeout_set ? o->io_timeout_ms
 					 : BLK_IO_TIMEOUT_DEFAULT_MS;
 	int ret = -EIO, r;
+
+	/* libnbd's calls (sockets, reconnects) are allowed by its profile. */
+	vd_sandbox_need("nbd");
 
 	if (!st || !(st->uri = strdup(o->disk))) {
 		snprintf(err, errlen, "--disk %s: out of memory", o->disk);

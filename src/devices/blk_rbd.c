@@ -16,6 +16,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "virtiod/sandbox.h"
+
 #include "blk.h"
 
 #define RBD_MAX_KV 16
@@ -167,6 +169,9 @@ int blk_rbd_open(struct blk_backend *be, const struct blk_opts *o, char *err,
 	struct rbd_spec sp;
 	rbd_image_t img = NULL;
 	rbd_image_info_t info;
+
+	/* librbd's threads and calls: its profile (docs/security.md). */
+	vd_sandbox_need("rbd");
 	uint64_t features = 0;
 	sigset_t all, old;
 	int r;

@@ -14,6 +14,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "virtiod/sandbox.h"
+
 #include "blk_engine.h"
 
 #define BLK_THREADS_MAX 4
@@ -47,6 +49,8 @@ static void *worker(void *arg)
 {
 	struct blk_threads *t = arg;
 
+	/* A failure is logged; the queue's filter, inherited, still holds. */
+	vd_sandbox_enter(VD_SANDBOX_ENGINE, "blk engine");
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct blk_io *io;

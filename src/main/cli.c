@@ -17,6 +17,9 @@ enum opt_id {
 	OPT_POLL_US,
 	OPT_LOG_LEVEL,
 	OPT_SYSLOG,
+	OPT_SANDBOX,
+	OPT_USER,
+	OPT_GROUP,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -38,6 +41,18 @@ static const struct opt common_opts[] = {
 	{OPT_LOG_LEVEL,
 	 {"log-level", "err|warn|info|debug", "log verbosity (default info)"}},
 	{OPT_SYSLOG, {"syslog", NULL, "log to syslog instead of stderr"}},
+	{OPT_SANDBOX,
+	 {"sandbox", "seccomp|none",
+	  "after start-up, a system call filter per thread (default "
+	  "seccomp; a forbidden call kills the process); none: no filter. "
+	  "Capabilities are dropped either way"}},
+	{OPT_USER,
+	 {"user", "USER",
+	  "after start-up, run as USER (name or number; vhost-user only)"}},
+	{OPT_GROUP,
+	 {"group", "GROUP",
+	  "after start-up, run as GROUP (default: USER's group; "
+	  "vhost-user only)"}},
 	{OPT_HELP, {"help", NULL, "show this help and exit"}},
 	{OPT_VERSION, {"version", NULL, "show the version and exit"}},
 };
@@ -154,6 +169,21 @@ static int apply_common(struct cli *c, const struct opt *o, const char *v,
 		break;
 	case OPT_SYSLOG:
 		c->syslog = true;
+		break;
+	case OPT_SANDBOX:
+		if (sandbox_parse_mode(v, &c->sandbox.mode) < 0)
+			return bad(err, errlen,
+				   "--sandbox %s: expected seccomp or none", v);
+		break;
+	case OPT_USER:
+		r = sandbox_parse_user(v, &c->sandbox, err, errlen) < 0
+			    ? -EINVAL
+			    : 0;
+		break;
+	case OPT_GROUP:
+		r = sandbox_parse_group(v, &c->sandbox, err, errlen) < 0
+			    ? -EINVAL
+			    : 0;
 		break;
 	case OPT_HELP:
 	case OPT_VERSION:
@@ -360,6 +390,15 @@ int cli_parse(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 	if (r)
 		return r;
 
+	/* A Xen device keeps root's state directory and xenstore nodes to
+	 * the end (docs/security.md). */
+	if (c->shim && (c->sandbox.set_user || c->sandbox.set_group) &&
+	    strcmp(c->shim->name, "vhost-user"))
+		return bad(err, errlen,
+			   "--user/--group: the %s shim runs as root (its "
+			   "state file and xenstore nodes need it); drop them "
+			   "or use vhost-user",
+			   c->shim->title);
 	if (c->shim) {
 		r = c->shim->opts_check(c->shim_opts, c->type, err, errlen);
 		if (r < 0)

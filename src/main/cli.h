@@ -13,6 +13,8 @@
 #include "virtiod/log.h"
 #include "virtiod/shim.h"
 
+#include "sandbox.h"
+
 enum cli_mode {
 	CLI_HELP,
 	CLI_VERSION,
@@ -33,6 +35,7 @@ struct cli {
 	bool syslog;
 	unsigned poll_us;    /* --poll-us: vd_queue_set_default_poll_us */
 	const char *control; /* --control: socket, or directory (many) */
+	struct sandbox_config sandbox; /* --sandbox, --user, --group */
 	/* While parsing: per shim of the registry, its options and the
 	 * argument that named its first option (0: none). */
 	unsigned nshims;

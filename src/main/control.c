@@ -19,6 +19,7 @@
 
 #include "virtiod/device.h"
 #include "virtiod/log.h"
+#include "virtiod/sandbox.h"
 #include "virtiod/unix_socket.h"
 
 #include "control.h"
@@ -194,6 +195,9 @@ static void *control_thread(void *arg)
 		uint64_t t = now_ms();
 		int n;
 
+		/* Started before the end of start-up: its filter comes at the
+		 * first wake-up after the serving loop sealed the process. */
+		vd_sandbox_enter(VD_SANDBOX_CONTROL, WHO);
 		if (t >= next) {
 			/* inotify would wake us on every write the guest
 			 * makes, and sees no block device grow: a look once

@@ -19,6 +19,7 @@
 
 #include "control.h"
 #include "launch.h"
+#include "sandbox.h"
 
 static const char *control_dir;
 
@@ -49,6 +50,7 @@ static int build_model(const struct vd_launcher *l,
 		vd_err(who, "unknown device type \"%s\"", s->type);
 		return -EINVAL;
 	}
+	sandbox_set_device(t->name);
 	rc = vd_device_type_opts_new(t, &o);
 	for (unsigned i = 0; rc == 0 && i < s->nopt; i++)
 		rc = vd_device_type_opts_set(t, o, s->opt_name[i],

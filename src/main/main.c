@@ -18,6 +18,7 @@
 #include "control.h"
 #include "launch.h"
 #include "registry.h"
+#include "sandbox.h"
 #include "stat_cmd.h"
 
 #ifndef VIRTIOD_VERSION
@@ -74,6 +75,7 @@ static int serve_device(struct cli *c)
 	char err[512] = "", who[32];
 	int r;
 
+	sandbox_set_device(c->type->name);
 	r = c->type->create(c->opts, &model, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "virtiod: %s\n", *err ? err : strerror(-r));
@@ -130,12 +132,28 @@ static char **socket_activation(int *argc, char **argv)
 }
 
 /* `--control DIR` before a command's own options (xen-watch): taken out,
- * the launcher gives each device process a socket in DIR. */
-static void take_control_dir(int *argc, char **argv)
+ * the launcher gives each device process a socket in DIR. `--sandbox` too:
+ * each device process seals itself. */
+static int take_control_dir(int *argc, char **argv, struct sandbox_config *sc)
 {
 	int out = 1;
 
 	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+
+		if (!strncmp(a, "--sandbox", 9) &&
+		    (a[9] == '=' || (!a[9] && i + 1 < *argc))) {
+			const char *v = a[9] == '=' ? a + 10 : argv[++i];
+
+			if (sandbox_parse_mode(v, &sc->mode) < 0) {
+				fprintf(stderr,
+					"virtiod: --sandbox %s: expected "
+					"seccomp or none\n",
+					v);
+				return -1;
+			}
+			continue;
+		}
 		if (!strcmp(argv[i], "--control") && i + 1 < *argc) {
 			vd_launch_set_control_dir(argv[++i]);
 			continue;
@@ -148,6 +166,7 @@ static void take_control_dir(int *argc, char **argv)
 	}
 	*argc = out;
 	argv[out] = NULL;
+	return 0;
 }
 
 /* xen-watch, --config: each device in a process of the launcher. */
@@ -200,7 +219,12 @@ int main(int argc, char **argv)
 	case CLI_COMMAND:
 		install_signals(c.shim->handover);
 		vd_ready_set_hook(notify_ready);
-		take_control_dir(&argc, argv);
+		c.sandbox.shim = c.shim->name;
+		if (take_control_dir(&argc, argv, &c.sandbox) < 0) {
+			r = 2;
+			break;
+		}
+		sandbox_setup(&c.sandbox);
 		r = serve_devices(&c, argc, argv);
 		break;
 	case CLI_SERVE_MANY:
@@ -211,6 +235,8 @@ int main(int argc, char **argv)
 		vd_ready_set_hook(notify_ready);
 		if (c.mode == CLI_SERVE_MANY)
 			vd_launch_set_control_dir(c.control);
+		c.sandbox.shim = c.shim->name;
+		sandbox_setup(&c.sandbox);
 		r = c.mode == CLI_SERVE ? serve_device(&c)
 					: serve_devices(&c, argc, argv);
 		break;

@@ -31,5 +31,6 @@ int main(void)
 	failed += run_socket_tests();
 	failed += run_image_tests();
 	failed += run_hugetlb_tests();
+	failed += run_sandbox_tests();
 	return failed ? 1 : 0;
 }

@@ -209,5 +209,6 @@ int run_fd_tests(void);
 int run_socket_tests(void);
 int run_image_tests(void);
 int run_hugetlb_tests(void);
+int run_sandbox_tests(void);
 
 #endif
