@@ -254,10 +254,12 @@ start_netrng() {
 	: >"$NETLOG"
 	if [ "$G_MODE" = explicit ]; then
 		# shellcheck disable=SC2086
-		$VD rng --xen-domid "$DOMID" --mmio-base "$_rb" --irq "$_ri" $(cli_words $_rng) $VD_ARGS >>"$RNGLOG" 2>&1 &
+		$VD rng --xen-domid "$DOMID" --mmio-base "$_rb" --irq "$_ri" $(cli_words $_rng) \
+			--control /tmp/vd-$CASE-rng.ctl $VD_ARGS >>"$RNGLOG" 2>&1 &
 		NRPIDS=$!
 		# shellcheck disable=SC2086
-		$VD net --xen-domid "$DOMID" --mmio-base "$_nb" --irq "$_ni" $(cli_words $_net) $VD_ARGS >>"$NETLOG" 2>&1 &
+		$VD net --xen-domid "$DOMID" --mmio-base "$_nb" --irq "$_ni" $(cli_words $_net) \
+			--control /tmp/vd-$CASE-net.ctl $VD_ARGS >>"$NETLOG" 2>&1 &
 		NRPIDS="$NRPIDS $!"
 		vd_ready "$RNGLOG" "${NRPIDS%% *}" 30 && vd_ready "$NETLOG" "${NRPIDS##* }" 30 || return 1
 	else
@@ -268,7 +270,8 @@ start_netrng() {
 		} >/tmp/$CASE-netrng.conf
 		sed 's/^/XR-D netrng.conf: /' /tmp/$CASE-netrng.conf
 		# shellcheck disable=SC2086
-		$VD --config /tmp/$CASE-netrng.conf $VD_ARGS >>"$RNGLOG" 2>&1 &
+		rm -rf /tmp/vd-$CASE-ctl && mkdir -p /tmp/vd-$CASE-ctl
+		$VD --config /tmp/$CASE-netrng.conf --control /tmp/vd-$CASE-ctl $VD_ARGS >>"$RNGLOG" 2>&1 &
 		NRPIDS=$!
 		vd_ready "$RNGLOG" "$NRPIDS" 30 2 || return 1
 	fi
@@ -576,6 +579,11 @@ EOF
 	wait_line "$CASE" "$GUEST_RESULT" "$GUEST_TIMEOUT"
 	GRES=$(grep -oE "$GUEST_RESULT.*" "$(gcon "$CASE")" | head -n 1 | sed 's/.*RESULT/RESULT/' | tr -d '\r')
 	stage disks-to-guest-result "$(since "$_t")"
+	# the rng's and net's queue counters while they still serve (shown
+	# if they fail: a stalled queue shows kicks without notifications)
+	for _c in /tmp/vd-$CASE-rng.ctl /tmp/vd-$CASE-net.ctl /tmp/vd-$CASE-ctl/*; do
+		[ -S "$_c" ] && $VD stat "$_c" 2>&1 | sed "s|^|$(basename "$_c"): |"
+	done >/tmp/vd-$CASE-netrng.stat
 
 	_end_det=
 	if [ "$G_END" = destroy ]; then
@@ -630,7 +638,12 @@ EOF
 	[ "$(echo $_exits | wc -w)" = "$(echo $SLOTS | wc -w)" ] || _ok=0
 	[ "$_z" = 0 ] && [ "$_xe" = 0 ] || _ok=0
 	echo "$_end_det" | grep -qE 'DEAD|UNEXPECTED' && _ok=0
-	[ "$NR_OK" = 1 ] || { _ok=0; dump_log "$RNGLOG" 30; [ "$NETLOG" != "$RNGLOG" ] && dump_log "$NETLOG" 30; }
+	[ "$NR_OK" = 1 ] || {
+		_ok=0
+		dump_log "$RNGLOG" 30
+		[ "$NETLOG" != "$RNGLOG" ] && dump_log "$NETLOG" 30
+		dump_log /tmp/vd-$CASE-netrng.stat
+	}
 	_det=
 	for s in $SLOTS; do
 		check_slot "$s"

@@ -89,8 +89,17 @@ bench() {
 	end_guest
 }
 
+# what the guest knows of its virtio devices when one of them stalls
+virtio_state() {
+	grep -E 'virtio' /proc/interrupts | tr -s ' ' | sed "s/^/XR-G $1 irq: /"
+	for v in /sys/bus/virtio/devices/*; do
+		echo "XR-G $1 $(basename "$v"): device=$(cat "$v/device") status=$(cat "$v/status")"
+	done
+}
+
 # check_rng: /dev/hwrng is the virtio rng and gives RNG_KB KiB of entropy
 rng_fail() {
+	virtio_state RNG
 	say "RNG FAIL $*"
 	echo "$*" >/tmp/rng.fail
 	exit 1
@@ -101,7 +110,8 @@ check_rng() {
 	cur=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
 	case "$cur" in virtio_rng*) ;; *) rng_fail "rng_current is '$cur', not virtio_rng" ;; esac
 	t=$(up)
-	dd if=/dev/hwrng of=/tmp/rng.bin bs=1024 count="$RNG_KB" iflag=fullblock 2>/tmp/rng.err ||
+	# bounded: a request the device never answers would block forever
+	timeout "$XTRA_SECS" dd if=/dev/hwrng of=/tmp/rng.bin bs=1024 count="$RNG_KB" iflag=fullblock 2>/tmp/rng.err ||
 		rng_fail "reading /dev/hwrng: $(cat /tmp/rng.err)"
 	n=$(wc -c </tmp/rng.bin)
 	[ "$n" = $((RNG_KB * 1024)) ] || rng_fail "read $n bytes from /dev/hwrng, expected $((RNG_KB * 1024))"
@@ -119,6 +129,8 @@ check_rng() {
 # (it listens from before the guest starts), md5s printed for dom0
 NET_IP=10.77.0.2/24 NET_PEER=10.77.0.1
 net_fail() {
+	virtio_state NET
+	grep -E 'eth0' /proc/net/dev | tr -s ' ' | sed 's/^/XR-G NET dev: /'
 	say "NET FAIL $*"
 	echo "$*" >/tmp/net.fail
 	exit 1
@@ -139,15 +151,19 @@ check_net() {
 	# stdin a fifo nc holds open itself: it never half-closes early
 	mkfifo /tmp/nethold
 	t=$(up)
-	nc -l -p 5002 <>/tmp/nethold >/tmp/net-rx.bin 2>/tmp/net-rx.err &
+	timeout "$XTRA_SECS" nc -l -p 5002 <>/tmp/nethold >/tmp/net-rx.bin 2>/tmp/net-rx.err &
 	sleep 0.5
 	say "NET listening"
-	wait $! || net_fail "receive: nc: $(cat /tmp/net-rx.err)"
+	wait $!
+	rc=$?
+	[ $rc = 0 ] || net_fail "receive: nc exit $rc (143: still receiving after $XTRA_SECS s) $(cat /tmp/net-rx.err)"
 	say "NET rx bytes=$(wc -c </tmp/net-rx.bin) md5=$(md5sum </tmp/net-rx.bin | cut -d' ' -f1) secs=$(elapsed "$t" "$(up)")"
 	dd if=/dev/urandom of=/tmp/net-tx.bin bs=1024 count="$NET_KB" 2>/dev/null
 	say "NET tx bytes=$(wc -c </tmp/net-tx.bin) md5=$(md5sum </tmp/net-tx.bin | cut -d' ' -f1)"
 	t=$(up)
-	nc "${NET_PEER}" 5001 </tmp/net-tx.bin 2>/tmp/net-tx.err || net_fail "send: nc: $(cat /tmp/net-tx.err)"
+	timeout "$XTRA_SECS" nc "${NET_PEER}" 5001 </tmp/net-tx.bin 2>/tmp/net-tx.err
+	rc=$?
+	[ $rc = 0 ] || net_fail "send: nc exit $rc (143: still sending after $XTRA_SECS s) $(cat /tmp/net-tx.err)"
 	say "NET done tx secs=$(elapsed "$t" "$(up)")"
 	rm -f /tmp/net-rx.bin /tmp/net-tx.bin
 }
