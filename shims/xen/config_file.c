@@ -60,6 +60,13 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 		*eq = '\0';
 		val = eq + 1;
 	}
+	/* "=value": an option of no name the device would refuse only once
+	 * it is launched; refuse the line now (found by fuzz_xen_config). */
+	if (!*w) {
+		snprintf(err, errlen, "=%s: an option needs a name before '='",
+			 val ? val : "");
+		return -EINVAL;
+	}
 #define NEED_NUM(max)                                                          \
 	do {                                                                   \
 		if (vd_xen_parse_u64(val, (max), &x) < 0) {                    \

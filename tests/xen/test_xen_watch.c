@@ -591,6 +591,12 @@ static void config_lines_are_checked(void **s)
 	assert_int_equal(vd_xen_config_parse_line("blk domid=99999", &sp, err,
 						  sizeof(err)),
 			 -EINVAL);
+	/* An option without a name (fuzz_xen_config, corpus
+	 * fixed-option-without-name) is refused with the line. */
+	assert_int_equal(vd_xen_config_parse_line("blk domid=1 =x disk=/a", &sp,
+						  err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "needs a name"));
 }
 
 int main(void)
