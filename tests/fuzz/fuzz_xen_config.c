@@ -59,6 +59,11 @@ static void check_spec(const struct vd_device_spec *d,
 		die("domid past DOMID_FIRST_RESERVED accepted");
 	if (x->cfg.mmio_size > (1ULL << 32))
 		die("window larger than 4 GiB accepted");
+	if (x->have_base &&
+	    x->cfg.mmio_base + (x->cfg.mmio_size ? x->cfg.mmio_size : 0x200) -
+			    1 <
+		    x->cfg.mmio_base)
+		die("a window past the top of the address space accepted");
 	if (!terminated(x->xs_path, sizeof(x->xs_path)) ||
 	    !terminated(x->state_dir, sizeof(x->state_dir)))
 		die("unterminated xenstore path or state dir");
