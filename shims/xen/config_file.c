@@ -60,6 +60,13 @@ static int apply_word(struct vd_xen_device_spec *s, char *w, char *err,
 		*eq = '\0';
 		val = eq + 1;
 	}
+	/* "=value": an option of no name the device would refuse only once
+	 * it is launched; refuse the line now (found by fuzz_xen_config). */
+	if (!*w) {
+		snprintf(err, errlen, "=%s: an option needs a name before '='",
+			 val ? val : "");
+		return -EINVAL;
+	}
 #define NEED_NUM(max)                                                          \
 	do {                                                                   \
 		if (vd_xen_parse_u64(val, (max), &x) < 0) {                    \
@@ -145,6 +152,23 @@ int vd_xen_config_parse_line(const char *line, struct vd_xen_device_spec *s,
 		snprintf(err, errlen, "%s: needs domid=N or domain=NAME",
 			 s->dev.type);
 		return -EINVAL;
+	}
+	/* A window at 0 is what the xenstore nodes mean by none, and one
+	 * past the top of the address space cannot be claimed: refused here
+	 * rather than when the device starts (found by fuzz_xen_config). */
+	if (s->xen.have_base) {
+		uint64_t b = s->xen.cfg.mmio_base,
+			 sz = s->xen.cfg.mmio_size ? s->xen.cfg.mmio_size
+						   : VD_MMIO_WINDOW_SIZE;
+
+		if (b == 0 || b + sz - 1 < b) {
+			snprintf(
+				err, errlen,
+				"base=0x%llx size=0x%llx: the MMIO window must "
+				"start above 0 and end below 2^64",
+				(unsigned long long)b, (unsigned long long)sz);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

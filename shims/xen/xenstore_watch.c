@@ -181,6 +181,17 @@ static int describe(struct watcher *w, const char *path, unsigned kind,
 	 * mapping file supplies it. */
 	v = xs_get(w, path, "base");
 	if (v && vd_xen_parse_u64(v, ~0ULL, &x) == 0 && x) {
+		uint64_t sz = s->xen.cfg.mmio_size ? s->xen.cfg.mmio_size
+						   : VD_MMIO_WINDOW_SIZE;
+
+		/* A window past the top of the address space cannot be
+		 * claimed (found by fuzz_xen_config). */
+		if (x + sz - 1 < x) {
+			snprintf(why, wl,
+				 "base %s: the MMIO window ends past 2^64", v);
+			free(v);
+			goto out;
+		}
 		s->xen.cfg.mmio_base = x;
 		s->xen.have_base = true;
 	}

@@ -87,7 +87,8 @@ struct net_rxq {
 	struct vd_vq_elem **win;
 	unsigned win_n, win_max;
 	size_t win_bytes;
-	struct iovec *iov; /* readv's array, VD_VQ_MAX_IOV */
+	struct iovec *iov; /* readv's array, VD_VQ_MAX_IOV + the spill byte */
+	uint8_t spill;	   /* past the buffers: a frame reaching it is cut */
 	struct vd_ratelimit rl;
 	struct net_stats st;
 };

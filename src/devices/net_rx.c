@@ -196,7 +196,11 @@ static int receive_one(struct net_rxq *rq)
 		       rq->win[i]->n_write * sizeof(struct iovec));
 		n += rq->win[i]->n_write;
 	}
-	got = readv(rq->fd, rq->iov, (int)n);
+	/* A tap read returns what it copied (Linux 6.x), not the frame's
+	 * length: one byte past the buffers tells a cut frame from one that
+	 * fits exactly. */
+	rq->iov[n] = (struct iovec){.iov_base = &rq->spill, .iov_len = 1};
+	got = readv(rq->fd, rq->iov, (int)n + 1);
 	if (got < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
@@ -209,12 +213,12 @@ static int receive_one(struct net_rxq *rq)
 		return 1; /* the buffers stay ours for the next frame */
 	}
 	if ((size_t)got > rq->win_bytes) {
-		/* The tap cut it to the buffers and says how long it was. */
+		/* Larger than the buffers: the tap cut it. */
 		rq->st.truncated++;
 		vd_log_ratelimited(&rq->rl, VD_LOG_WARN, rq->who,
-				   "frame of %zd bytes larger than the %zu "
-				   "bytes of buffers posted; dropped",
-				   got, rq->win_bytes);
+				   "frame larger than the %zu bytes of "
+				   "buffers posted; dropped",
+				   rq->win_bytes);
 		return 1;
 	}
 	vd_iov_to_buf(rq->iov, n, rq->hdr_len, dst, sizeof(dst));
@@ -293,7 +297,7 @@ int net_rx_start(struct net_dev *d, struct vd_queue *q, unsigned pair)
 	rq->frame_max = rq->hdr_len + (gso ? NET_GSO_FRAME_MAX : d->mtu + 18u);
 	rq->win_max = d->model.max_queue_size;
 	rq->win = calloc(rq->win_max, sizeof(*rq->win));
-	rq->iov = calloc(VD_VQ_MAX_IOV, sizeof(*rq->iov));
+	rq->iov = calloc(VD_VQ_MAX_IOV + 1, sizeof(*rq->iov));
 	if (!rq->win || !rq->iov) {
 		r = -ENOMEM;
 		goto fail;

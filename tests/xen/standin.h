@@ -77,6 +77,10 @@ int sx_mmio_write(uint32_t domid, unsigned v, uint64_t addr, unsigned size,
 int sx_raw_ioreq(uint32_t domid, int id, unsigned v, uint8_t type, bool read,
 		 uint64_t addr, uint32_t size, uint32_t count, bool data_is_ptr,
 		 uint64_t *data);
+/* Any ioreq (df, a state byte the shim must ignore...) sent to server
+ * `id` on vCPU v; rq->data is in/out. */
+struct ioreq;
+int sx_ioreq(uint32_t domid, int id, unsigned v, struct ioreq *rq);
 /* The balloon driver gave memory back: INVALIDATE to every server. */
 int sx_invalidate(uint32_t domid, unsigned v);
 /* An event with nothing on the slot. */

@@ -595,6 +595,28 @@ static void config_lines_are_checked(void **s)
 	assert_int_equal(vd_xen_config_parse_line("blk domid=99999", &sp, err,
 						  sizeof(err)),
 			 -EINVAL);
+	/* An option without a name (fuzz_xen_config, corpus
+	 * fixed-option-without-name) is refused with the line. */
+	assert_int_equal(vd_xen_config_parse_line("blk domid=1 =x disk=/a", &sp,
+						  err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "needs a name"));
+	/* A window at 0 or past the top of the address space (corpus
+	 * fixed-window-at-zero). */
+	assert_int_equal(vd_xen_config_parse_line("blk domid=1 base=0 irq=33",
+						  &sp, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "MMIO window"));
+	assert_int_equal(
+		vd_xen_config_parse_line("blk domid=1 base=0xfffffffffffffe01 "
+					 "irq=33",
+					 &sp, err, sizeof(err)),
+		-EINVAL);
+	assert_int_equal(vd_xen_config_parse_line("blk domid=1 "
+						  "base=0xfffffffffffffe00 "
+						  "irq=33",
+						  &sp, err, sizeof(err)),
+			 0);
 }
 
 int main(void)

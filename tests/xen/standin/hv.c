@@ -391,6 +391,14 @@ int sx_raw_ioreq(uint32_t domid, int id, unsigned v, uint8_t type, bool read,
 			   .dir = read ? IOREQ_READ : IOREQ_WRITE,
 			   .data_is_ptr = data_is_ptr,
 			   .type = type};
+	int rc = sx_ioreq(domid, id, v, &rq);
+
+	*data = rq.data;
+	return rc;
+}
+
+int sx_ioreq(uint32_t domid, int id, unsigned v, struct ioreq *rq)
+{
 	int di, rc;
 
 	sx_lock();
@@ -401,9 +409,7 @@ int sx_raw_ioreq(uint32_t domid, int id, unsigned v, uint8_t type, bool read,
 	sx_unlock();
 	if (rc)
 		return rc;
-	rc = issue(di, id, v, &rq);
-	*data = rq.data;
-	return rc;
+	return issue(di, id, v, rq);
 }
 
 int sx_invalidate(uint32_t domid, unsigned v)
