@@ -235,7 +235,13 @@ start_explicit() {
 # The rng and net device of a matrix guest, at the windows after the disks.
 # Explicit guests get `virtiod rng|net --xen-domid`, watch guests one
 # `virtiod --config FILE` for both (libxl 4.17 has no nodes for them).
+# XR_NETRNG says which of the two the guests get ("rng net", "rng", ...).
 NET_TAP=xrnet0 NET_DOM0=10.77.0.1 NET_GUEST=10.77.0.2
+# want rng|net: XR_NETRNG names it and the matrix has a line for this guest
+want() {
+	case " $XR_NETRNG " in *" $1 "*) ;; *) return 1 ;; esac
+	[ -n "$(aux_row "$1" "$G_ID")" ]
+}
 start_netrng() {
 	set -- $(aux_row net "$G_ID")
 	NET_RING=${1:-packed} NET_PAIRS=${2:-1}
@@ -248,34 +254,41 @@ start_netrng() {
 	_rng= _net="tap=$NET_TAP queue-pairs=$NET_PAIRS"
 	[ "$RNG_RATE" = - ] || _rng="rate=$RNG_RATE"
 	[ "$NET_RING" = split ] && _net="$_net no-packed"
-	log "case $CASE: rng rate=$RNG_RATE at $_rb irq $_ri; net $NET_RING pairs=$NET_PAIRS tap $NET_TAP at $_nb irq $_ni"
 	RNGLOG=/tmp/vd-$CASE-rng.log NETLOG=/tmp/vd-$CASE-net.log NRPIDS=
 	: >"$RNGLOG"
 	: >"$NETLOG"
+	: >/tmp/$CASE-netrng.conf
+	if want rng; then
+		log "case $CASE: rng rate=$RNG_RATE at $_rb irq $_ri"
+		echo "rng domid=$DOMID base=$_rb irq=$_ri $_rng" >>/tmp/$CASE-netrng.conf
+	fi
+	if want net; then
+		log "case $CASE: net $NET_RING pairs=$NET_PAIRS tap $NET_TAP at $_nb irq $_ni"
+		echo "net domid=$DOMID base=$_nb irq=$_ni $_net" >>/tmp/$CASE-netrng.conf
+	fi
+	_n=$(grep -c . /tmp/$CASE-netrng.conf)
+	[ "$_n" = 0 ] && return 0
 	if [ "$G_MODE" = explicit ]; then
-		# shellcheck disable=SC2086
-		$VD rng --xen-domid "$DOMID" --mmio-base "$_rb" --irq "$_ri" $(cli_words $_rng) \
-			--control /tmp/vd-$CASE-rng.ctl $VD_ARGS >>"$RNGLOG" 2>&1 &
-		NRPIDS=$!
-		# shellcheck disable=SC2086
-		$VD net --xen-domid "$DOMID" --mmio-base "$_nb" --irq "$_ni" $(cli_words $_net) \
-			--control /tmp/vd-$CASE-net.ctl $VD_ARGS >>"$NETLOG" 2>&1 &
-		NRPIDS="$NRPIDS $!"
-		vd_ready "$RNGLOG" "${NRPIDS%% *}" 30 && vd_ready "$NETLOG" "${NRPIDS##* }" 30 || return 1
+		while read -r _type _dom _base _irq _opts; do
+			_l=$RNGLOG
+			[ "$_type" = net ] && _l=$NETLOG
+			# shellcheck disable=SC2086
+			$VD "$_type" --xen-domid "$DOMID" --mmio-base "${_base#base=}" --irq "${_irq#irq=}" \
+				$(cli_words $_opts) --control /tmp/vd-$CASE-$_type.ctl $VD_ARGS >>"$_l" 2>&1 &
+			NRPIDS="$NRPIDS $!"
+			vd_ready "$_l" $! 30 || return 1
+		done </tmp/$CASE-netrng.conf
 	else
 		NETLOG=$RNGLOG
-		{
-			echo "rng domid=$DOMID base=$_rb irq=$_ri $_rng"
-			echo "net domid=$DOMID base=$_nb irq=$_ni $_net"
-		} >/tmp/$CASE-netrng.conf
 		sed 's/^/XR-D netrng.conf: /' /tmp/$CASE-netrng.conf
-		# shellcheck disable=SC2086
 		rm -rf /tmp/vd-$CASE-ctl && mkdir -p /tmp/vd-$CASE-ctl
+		# shellcheck disable=SC2086
 		$VD --config /tmp/$CASE-netrng.conf --control /tmp/vd-$CASE-ctl $VD_ARGS >>"$RNGLOG" 2>&1 &
 		NRPIDS=$!
-		vd_ready "$RNGLOG" "$NRPIDS" 30 2 || return 1
+		vd_ready "$RNGLOG" "$NRPIDS" 30 "$_n" || return 1
 	fi
 	ALLPIDS="$ALLPIDS $NRPIDS"
+	want net || return 0
 	# dom0's end of the link: the tap virtiod made, and the peer's nc
 	_i=0
 	while [ ! -e /sys/class/net/$NET_TAP ] && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
@@ -296,31 +309,35 @@ start_netrng() {
 check_netrng() {
 	_con=$(gcon "$CASE")
 	NR_OK=1 NR_DET=
-	_r=$(grep -oE 'XR-G [^ ]* RNG .*' "$_con" | tail -n 1 | sed 's/^XR-G [^ ]* RNG //' | tr -d '\r')
-	case $_r in
-	rng_current=virtio_rng*" bytes=$((RNG_KB * 1024)) "*) NR_DET="rng: $_r" ;;
-	*) NR_OK=0 NR_DET="rng: '${_r:-no line}'" ;;
-	esac
-	_l() { grep -oE "XR-G [^ ]* NET $1.*" "$_con" | tail -n 1 | sed "s/^XR-G [^ ]* NET //" | tr -d '\r'; }
-	_want=$(md5sum </tmp/net-to-guest.bin | cut -d' ' -f1)
-	_rx=$(_l rx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
-	_tx=$(_l tx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
-	_got=
-	for _ in 1 2 3 4 5 6 7 8 9 10; do # dom0's nc may still be writing
-		_got=$(md5sum </tmp/net-from-guest.bin | cut -d' ' -f1)
-		[ "$_got" = "$_tx" ] && break
-		sleep 0.5
-	done
-	_fail=$(_l FAIL)
-	_net="net $NET_RING/pairs=$NET_PAIRS: $(_l eth0 | cut -d' ' -f1) $(_l ping | grep -oE '[0-9]+ packets received')"
-	if [ -n "$_fail" ]; then
-		NR_OK=0 _net="$_net FAIL '$_fail'"
-	elif [ "$_rx" != "$_want" ] || [ "$_tx" != "$_got" ] || [ -z "$_tx" ]; then
-		NR_OK=0 _net="$_net md5 dom0->guest sent=$_want guest-got=${_rx:-none} guest->dom0 sent=${_tx:-none} dom0-got=$_got"
-	else
-		_net="$_net $NET_KB KiB each way, md5s match ($(_l rx | grep -o 'secs=[0-9.]*')/$(_l done | grep -o 'secs=[0-9.]*'))"
+	if want rng; then
+		_r=$(grep -oE 'XR-G [^ ]* RNG .*' "$_con" | tail -n 1 | sed 's/^XR-G [^ ]* RNG //' | tr -d '\r')
+		case $_r in
+		rng_current=virtio_rng*" bytes=$((RNG_KB * 1024)) "*) NR_DET="rng: $_r" ;;
+		*) NR_OK=0 NR_DET="rng: '${_r:-no line}'" ;;
+		esac
 	fi
-	NR_DET="$NR_DET; $_net"
+	if want net; then
+		_l() { grep -oE "XR-G [^ ]* NET $1.*" "$_con" | tail -n 1 | sed "s/^XR-G [^ ]* NET //" | tr -d '\r'; }
+		_want=$(md5sum </tmp/net-to-guest.bin | cut -d' ' -f1)
+		_rx=$(_l rx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
+		_tx=$(_l tx | sed -n 's/.*md5=\([0-9a-f]*\).*/\1/p')
+		_got=
+		for _ in 1 2 3 4 5 6 7 8 9 10; do # dom0's nc may still be writing
+			_got=$(md5sum </tmp/net-from-guest.bin | cut -d' ' -f1)
+			[ "$_got" = "$_tx" ] && break
+			sleep 0.5
+		done
+		_fail=$(_l FAIL)
+		_net="net $NET_RING/pairs=$NET_PAIRS: $(_l eth0 | cut -d' ' -f1) $(_l ping | grep -oE '[0-9]+ packets received')"
+		if [ -n "$_fail" ]; then
+			NR_OK=0 _net="$_net FAIL '$_fail'"
+		elif [ "$_rx" != "$_want" ] || [ "$_tx" != "$_got" ] || [ -z "$_tx" ]; then
+			NR_OK=0 _net="$_net md5 dom0->guest sent=$_want guest-got=${_rx:-none} guest->dom0 sent=${_tx:-none} dom0-got=$_got"
+		else
+			_net="$_net $NET_KB KiB each way, md5s match ($(_l rx | grep -o 'secs=[0-9.]*')/$(_l done | grep -o 'secs=[0-9.]*'))"
+		fi
+		NR_DET="${NR_DET:+$NR_DET; }$_net"
+	fi
 	if grep -q 'device needs reset' "$RNGLOG" "$NETLOG"; then
 		NR_OK=0 NR_DET="$NR_DET; a device needed reset"
 	fi
@@ -332,7 +349,7 @@ check_netrng() {
 		_nrx="$_nrx $_rc"
 		[ "$_rc" = 0 ] || NR_OK=0
 	done
-	NR_DET="$NR_DET; exits=[$(echo $_nrx)]"
+	[ -n "$NRPIDS" ] && NR_DET="$NR_DET; exits=[$(echo $_nrx)]"
 	rm -f /tmp/net-to-guest.bin /tmp/net-from-guest.bin /tmp/net-hold
 }
 
