@@ -187,7 +187,7 @@ static void deliver(struct net_rxq *rq, size_t len)
  * tap is empty, -1 the tap failed (logged). */
 static int receive_one(struct net_rxq *rq)
 {
-	unsigned n = 0;
+	unsigned n = 0, spill;
 	uint8_t dst[6];
 	ssize_t got;
 
@@ -198,9 +198,13 @@ static int receive_one(struct net_rxq *rq)
 	}
 	/* A tap read returns what it copied (Linux 6.x), not the frame's
 	 * length: one byte past the buffers tells a cut frame from one that
-	 * fits exactly. */
-	rq->iov[n] = (struct iovec){.iov_base = &rq->spill, .iov_len = 1};
-	got = readv(rq->fd, rq->iov, (int)n + 1);
+	 * fits exactly. readv takes at most IOV_MAX (VD_VQ_MAX_IOV) entries:
+	 * with the window at that many, a full read counts as cut. */
+	spill = n < VD_VQ_MAX_IOV;
+	if (spill)
+		rq->iov[n] = (struct iovec){.iov_base = &rq->spill,
+					    .iov_len = 1};
+	got = readv(rq->fd, rq->iov, (int)n + spill);
 	if (got < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
@@ -212,7 +216,8 @@ static int receive_one(struct net_rxq *rq)
 		rq->st.dropped++;
 		return 1; /* the buffers stay ours for the next frame */
 	}
-	if ((size_t)got > rq->win_bytes) {
+	if ((size_t)got > rq->win_bytes ||
+	    (!spill && (size_t)got == rq->win_bytes)) {
 		/* Larger than the buffers: the tap cut it. */
 		rq->st.truncated++;
 		vd_log_ratelimited(&rq->rl, VD_LOG_WARN, rq->who,
