@@ -202,8 +202,8 @@ static int receive_one(struct net_rxq *rq)
 	 * with the window at that many, a full read counts as cut. */
 	spill = n < VD_VQ_MAX_IOV;
 	if (spill)
-		rq->iov[n] = (struct iovec){.iov_base = &rq->spill,
-					    .iov_len = 1};
+		rq->iov[n] =
+			(struct iovec){.iov_base = &rq->spill, .iov_len = 1};
 	got = readv(rq->fd, rq->iov, (int)n + spill);
 	if (got < 0) {
 		if (errno == EAGAIN || errno == EINTR)
