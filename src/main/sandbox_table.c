@@ -100,6 +100,11 @@ static const unsigned long net_ioctls[] = {TUNSETOFFLOAD, TUNSETVNETHDRSZ,
 					   TUNSETVNETLE,  TUNSETQUEUE,
 					   TUNGETIFF,	  0};
 
+/* virtio-rng with --rate: the queue's token-bucket timer, made when the
+ * queue starts (after the seal) and armed while requests wait. */
+static const char *const rng_calls[] = {"timerfd_create", "timerfd_settime",
+					"timerfd_gettime", NULL};
+
 /* libnbd and librbd run their own threads, started when the store opens
  * (so before the filter) and, for librbd, also later; they reconnect, read
  * their configuration and log as they please. Their profile is loose and
@@ -155,6 +160,7 @@ const struct sandbox_row sandbox_table[] = {
 	 .profile = "blk",
 	 .calls = resize_calls,
 	 .ioctl_types = block_ioctl_types},
+	ROW(VD_SANDBOX_QUEUE, "rng", rng_calls),
 	{.role = VD_SANDBOX_QUEUE,
 	 .profile = "net",
 	 .calls = net_calls,

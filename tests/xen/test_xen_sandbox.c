@@ -82,7 +82,57 @@ static int child_run(enum vd_xen_mem_mode mode, uint64_t ring_features,
 	return 0;
 }
 
-static void run_sealed(enum vd_xen_mem_mode mode, uint64_t ring_features)
+extern const struct vd_device_type vd_rng_type;
+
+/* virtio-rng with --rate, sealed: requests beyond the bucket wait for the
+ * queue's timer (timerfd), created when the queue starts, after the seal. */
+static int child_rng_rate(void)
+{
+	struct sandbox_config sc = {
+		.mode = SANDBOX_SECCOMP, .shim = "xen", .device = "rng"};
+	struct sx_vdev_opts o = {
+		.domid = DOMID,
+		.base = XT_BASE,
+		.features = (1ULL << VIRTIO_F_VERSION_1) |
+			    (1ULL << VIRTIO_F_ACCESS_PLATFORM),
+		.queue_size = 64,
+		.device_id = VIRTIO_ID_RNG,
+	};
+	struct sx_blk_io io[8];
+	struct xt_server srv;
+	struct sx_vdev *dev = NULL;
+	struct vd_model *m = NULL;
+	char err[256];
+	void *opts = NULL;
+
+	sandbox_setup(&sc);
+	if (sx_domain_create(DOMID, SX_HVM, 2, 64) < 0 ||
+	    vd_device_type_opts_new(&vd_rng_type, &opts) < 0 ||
+	    vd_device_type_opts_set(&vd_rng_type, opts, "rate", "2k", err,
+				    sizeof(err)) < 0 ||
+	    vd_rng_type.create(opts, &m, err, sizeof(err)) < 0)
+		return 20;
+	vd_device_type_opts_free(&vd_rng_type, opts);
+	if (xt_serve_start(&srv, DOMID, XT_IRQ_X86, VD_XEN_MEM_FOREIGN, 0, NULL,
+			   m) ||
+	    sx_vdev_probe(&o, &dev))
+		return 21;
+	memset(io, 0, sizeof(io));
+	for (unsigned i = 0; i < 8; i++) {
+		io[i].type = SX_IO_RAW_IN;
+		io[i].nseg = 1;
+		io[i].seg[0] = (struct sx_seg){sx_vdev_alloc(dev, 512), 512};
+	}
+	/* 4 KiB at 2000 bytes/s: most of it after the timer */
+	if (sx_blk_submit(dev, 0, io, 8, 0))
+		return 22;
+	if (xt_serve_stop(&srv, VD_STOP))
+		return 23;
+	sx_vdev_free(dev);
+	return 0;
+}
+
+static void run_child(int (*child)(void))
 {
 	pid_t pid;
 	int st = 0;
@@ -91,7 +141,7 @@ static void run_sealed(enum vd_xen_mem_mode mode, uint64_t ring_features)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		_exit(child_run(mode, ring_features, SANDBOX_SECCOMP));
+		_exit(child());
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	sx_domain_destroy(DOMID);
 	if (WIFSIGNALED(st))
@@ -102,6 +152,27 @@ static void run_sealed(enum vd_xen_mem_mode mode, uint64_t ring_features)
 				 : "");
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void sealed_rng_with_rate_serves_requests(void **state)
+{
+	(void)state;
+	run_child(child_rng_rate);
+}
+
+static enum vd_xen_mem_mode io_mode;
+static uint64_t io_ring_features;
+
+static int child_io(void)
+{
+	return child_run(io_mode, io_ring_features, SANDBOX_SECCOMP);
+}
+
+static void run_sealed(enum vd_xen_mem_mode mode, uint64_t ring_features)
+{
+	io_mode = mode;
+	io_ring_features = ring_features;
+	run_child(child_io);
 }
 
 static void sealed_foreign_split_serves_io(void **state)
@@ -138,6 +209,7 @@ int main(void)
 		cmocka_unit_test(sealed_foreign_split_serves_io),
 		cmocka_unit_test(sealed_foreign_packed_event_idx_serves_io),
 		cmocka_unit_test(sealed_grant_split_serves_io),
+		cmocka_unit_test(sealed_rng_with_rate_serves_requests),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
