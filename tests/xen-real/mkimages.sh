@@ -253,7 +253,7 @@ chmod +x "$R/init" "$R/xr/dom0-test.sh" "$R/etc/xen/scripts/block-phy"
 cat >"$R/xr/config" <<EOF
 XR_DEVS="$XR_DEVS"
 XR_NBLK=$XR_NBLK
-XR_NETRNG="${XR_NETRNG-rng net}"
+XR_NETRNG="${XR_NETRNG-rng}"
 NET_KB=${NET_KB:-2048}
 RNG_KB=${RNG_KB:-32}
 XR_CASES="${XR_CASES:-}"
