@@ -235,8 +235,8 @@ start_explicit() {
 # The rng and net device of a matrix guest, at the windows after the disks.
 # Explicit guests get `virtiod rng|net --xen-domid`, watch guests one
 # `virtiod --config FILE` for both (libxl 4.17 has no nodes for them).
-# XR_NETRNG says which of the two the guests get (default "rng"; "rng net"
-# adds net, which stalls now and then: docs/testing-xen-real.md).
+# XR_NETRNG says which of the two the guests get (default none; "rng",
+# or "rng net": net stalls now and then, docs/testing-xen-real.md).
 NET_TAP=xrnet0 NET_DOM0=10.77.0.1 NET_GUEST=10.77.0.2
 # want rng|net: XR_NETRNG names it and the matrix has a line for this guest
 want() {

@@ -10,8 +10,8 @@
  *
  * mkimages.sh replaces @DEVICES@ with one Device block per window of
  * XR_DEVS (default: the disks at 0xFE000000 IRQ 7, 0xFE001000 IRQ 6,
- * 0xFE002000 IRQ 3, the net device at 0xFE003000 IRQ 4, the rng at
- * 0xFE004000 IRQ 13): 0xFE000000.. lies in hvmloader's unused reserved
+ * 0xFE002000 IRQ 3; with XR_NETRNG also the net device at 0xFE003000
+ * IRQ 4 and the rng at 0xFE004000 IRQ 13): 0xFE000000.. lies in hvmloader's unused reserved
  * range (QEMU claims nothing there; Xen's special pages start at
  * 0xFEFF0000). ISA IRQs 3, 4, 6, 7 and 13 are free in a libxl HVM guest
  * with no serial port (the xl configs set none), no floppy driver, no LPT
