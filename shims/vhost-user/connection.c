@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtiod/fd_kind.h"
 #include "virtiod/unix_socket.h"
 
 #include "connection.h"
@@ -34,21 +35,6 @@ void vu_close_fds(int *fds, unsigned n)
 
 /* -------------------------------------------------------------- fd kinds */
 
-/* An anonymous inode (eventfd, epoll, timerfd, ...) has no file type of
- * its own: only its /proc/self/fd link tells which it is. */
-static bool is_anon_inode(int fd, const char *name)
-{
-	char path[32], target[32];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	return strcmp(target, name) == 0;
-}
-
 bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
 {
 	struct stat st;
@@ -59,7 +45,7 @@ bool vu_fd_is_kind(int fd, enum vu_fd_kind kind)
 		 * passes: none of them blocks a non-blocking write. */
 		if (access("/proc/self/fd", X_OK) != 0)
 			return fstat(fd, &st) == 0 && !(st.st_mode & S_IFMT);
-		return is_anon_inode(fd, "anon_inode:[eventfd]");
+		return vd_fd_is_anon_inode(fd, "anon_inode:[eventfd]");
 	case VU_FD_SOCKET:
 		return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	case VU_FD_MAPPABLE:
@@ -94,7 +80,7 @@ const char *vu_fd_describe(int fd)
 
 	if (fstat(fd, &st) < 0)
 		return "not an open fd";
-	if (is_anon_inode(fd, "anon_inode:[eventfd]"))
+	if (vd_fd_is_anon_inode(fd, "anon_inode:[eventfd]"))
 		return "an eventfd";
 	if (S_ISFIFO(st.st_mode))
 		return "a pipe";

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtiod/fd_kind.h"
 #include "virtiod/device.h"
 #include "virtiod/log.h"
 #include "virtiod/sandbox.h"
@@ -193,15 +194,7 @@ static void on_kick(void *opaque, int fd, uint32_t events)
  * fill up) is watched level-triggered and read. */
 static bool is_eventfd(int fd)
 {
-	char path[32], target[32];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	return strcmp(target, "anon_inode:[eventfd]") == 0;
+	return vd_fd_is_anon_inode(fd, "anon_inode:[eventfd]");
 }
 
 /* The new fd is watched before the old one is let go: a kick fd that cannot
