@@ -180,15 +180,19 @@ vd_ready() {
 }
 
 # xen_errors: new Xen console lines (since the case began) that look like
-# errors; the count on stdout, the lines on the console
+# errors; the count on stdout, the lines on the console. It empties Xen's
+# ring, so what it read stays in /tmp/xl-dmesg-$CASE.log for finish.
 xen_errors() {
-	xl dmesg -c >/tmp/xl-dmesg-$CASE.log 2>&1
+	xl dmesg -c >>/tmp/xl-dmesg-$CASE.log 2>&1
 	# "(dN) ..." lines are the guest firmware's debug output, not Xen's
 	grep -vE '^\(d[0-9]+\) ' /tmp/xl-dmesg-$CASE.log |
 		grep -iE 'error|fail|bug|crash|fatal|assert|panic|leak|warn|triple' >/tmp/xl-dmesg-$CASE.err
 	sed 's/^/XR-D xen error: /' /tmp/xl-dmesg-$CASE.err >&2
 	grep -c . /tmp/xl-dmesg-$CASE.err
 }
+
+# xen_log: this case's Xen console so far (what xen_errors took and the rest)
+xen_log() { cat /tmp/xl-dmesg-$CASE.log 2>/dev/null; xl dmesg 2>/dev/null; }
 
 dump_log() { [ -f "$1" ] && tail -n "${2:-40}" "$1" | sed "s|^|XR-D $(basename "$1"): |"; }
 
@@ -415,7 +419,8 @@ finish() {
 	if [ "$1" != PASS ] && [ "$ATTEMPT" -le "$BOOT_RETRIES" ] && [ "$RETRIES" -lt "$RETRIES_MAX" ] &&
 		[ -n "$DOMID" ] &&
 		! grep -q 'PHASE userspace' "$(gcon "$CASE")" 2>/dev/null; then
-		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log 2>&1
+		xen_log >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log
+		xl dmesg -c >/dev/null 2>&1
 		_tf=$(grep -c 'Triple fault' /tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log)
 		log "case $CASE: the guest died before its userspace ($_tf triple faults in the Xen log): boot flake, running the case again"
 		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_faults=$_tf $2"
@@ -425,10 +430,11 @@ finish() {
 	fi
 	if [ "$1" != PASS ] && [ "$POST_IO_RETRIES" -gt 0 ] && [ -n "$DOMID" ] &&
 		[ -n "$(guest_row "$CASE")" ] &&
-		xl dmesg 2>/dev/null | grep -q "d${DOMID}v[0-9]* Triple fault" &&
+		xen_log | grep -q "d${DOMID}v[0-9]* Triple fault" &&
 		! grep -qE 'VD-VERIFY (ERROR|MISMATCH|RESULT FAIL)|RESULT FAIL' "$(gcon "$CASE")" 2>/dev/null &&
 		! cat /tmp/vd-"$CASE"-*.log 2>/dev/null | grep -q 'device needs reset'; then
-		xl dmesg -c >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log 2>&1
+		xen_log >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log
+		xl dmesg -c >/dev/null 2>&1
 		log "case $CASE: the guest triple-faulted after its userspace with no data error and no device error reported: nested-SVM flake, running the case again (once per run)"
 		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_fault_after_userspace=1 $2"
 		RETRY=1
@@ -673,6 +679,8 @@ EOF
 		for s in $SLOTS; do eval "dump_log \$LOG_$s 30"; done
 	fi
 	_det="kernel=$G_KERNEL boot=$G_BOOT mode=$G_MODE guest='$GRES' exits=[$(echo $_exits)] $_end_det zombies=$_z xen_errors=$_xe$_det [$NR_DET]"
+	# the first of them in the case line, which is what CI shows
+	[ "$_xe" = 0 ] || _det="$_det xen:'$(head -n 1 /tmp/xl-dmesg-$CASE.err | tr -d "\r'" | cut -c1-100)'"
 	[ -n "$WATCHPID" ] && kill -TERM "$WATCHPID" 2>/dev/null
 	if [ $_ok = 1 ]; then finish PASS "$_det"; else finish FAIL "$_det"; fi
 	for s in $SLOTS; do eval "rm -f \$IMG_$s"; done
@@ -831,6 +839,7 @@ for CASE in $CASES; do
 	while :; do
 		CASE_T0=$(up)
 		ALLPIDS='' WATCHPID='' FOLLOW='' DOMID='' RETRY=0
+		rm -f /tmp/xl-dmesg-$CASE.log
 		log "=== case $CASE (attempt $ATTEMPT)"
 		case $CASE in
 		probe | soak | bench) case_$CASE ;;
