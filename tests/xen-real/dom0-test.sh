@@ -19,8 +19,8 @@
 # A guest that dies before its userspace has met no virtio device (the
 # drivers load in userspace): its case runs again, up to BOOT_RETRIES
 # times, and at most RETRIES_MAX times in a run (a bound on the run time).
-# A guest that dies later fails its case, with one exception, once per run
-# (POST_IO_RETRIES): a triple fault that Xen dumped for that domain (the
+# A guest that dies later fails its case, with one exception, twice per run
+# at most (POST_IO_RETRIES): a triple fault that Xen dumped for that domain (the
 # nested-SVM signature) while neither the guest's verifier nor any of its
 # virtiods had reported anything wrong. A case that failed on data, or on
 # a device that needed reset, is never run again.
@@ -435,7 +435,7 @@ finish() {
 		! cat /tmp/vd-"$CASE"-*.log 2>/dev/null | grep -q 'device needs reset'; then
 		xen_log >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log
 		xl dmesg -c >/dev/null 2>&1
-		log "case $CASE: the guest triple-faulted after its userspace with no data error and no device error reported: nested-SVM flake, running the case again (once per run)"
+		log "case $CASE: the guest triple-faulted after its userspace with no data error and no device error reported: nested-SVM flake, running the case again (at most twice per run)"
 		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_fault_after_userspace=1 $2"
 		RETRY=1
 		POST_IO_RETRIES=$((POST_IO_RETRIES - 1))
@@ -825,7 +825,7 @@ case_bench() {
 # ---------------------------------------------------------------- main
 FAILED=
 RETRIES=0
-POST_IO_RETRIES=${POST_IO_RETRIES:-1}
+POST_IO_RETRIES=${POST_IO_RETRIES:-2}
 CASES=${XR_CASES:-$(matrix_guests | tr '\n' ' ')}
 if [ ! -x "$VD" ]; then
 	log "no virtiod in this dom0 image: running the probe case only"
