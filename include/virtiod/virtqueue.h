@@ -199,6 +199,15 @@ bool vd_vq_flush(struct vd_vq *vq);
 void vd_vq_disable_notify(struct vd_vq *vq);
 bool vd_vq_enable_notify(struct vd_vq *vq);
 
+/* For a device that found too few chains (a receive queue short of the
+ * largest frame gives back what it popped and waits): enable asks for a
+ * kick when the driver adds past where the last empty pop stopped, not
+ * only when the ring is empty, and returns true if it already has; more
+ * tells the same without enabling. Without an empty pop since the last
+ * chain taken, both behave like enable_notify / avail_pending. */
+bool vd_vq_enable_notify_more(struct vd_vq *vq);
+bool vd_vq_avail_more(struct vd_vq *vq);
+
 /* True if a chain is waiting to be popped (requeued, or made available by
  * the driver), without popping it: for a thread that busy-polls the ring.
  * A bad avail index breaks the queue here as it would in pop. */

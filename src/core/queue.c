@@ -332,6 +332,14 @@ static bool model_serves(const struct vd_queue *q)
 	return q->device_filled ? q->wait_buffers : q->stalls < 2;
 }
 
+/* Chains for the model. One that waits for buffers gave back those it
+ * found too few: only buffers added since count, or it would spin. */
+static bool work_pending(struct vd_queue *q)
+{
+	return q->wait_buffers ? vd_vq_avail_more(q->vq)
+			       : vd_vq_avail_pending(q->vq);
+}
+
 /* queue_kick with driver notifications off: the driver need not kick for
  * chains added while we pop (virtio 1.2 §2.7.10, §2.8.10). */
 static void serve_kick(struct vd_queue *q)
@@ -377,7 +385,7 @@ static bool queue_poll(struct vd_queue *q)
 		if (vd_loop_stopping(q->loop) || vd_mem_grace_pending(mem) ||
 		    q->broken)
 			return false;
-		if (model_serves(q) && vd_vq_avail_pending(q->vq)) {
+		if (model_serves(q) && work_pending(q)) {
 			q->kick_pending = true;
 			return true;
 		}
@@ -422,11 +430,15 @@ static void queue_serve(struct vd_queue *q)
 			timeout = 0;
 		}
 		/* About to sleep: ask the driver for kicks again and look
-		 * once more for chains added meanwhile. */
-		if (timeout < 0 && q->notify_off && !q->broken &&
-		    (!q->device_filled || q->wait_buffers)) {
+		 * once more for chains added meanwhile. A model that waits
+		 * for buffers asks for the next one, notifications on or
+		 * not: those it gave back were kicked for already. */
+		if (timeout < 0 && !q->broken &&
+		    (q->wait_buffers || (q->notify_off && !q->device_filled))) {
 			q->notify_off = false;
-			if (vd_vq_enable_notify(q->vq) && model_serves(q)) {
+			if ((q->wait_buffers ? vd_vq_enable_notify_more(q->vq)
+					     : vd_vq_enable_notify(q->vq)) &&
+			    model_serves(q)) {
 				q->kick_pending = true;
 				timeout = 0;
 			}

@@ -680,6 +680,32 @@ bool vd_vq_enable_notify(struct vd_vq *vq)
 					     : vq_packed_enable_notify(vq);
 }
 
+bool vd_vq_enable_notify_more(struct vd_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	if (!vq->empty_valid)
+		return vd_vq_enable_notify(vq);
+	vq->notify_enabled = true;
+	if (vq->cfg.layout == VD_VQ_SPLIT)
+		vq_split_notify_more(vq);
+	else
+		/* ENABLE: a kick for any chain from now on. */
+		vq_packed_enable_notify(vq);
+	VQ_MB();
+	return vd_vq_avail_more(vq);
+}
+
+bool vd_vq_avail_more(struct vd_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	if (!vq->empty_valid)
+		return vd_vq_avail_pending(vq);
+	return vq->cfg.layout == VD_VQ_SPLIT ? vq_split_avail_more(vq)
+					     : vq_packed_avail_more(vq);
+}
+
 bool vd_vq_avail_pending(struct vd_vq *vq)
 {
 	if (vq->broken)

@@ -71,6 +71,11 @@ struct vd_vq {
 	enum vd_vq_error err;
 	bool logging;
 	bool notify_enabled;
+	/* Where the last pop found nothing (split: avail idx; packed:
+	 * position and wrap), until a chain is taken past it. */
+	bool empty_valid;
+	bool empty_wrap;
+	uint16_t empty_at;
 
 	/* Statistics (queue thread writes; vd_vq_stats_read from others):
 	 * where they go, the round's clock, each slot's pop time, and the
@@ -168,6 +173,8 @@ bool vq_split_flush(struct vd_vq *vq);
 void vq_split_disable_notify(struct vd_vq *vq);
 bool vq_split_enable_notify(struct vd_vq *vq);
 bool vq_split_avail_pending(struct vd_vq *vq);
+bool vq_split_avail_more(struct vd_vq *vq);
+void vq_split_notify_more(struct vd_vq *vq);
 
 void vq_packed_init(struct vd_vq *vq);
 int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out);
@@ -176,5 +183,6 @@ bool vq_packed_flush(struct vd_vq *vq);
 void vq_packed_disable_notify(struct vd_vq *vq);
 bool vq_packed_enable_notify(struct vd_vq *vq);
 bool vq_packed_avail_pending(struct vd_vq *vq);
+bool vq_packed_avail_more(struct vd_vq *vq);
 
 #endif

@@ -134,8 +134,12 @@ int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 		/* Acquire: the rest of the list is read after its head's
 		 * flags say it is there (§2.8.21). */
 		flags = le16toh(VQ_LOAD_ACQ(&vq->pdesc[pos].flags));
-		if (!desc_avail(flags, vq->avail_wrap))
+		if (!desc_avail(flags, vq->avail_wrap)) {
+			vq->empty_valid = true;
+			vq->empty_at = pos;
+			vq->empty_wrap = vq->avail_wrap;
 			return 0;
+		}
 	}
 	qe = vq_elem_get(vq);
 	if (!qe) {
@@ -156,6 +160,9 @@ int vq_packed_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 	if (requeued) {
 		vq->requeue_at++;
 	} else {
+		if (vq->avail_pos == vq->empty_at &&
+		    vq->avail_wrap == vq->empty_wrap)
+			vq->empty_valid = false;
 		vq->avail_pos += n;
 		if (vq->avail_pos >= vq->num) {
 			vq->avail_pos -= vq->num;
@@ -249,6 +256,12 @@ bool vq_packed_enable_notify(struct vd_vq *vq)
 	flags = le16toh(VQ_LOAD_ACQ(&vq->pdesc[vq->avail_pos].flags));
 	return vq->requeue_at < vq->requeue_n ||
 	       desc_avail(flags, vq->avail_wrap);
+}
+
+bool vq_packed_avail_more(struct vd_vq *vq)
+{
+	return desc_avail(le16toh(VQ_LOAD_ACQ(&vq->pdesc[vq->empty_at].flags)),
+			  vq->empty_wrap);
 }
 
 bool vq_packed_avail_pending(struct vd_vq *vq)

@@ -182,8 +182,11 @@ int vq_split_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 		head = vq->requeue[vq->requeue_at];
 	} else {
 		if (vq->last_avail == vq->shadow_avail && !refresh_avail(vq) &&
-		    (vq->broken || !avail_empty_recheck(vq)))
+		    (vq->broken || !avail_empty_recheck(vq))) {
+			vq->empty_valid = true;
+			vq->empty_at = vq->shadow_avail;
 			return 0;
+		}
 		/* The acquire load of avail->idx ordered this read. */
 		head = le16toh(
 			VQ_LOAD(&vq->avail->ring[vq->last_avail % vq->num]));
@@ -207,10 +210,13 @@ int vq_split_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 		vq_elem_drop(vq, qe);
 		return 0;
 	}
-	if (requeued)
+	if (requeued) {
 		vq->requeue_at++;
-	else
+	} else {
+		if (vq->last_avail == vq->empty_at)
+			vq->empty_valid = false;
 		vq->last_avail++;
+	}
 	vq_elem_popped(vq, qe, head, (uint16_t)n, requeued);
 	*out = &qe->pub;
 	return 1;
@@ -278,4 +284,21 @@ bool vq_split_enable_notify(struct vd_vq *vq)
 bool vq_split_avail_pending(struct vd_vq *vq)
 {
 	return vq->shadow_avail != vq->last_avail || refresh_avail(vq);
+}
+
+bool vq_split_avail_more(struct vd_vq *vq)
+{
+	refresh_avail(vq);
+	return !vq->broken && vq->shadow_avail != vq->empty_at;
+}
+
+/* A kick for the first entry past empty_at: the driver kicks when its
+ * index moves past avail_event (§2.7.10), and the entries before it it
+ * has already made available (it would not kick for them again). */
+void vq_split_notify_more(struct vd_vq *vq)
+{
+	if (vq->cfg.event_idx)
+		set_avail_event(vq, vq->empty_at);
+	else
+		set_used_flags(vq, 0);
 }

@@ -381,6 +381,72 @@ static void packed_disable_notify_writes_device_event(void **state)
 	vqh_fini(&h);
 }
 
+/* A device short of buffers (a receive queue below its largest frame)
+ * pops what there is, finds no more, gives it all back and waits: only a
+ * buffer added after that may wake it, and the driver must kick for it.
+ * Plain enable_notify asks for a kick at the entries given back, which
+ * the driver has kicked for already: no kick would come, and its "pop
+ * again" would have the device spin on the same too-few buffers. */
+static void short_of_buffers(enum vd_vq_layout layout, bool event_idx)
+{
+	struct vd_vq_elem *e[4];
+	struct vqh h;
+	uint64_t buf;
+
+	vqh_new(&h, layout, 8, event_idx, false);
+	buf = td_mem_alloc(h.m, 64, 8);
+	add_n(&h, buf, 3);
+	for (int round = 0; round < 2; round++) {
+		unsigned n = 3 + (unsigned)round;
+
+		vd_vq_disable_notify(h.vq);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_equal(vd_vq_pop(h.vq, &e[i]), 1);
+		assert_int_equal(vd_vq_pop(h.vq, &e[3 + round]), 0);
+		for (unsigned i = n; i-- > 0;)
+			assert_int_equal(vd_vq_unpop(h.vq, e[i]), 0);
+		assert_true(vd_vq_avail_pending(h.vq));
+		if (round == 0) {
+			assert_false(vd_vq_avail_more(h.vq));
+			assert_false(vd_vq_enable_notify_more(h.vq));
+			/* The next buffer is kicked for, and counts. */
+			add_n(&h, buf, 1);
+			assert_true(td_vq_kick_needed(h.q));
+		} else {
+			/* Added before notifications came back on. */
+			add_n(&h, buf, 1);
+			assert_false(td_vq_kick_needed(h.q));
+			assert_true(vd_vq_enable_notify_more(h.vq));
+		}
+		assert_true(vd_vq_avail_more(h.vq));
+	}
+	/* Taking the chain past the frontier forgets it. */
+	assert_int_equal(pop_push_all(&h), 5);
+	assert_false(vd_vq_avail_more(h.vq));
+	assert_false(vd_vq_enable_notify_more(h.vq));
+	add_n(&h, buf, 1);
+	assert_true(td_vq_kick_needed(h.q));
+	vqh_fini(&h);
+}
+
+static void split_event_idx_short_of_buffers_asks_for_the_next(void **state)
+{
+	(void)state;
+	short_of_buffers(VD_VQ_SPLIT, true);
+}
+
+static void split_short_of_buffers_asks_for_the_next(void **state)
+{
+	(void)state;
+	short_of_buffers(VD_VQ_SPLIT, false);
+}
+
+static void packed_short_of_buffers_asks_for_the_next(void **state)
+{
+	(void)state;
+	short_of_buffers(VD_VQ_PACKED, false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +466,10 @@ int main(void)
 		cmocka_unit_test(
 			packed_driver_enable_cb_gets_next_used_notified),
 		cmocka_unit_test(packed_disable_notify_writes_device_event),
+		cmocka_unit_test(
+			split_event_idx_short_of_buffers_asks_for_the_next),
+		cmocka_unit_test(split_short_of_buffers_asks_for_the_next),
+		cmocka_unit_test(packed_short_of_buffers_asks_for_the_next),
 	};
 
 	return cmocka_run_group_tests_name("virtqueue notify", tests, NULL,
