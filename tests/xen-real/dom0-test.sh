@@ -334,6 +334,16 @@ check_netrng() {
 		done
 		_fail=$(_l FAIL)
 		_net="net $NET_RING/pairs=$NET_PAIRS: $(_l eth0 | cut -d' ' -f1) $(_l ping | grep -oE '[0-9]+ packets received')"
+		# the control queue (the last, after the pairs) answered the
+		# guest's commands (RX mode and MAC table as eth0 came up,
+		# VQ_PAIRS_SET with two pairs): `virtiod stat`'s completions
+		_ctrl=$(awk -v q=$((2 * NET_PAIRS)) '$2 ~ /^net/ && $3 == q { print $5 }' \
+			/tmp/vd-$CASE-netrng.stat 2>/dev/null | tail -n 1)
+		if [ "${_ctrl:-0}" -gt 0 ] 2>/dev/null; then
+			_net="$_net ctrl=$_ctrl"
+		else
+			NR_OK=0 _net="$_net control-queue-unused(${_ctrl:-no stat})"
+		fi
 		if [ -n "$_fail" ]; then
 			NR_OK=0 _net="$_net FAIL '$_fail'"
 		elif [ "$_rx" != "$_want" ] || [ "$_tx" != "$_got" ] || [ -z "$_tx" ]; then
@@ -435,8 +445,11 @@ finish() {
 		! cat /tmp/vd-"$CASE"-*.log 2>/dev/null | grep -q 'device needs reset'; then
 		xen_log >/tmp/xl-dmesg-$CASE-attempt$ATTEMPT.log
 		xl dmesg -c >/dev/null 2>&1
-		log "case $CASE: the guest triple-faulted after its userspace with no data error and no device error reported: nested-SVM flake, running the case again (at most twice per run)"
-		echo "XR-RETRY $CASE attempt=$ATTEMPT triple_fault_after_userspace=1 $2"
+		# (also a boot death once BOOT_RETRIES are spent)
+		_u=no
+		grep -q 'PHASE userspace' "$(gcon "$CASE")" 2>/dev/null && _u=yes
+		log "case $CASE: the guest triple-faulted (userspace reached: $_u) with no data error and no device error reported: nested-SVM flake, running the case again (at most twice per run)"
+		echo "XR-RETRY $CASE attempt=$ATTEMPT clean_triple_fault=1 userspace=$_u $2"
 		RETRY=1
 		POST_IO_RETRIES=$((POST_IO_RETRIES - 1))
 		return
