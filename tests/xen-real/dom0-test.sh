@@ -240,7 +240,7 @@ start_explicit() {
 # Explicit guests get `virtiod rng|net --xen-domid`, watch guests one
 # `virtiod --config FILE` for both (libxl 4.17 has no nodes for them).
 # XR_NETRNG says which of the two the guests get (default none; "rng",
-# or "rng net": net stalls now and then, docs/testing-xen-real.md).
+# or "rng net" as make check-xen-netrng sets it).
 NET_TAP=xrnet0 NET_DOM0=10.77.0.1 NET_GUEST=10.77.0.2
 # want rng|net: XR_NETRNG names it and the matrix has a line for this guest
 want() {
