@@ -412,6 +412,10 @@ static void net_queue_stop(void *model, struct vd_queue *q)
 		net_tx_stop(vd_queue_model_data(q));
 		break;
 	case Q_CTRL:
+		vd_info(vd_queue_who(q),
+			"control: %llu commands done, %llu refused",
+			(unsigned long long)d->ctrl_ok,
+			(unsigned long long)d->ctrl_refused);
 		pthread_mutex_lock(&d->pairs_lock);
 		d->ctrl_running = false;
 		pthread_mutex_unlock(&d->pairs_lock);

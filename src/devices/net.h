@@ -134,6 +134,8 @@ struct net_dev {
 	bool attached[NET_PAIRS_MAX];
 	bool ctrl_running;
 	unsigned curr_pairs;
+	/* control commands answered (the control queue's thread only) */
+	uint64_t ctrl_ok, ctrl_refused;
 
 	/* link changes (a netlink socket on queue 0's loop) */
 	int nl_fd;

@@ -258,6 +258,10 @@ void net_ctrl_kick(struct net_dev *d, struct vd_queue *q)
 						   "bytes) refused",
 						   cmd[0], cmd[1], len - 2);
 		}
+		if (ack == VIRTIO_NET_OK)
+			d->ctrl_ok++;
+		else
+			d->ctrl_refused++;
 		if (e->write_len < 1) {
 			vd_vq_push(vq, e, 0);
 			continue;

@@ -252,10 +252,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			vd_vq_flush(vq);
 			break;
 		case 5:
-			if (op & 0x80)
+			if (op & 0x80) {
 				vd_vq_disable_notify(vq);
-			else
+			} else if (op & 0x40) {
+				/* A device short of buffers gives the latest
+				 * pop back and waits for the next one. */
+				if (n_held && vd_vq_unpop(vq, held[n_held - 1]) == 0)
+					n_held--;
+				vd_vq_enable_notify_more(vq);
+				vd_vq_avail_more(vq);
+			} else {
 				vd_vq_enable_notify(vq);
+			}
 			break;
 		case 6: {
 			/* The driver changes its rings under the device. */

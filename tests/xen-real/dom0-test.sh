@@ -314,6 +314,15 @@ start_netrng() {
 check_netrng() {
 	_con=$(gcon "$CASE")
 	NR_OK=1 NR_DET=
+	# every process ends by itself once the guest is gone, with status 0
+	# (and has logged its counters)
+	_nrx=
+	for _p in $NRPIDS; do
+		_rc=none
+		wait_exit "$_p" "$VD_EXIT_SECS" && _rc=$WAITRC
+		_nrx="$_nrx $_rc"
+		[ "$_rc" = 0 ] || NR_OK=0
+	done
 	if want rng; then
 		_r=$(grep -oE 'XR-G [^ ]* RNG .*' "$_con" | tail -n 1 | sed 's/^XR-G [^ ]* RNG //' | tr -d '\r')
 		case $_r in
@@ -336,13 +345,14 @@ check_netrng() {
 		_net="net $NET_RING/pairs=$NET_PAIRS: $(_l eth0 | cut -d' ' -f1) $(_l ping | grep -oE '[0-9]+ packets received')"
 		# the control queue (the last, after the pairs) answered the
 		# guest's commands (RX mode and MAC table as eth0 came up,
-		# VQ_PAIRS_SET with two pairs): `virtiod stat`'s completions
-		_ctrl=$(awk -v q=$((2 * NET_PAIRS)) '$2 ~ /^net/ && $3 == q { print $5 }' \
-			/tmp/vd-$CASE-netrng.stat 2>/dev/null | tail -n 1)
-		if [ "${_ctrl:-0}" -gt 0 ] 2>/dev/null; then
-			_net="$_net ctrl=$_ctrl"
+		# VQ_PAIRS_SET with two pairs): its count when it stopped
+		_ctrl=$(grep -oE "q$((2 * NET_PAIRS))\]: control: [0-9]+ commands done, [0-9]+ refused" "$NETLOG" |
+			tail -n 1 | sed 's/.*control: \([0-9]*\) commands done, \([0-9]*\) refused/\1 \2/')
+		set -- $_ctrl
+		if [ "${1:-0}" -gt 0 ] && [ "${2:-1}" = 0 ]; then
+			_net="$_net control-commands=$1"
 		else
-			NR_OK=0 _net="$_net control-queue-unused(${_ctrl:-no stat})"
+			NR_OK=0 _net="$_net control-queue:'${_ctrl:-no line}'"
 		fi
 		if [ -n "$_fail" ]; then
 			NR_OK=0 _net="$_net FAIL '$_fail'"
@@ -356,14 +366,6 @@ check_netrng() {
 	if grep -q 'device needs reset' "$RNGLOG" "$NETLOG"; then
 		NR_OK=0 NR_DET="$NR_DET; a device needed reset"
 	fi
-	# every process ends by itself once the guest is gone, with status 0
-	_nrx=
-	for _p in $NRPIDS; do
-		_rc=none
-		wait_exit "$_p" "$VD_EXIT_SECS" && _rc=$WAITRC
-		_nrx="$_nrx $_rc"
-		[ "$_rc" = 0 ] || NR_OK=0
-	done
 	[ -n "$NRPIDS" ] && NR_DET="$NR_DET; exits=[$(echo $_nrx)]"
 	rm -f /tmp/net-to-guest.bin /tmp/net-from-guest.bin /tmp/net-hold
 }
