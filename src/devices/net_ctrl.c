@@ -58,8 +58,11 @@ void net_pairs_update(struct net_dev *d)
 					   "tap queue %u: %s: %s", i,
 					   want ? "attach" : "detach",
 					   strerror(-r));
-		else
+		else {
 			d->attached[i] = want;
+			vd_info(d->who, "tap queue %u %s", i,
+				want ? "attached" : "detached");
+		}
 	}
 	pthread_mutex_unlock(&d->pairs_lock);
 }
@@ -168,6 +171,7 @@ static int cmd_mq(struct net_dev *d, uint8_t cmd, const uint8_t *p, size_t len,
 	pthread_mutex_lock(&d->pairs_lock);
 	d->curr_pairs = v;
 	pthread_mutex_unlock(&d->pairs_lock);
+	vd_info(d->who, "the driver uses %u queue pair(s)", v);
 	net_pairs_update(d);
 	return 0;
 }

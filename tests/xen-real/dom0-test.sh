@@ -620,9 +620,16 @@ EOF
 	stage disks-to-guest-result "$(since "$_t")"
 	# the rng's and net's queue counters while they still serve (shown
 	# if they fail: a stalled queue shows kicks without notifications)
-	for _c in /tmp/vd-$CASE-rng.ctl /tmp/vd-$CASE-net.ctl /tmp/vd-$CASE-ctl/*; do
-		[ -S "$_c" ] && $VD stat "$_c" 2>&1 | sed "s|^|$(basename "$_c"): |"
-	done >/tmp/vd-$CASE-netrng.stat
+	{
+		for _c in /tmp/vd-$CASE-rng.ctl /tmp/vd-$CASE-net.ctl /tmp/vd-$CASE-ctl/*; do
+			[ -S "$_c" ] && $VD stat "$_c" 2>&1 | sed "s|^|$(basename "$_c"): |"
+		done
+		# the tap's queues attached (one per real queue) and its counters
+		if [ -d /sys/class/net/$NET_TAP ]; then
+			echo "$NET_TAP queues: $(ls /sys/class/net/$NET_TAP/queues | tr '\n' ' ')"
+			ip -s link show dev $NET_TAP 2>&1 | sed "s|^|$NET_TAP: |"
+		fi
+	} >/tmp/vd-$CASE-netrng.stat
 
 	_end_det=
 	if [ "$G_END" = destroy ]; then

@@ -131,6 +131,7 @@ NET_IP=10.77.0.2/24 NET_PEER=10.77.0.1
 net_fail() {
 	virtio_state NET
 	grep -E 'eth0' /proc/net/dev | tr -s ' ' | sed 's/^/XR-G NET dev: /'
+	say "NET queues: $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
 	say "NET FAIL $*"
 	echo "$*" >/tmp/net.fail
 	exit 1
