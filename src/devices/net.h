@@ -65,6 +65,7 @@ struct net_stats {
 	uint64_t filtered;  /* receive: not for us (RX mode, MAC table) */
 	uint64_t truncated; /* receive: larger than the buffers posted */
 	uint64_t starved;   /* receive: no buffer for a waiting packet */
+	uint64_t held;	    /* receive: waited in the overflow for buffers */
 };
 
 struct net_dev;
@@ -87,8 +88,12 @@ struct net_rxq {
 	struct vd_vq_elem **win;
 	unsigned win_n, win_max;
 	size_t win_bytes;
-	struct iovec *iov; /* readv's array, VD_VQ_MAX_IOV + the spill byte */
-	uint8_t spill;	   /* past the buffers: a frame reaching it is cut */
+	struct iovec *iov; /* readv's array, VD_VQ_MAX_IOV + the overflow */
+	/* Past the buffers, frame_max + 1 bytes: a frame larger than the
+	 * buffers posted ends here and waits, whole, for more (pending
+	 * bytes); one that fills it is cut. */
+	uint8_t *over;
+	size_t pending;
 	struct vd_ratelimit rl;
 	struct net_stats st;
 };

@@ -1,10 +1,14 @@
 /* virtio-net receive (§5.1.6.3, §5.1.6.4): the tap reads straight into
  * the guest's buffers, the vnet header in place. Buffers for the largest
- * frame the tap may give are popped first; those the frame did not fill go
- * back to the ring (vd_vq_unpop). With no buffer the tap is left unread,
- * its own queue holding the packets, until the driver posts more: nothing
- * is dropped for want of a buffer. A packet is dropped (and counted) only
- * when it is larger than every buffer the driver posted, or not for us. */
+ * frame the tap may give are popped first, as many as the driver posted;
+ * those the frame did not fill go back to the ring (vd_vq_unpop). A frame
+ * larger than the buffers posted runs on into a device-side overflow and
+ * waits there, whole, until the driver posts enough (then it is copied:
+ * the one copy, for a driver short of buffers). With no buffer the tap is
+ * left unread, its own queue holding the packets, until the driver posts
+ * more: nothing is dropped for want of a buffer. A packet is dropped (and
+ * counted) only when it is larger than every buffer the ring can hold, or
+ * not for us. */
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -88,12 +92,14 @@ static unsigned window_iovs(const struct net_rxq *rq)
 	return n;
 }
 
-/* Pops buffers until they hold the largest frame (mergeable) or one
- * buffer (otherwise). Returns true if the window may take a frame now;
- * false: wait for buffers. */
+/* Pops buffers until they hold the largest frame (mergeable; a held
+ * frame: its length) or one buffer (otherwise). Returns true if the window
+ * may take a frame now; false: wait for buffers. */
 static bool window_fill(struct net_rxq *rq)
 {
-	size_t want = rq->mergeable ? rq->frame_max : 1;
+	size_t want = rq->pending     ? rq->pending
+		      : rq->mergeable ? rq->frame_max
+				      : 1;
 	unsigned max = rq->mergeable ? rq->win_max : 1;
 
 	while (rq->win_bytes < want && rq->win_n < max) {
@@ -128,12 +134,34 @@ static bool window_fill(struct net_rxq *rq)
 	}
 	if (!rq->win_n)
 		return false;
-	if (rq->win_bytes >= want || rq->win_n >= max)
+	/* Fewer buffers than the largest frame: a frame that fits goes
+	 * straight in, a larger one into the overflow. */
+	if (rq->win_bytes >= want || !rq->pending)
 		return true;
-	/* Mergeable and short of the largest frame: a small frame would fit,
-	 * a large one would be cut. Wait for the driver unless the whole
-	 * ring is ours already. */
-	return vd_vq_inflight(rq->vq) >= vd_vq_size(rq->vq);
+	/* A held frame waits for room, unless the ring can give no more. */
+	return rq->win_n >= max || vd_vq_inflight(rq->vq) >= vd_vq_size(rq->vq);
+}
+
+/* The window's buffers as one iovec array in rq->iov; their count. */
+static unsigned window_iov(struct net_rxq *rq)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < rq->win_n; i++) {
+		memcpy(rq->iov + n, rq->win[i]->write_iov,
+		       rq->win[i]->n_write * sizeof(struct iovec));
+		n += rq->win[i]->n_write;
+	}
+	return n;
+}
+
+static void drop_too_large(struct net_rxq *rq, size_t len)
+{
+	rq->st.truncated++;
+	vd_log_ratelimited(&rq->rl, VD_LOG_WARN, rq->who,
+			   "frame of %zu bytes larger than the %zu bytes of "
+			   "buffers the driver posts; dropped",
+			   len, rq->win_bytes);
 }
 
 /* ------------------------------------------------------------ frames */
@@ -183,28 +211,40 @@ static void deliver(struct net_rxq *rq, size_t len)
 	rq->st.bytes += len - rq->hdr_len;
 }
 
-/* One frame from the tap into the window. 1 delivered or dropped, 0 the
- * tap is empty, -1 the tap failed (logged). */
+/* The held frame into the window, now that it fits. */
+static void deliver_pending(struct net_rxq *rq)
+{
+	unsigned n = window_iov(rq);
+	size_t len = rq->pending;
+
+	rq->pending = 0;
+	if (len > rq->win_bytes) {
+		drop_too_large(rq, len);
+		return;
+	}
+	vd_iov_from_buf(rq->iov, n, 0, rq->over, len);
+	rq->st.held++;
+	deliver(rq, len);
+}
+
+/* One frame from the tap into the window. 1 delivered, held or dropped,
+ * 0 the tap is empty, -1 the tap failed (logged). */
 static int receive_one(struct net_rxq *rq)
 {
-	unsigned n = 0, spill;
+	unsigned n = window_iov(rq), over;
 	uint8_t dst[6];
 	ssize_t got;
 
-	for (unsigned i = 0; i < rq->win_n; i++) {
-		memcpy(rq->iov + n, rq->win[i]->write_iov,
-		       rq->win[i]->n_write * sizeof(struct iovec));
-		n += rq->win[i]->n_write;
-	}
 	/* A tap read returns what it copied (Linux 6.x), not the frame's
-	 * length: one byte past the buffers tells a cut frame from one that
-	 * fits exactly. readv takes at most IOV_MAX (VD_VQ_MAX_IOV) entries:
-	 * with the window at that many, a full read counts as cut. */
-	spill = n < VD_VQ_MAX_IOV;
-	if (spill)
-		rq->iov[n] =
-			(struct iovec){.iov_base = &rq->spill, .iov_len = 1};
-	got = readv(rq->fd, rq->iov, (int)n + spill);
+	 * length: what runs past the buffers lands in the overflow, and a
+	 * frame that fills the overflow was cut. readv takes at most IOV_MAX
+	 * (VD_VQ_MAX_IOV) entries: with the window at that many, a full read
+	 * counts as cut. */
+	over = n < VD_VQ_MAX_IOV;
+	if (over)
+		rq->iov[n] = (struct iovec){.iov_base = rq->over,
+					    .iov_len = rq->frame_max + 1};
+	got = readv(rq->fd, rq->iov, (int)(n + over));
 	if (got < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
@@ -216,22 +256,27 @@ static int receive_one(struct net_rxq *rq)
 		rq->st.dropped++;
 		return 1; /* the buffers stay ours for the next frame */
 	}
-	if ((size_t)got > rq->win_bytes ||
-	    (!spill && (size_t)got == rq->win_bytes)) {
-		/* Larger than the buffers: the tap cut it. */
-		rq->st.truncated++;
-		vd_log_ratelimited(&rq->rl, VD_LOG_WARN, rq->who,
-				   "frame larger than the %zu bytes of "
-				   "buffers posted; dropped",
-				   rq->win_bytes);
-		return 1;
-	}
-	vd_iov_to_buf(rq->iov, n, rq->hdr_len, dst, sizeof(dst));
+	vd_iov_to_buf(rq->iov, n + over, rq->hdr_len, dst, sizeof(dst));
 	if (!net_filter_accepts(&rq->d->filter, dst)) {
 		rq->st.filtered++;
 		return 1;
 	}
-	deliver(rq, (size_t)got);
+	if ((size_t)got <= rq->win_bytes &&
+	    (over || (size_t)got < rq->win_bytes)) {
+		deliver(rq, (size_t)got);
+		return 1;
+	}
+	/* Larger than the buffers: hold it whole (head copied out of the
+	 * buffers, which go back to the ring) and wait for enough. Without
+	 * MRG_RXBUF one buffer takes one frame: no later buffer helps. */
+	if (!over || !rq->mergeable || (size_t)got > rq->frame_max) {
+		drop_too_large(rq, (size_t)got);
+		return 1;
+	}
+	memmove(rq->over + rq->win_bytes, rq->over,
+		(size_t)got - rq->win_bytes);
+	vd_iov_to_buf(rq->iov, n, 0, rq->over, rq->win_bytes);
+	rq->pending = (size_t)got;
 	return 1;
 }
 
@@ -257,6 +302,10 @@ static void receive(struct net_rxq *rq)
 			watch_tap(rq, false);
 			vd_queue_wait_buffers(rq->q);
 			break;
+		}
+		if (rq->pending) {
+			deliver_pending(rq);
+			continue;
 		}
 		if (receive_one(rq) <= 0)
 			break;
@@ -303,7 +352,8 @@ int net_rx_start(struct net_dev *d, struct vd_queue *q, unsigned pair)
 	rq->win_max = d->model.max_queue_size;
 	rq->win = calloc(rq->win_max, sizeof(*rq->win));
 	rq->iov = calloc(VD_VQ_MAX_IOV + 1, sizeof(*rq->iov));
-	if (!rq->win || !rq->iov) {
+	rq->over = malloc(rq->frame_max + 1);
+	if (!rq->win || !rq->iov || !rq->over) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -316,6 +366,7 @@ int net_rx_start(struct net_dev *d, struct vd_queue *q, unsigned pair)
 fail:
 	free(rq->win);
 	free(rq->iov);
+	free(rq->over);
 	free(rq);
 	return r;
 }
@@ -337,14 +388,17 @@ void net_rx_stop(struct net_rxq *rq)
 	vd_loop_del(vd_queue_loop(rq->q), rq->fd);
 	vd_info(rq->who,
 		"received %llu packets, %llu bytes; dropped %llu, filtered "
-		"%llu, too large %llu, waited for buffers %llu times",
+		"%llu, too large %llu, waited for buffers %llu times, held "
+		"%llu larger than the buffers posted",
 		(unsigned long long)rq->st.packets,
 		(unsigned long long)rq->st.bytes,
 		(unsigned long long)rq->st.dropped,
 		(unsigned long long)rq->st.filtered,
 		(unsigned long long)rq->st.truncated,
-		(unsigned long long)rq->st.starved);
+		(unsigned long long)rq->st.starved,
+		(unsigned long long)rq->st.held);
 	free(rq->win);
 	free(rq->iov);
+	free(rq->over);
 	free(rq);
 }
