@@ -177,7 +177,8 @@ void vd_vq_free(struct vd_vq *vq);
 int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out);
 /* A mapper over its per-queue budget (translate: -EAGAIN) leaves the next
  * chain in the ring while earlier ones are in flight; once a push or unpop
- * gives mappings back, this returns true (once): pop again. */
+ * gives mappings back, this returns true (once): pop again. Also true
+ * after a pop refused while a memory-table writer waited. */
 bool vd_vq_take_retry(struct vd_vq *vq);
 /* Give back a popped element untouched, as if it had never been popped:
  * the next pop returns the same chain again. For a device that fills

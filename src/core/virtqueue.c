@@ -532,9 +532,15 @@ int vd_vq_pop(struct vd_vq *vq, struct vd_vq_elem **out)
 {
 	/* While a memory-table writer waits, take nothing new: requests in
 	 * flight drain, the queue thread leaves its read section, and a
-	 * busy guest cannot starve the writer (docs/core.md). */
-	if (vq->broken || vd_mem_grace_pending(vq->mem))
+	 * busy guest cannot starve the writer (docs/core.md). The chains
+	 * are still there: pop again after (vd_vq_take_retry), or a model
+	 * that took "nothing" for an empty ring would wait for a kick. */
+	if (vq->broken)
 		return 0;
+	if (vd_mem_grace_pending(vq->mem)) {
+		vq->retry = true;
+		return 0;
+	}
 	return vq->cfg.layout == VD_VQ_SPLIT ? vq_split_pop(vq, out)
 					     : vq_packed_pop(vq, out);
 }
