@@ -14,6 +14,7 @@ int vd_xen_irq_init(struct vd_xen_irq *irq, xendevicemodel_handle *dm,
 	int rc;
 
 	memset(irq, 0, sizeof(*irq));
+	pthread_mutex_init(&irq->pulse, NULL);
 	irq->dm = dm;
 	irq->domid = domid;
 	irq->irq = line;
@@ -84,12 +85,15 @@ void vd_xen_irq_raise(struct vd_xen_irq *irq)
 						  1);
 	} else {
 		/* Xen fires on the 0→1 change of the per-IRQ assert bit: a
-		 * line left high would swallow every later edge. */
+		 * line left high would swallow every later edge, and so
+		 * would one raised by another queue's thread in between. */
+		pthread_mutex_lock(&irq->pulse);
 		rc = xendevicemodel_set_isa_irq_level(irq->dm, irq->domid,
 						      (uint8_t)irq->irq, 1);
 		if (rc == 0)
 			rc = xendevicemodel_set_isa_irq_level(
 				irq->dm, irq->domid, (uint8_t)irq->irq, 0);
+		pthread_mutex_unlock(&irq->pulse);
 	}
 	if (rc < 0)
 		atomic_fetch_add(&irq->failed, 1);

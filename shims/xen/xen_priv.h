@@ -3,6 +3,7 @@
 #ifndef VIRTIOD_SHIM_XEN_PRIV_H
 #define VIRTIOD_SHIM_XEN_PRIV_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -122,6 +123,9 @@ struct vd_xen_irq {
 	uint32_t irq;
 	enum vd_xen_irq_kind kind;
 	const char *who;
+	/* ISA: a pulse is two calls; another thread's pulse between them
+	 * would meet the line still high and be lost. */
+	pthread_mutex_t pulse;
 	_Atomic uint64_t raised, failed;
 };
 
