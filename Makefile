@@ -461,8 +461,8 @@ check-xen: $(DAEMON) $(VERIFY_BIN)
 
 # The same Xen with virtio-rng and virtio-net beside the disks of the
 # direct-boot guests (docs/testing-xen-real.md: the disk-boot guests died
-# more often before their userspace with the two extra windows). Not in CI:
-# net's transfer still stalls now and then; XR_NETRNG_CASES picks guests.
+# more often before their userspace with the two extra windows).
+# XR_NETRNG_CASES picks the guests.
 XR_NETRNG_CASES ?= generic-direct cloud-direct
 check-xen-netrng: $(DAEMON) $(VERIFY_BIN)
 	VIRTIOD_DEPS=xen scripts/deps.sh
