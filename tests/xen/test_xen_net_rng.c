@@ -85,6 +85,23 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* NBUF device-writable buffers of len bytes each, filled with `fill`. */
+static void raw_in_buffers(struct sx_vdev *d, struct sx_blk_io *io,
+			   uint32_t len, uint8_t fill)
+{
+	uint8_t *ram = sx_guest_ram(DOMID);
+
+	memset(io, 0, NBUF * sizeof(*io));
+	for (unsigned i = 0; i < NBUF; i++) {
+		uint64_t gpa = sx_vdev_alloc(d, len);
+
+		memset(ram + gpa, fill, len);
+		io[i].type = SX_IO_RAW_IN;
+		io[i].nseg = 1;
+		io[i].seg[0] = (struct sx_seg){gpa, len};
+	}
+}
+
 static void rng_round(bool grant)
 {
 	struct xt_server srv;
@@ -93,15 +110,7 @@ static void rng_round(bool grant)
 	struct sx_blk_io io[NBUF];
 	uint8_t *ram = sx_guest_ram(DOMID);
 
-	memset(io, 0, sizeof(io));
-	for (unsigned i = 0; i < NBUF; i++) {
-		uint64_t gpa = sx_vdev_alloc(d, 4096);
-
-		memset(ram + gpa, 0, 4096);
-		io[i].type = SX_IO_RAW_IN;
-		io[i].nseg = 1;
-		io[i].seg[0] = (struct sx_seg){gpa, 4096};
-	}
+	raw_in_buffers(d, io, 4096, 0);
 	assert_int_equal(sx_blk_submit(d, 0, io, NBUF, 0), 0);
 	for (unsigned i = 0; i < NBUF; i++) {
 		assert_int_equal(io[i].used_len, 4096);
@@ -123,15 +132,7 @@ static void rng_rate_limited_requests_complete(void **state)
 	unsigned total = 0;
 
 	(void)state;
-	memset(io, 0, sizeof(io));
-	for (unsigned i = 0; i < NBUF; i++) {
-		uint64_t gpa = sx_vdev_alloc(d, 512);
-
-		memset(ram + gpa, 0, 512);
-		io[i].type = SX_IO_RAW_IN;
-		io[i].nseg = 1;
-		io[i].seg[0] = (struct sx_seg){gpa, 512};
-	}
+	raw_in_buffers(d, io, 512, 0);
 	/* 4 KiB at 2000 bytes/s: most of it after the timer */
 	assert_int_equal(sx_blk_submit(d, 0, io, NBUF, 0), 0);
 	for (unsigned i = 0; i < NBUF; i++) {
@@ -235,15 +236,7 @@ static void net_frames_wait_in_the_tap_until_buffers_come(bool grant)
 	close(s);
 	usleep(100 * 1000);
 	/* Now the receive buffers. */
-	memset(io, 0, sizeof(io));
-	for (unsigned i = 0; i < NBUF; i++) {
-		uint64_t gpa = sx_vdev_alloc(d, 2048);
-
-		memset(ram + gpa, 0xee, 2048);
-		io[i].type = SX_IO_RAW_IN;
-		io[i].nseg = 1;
-		io[i].seg[0] = (struct sx_seg){gpa, 2048};
-	}
+	raw_in_buffers(d, io, 2048, 0xee);
 	assert_int_equal(sx_blk_submit(d, 0, io, NBUF, 0), 0);
 	for (unsigned i = 0; i < NBUF; i++) {
 		const uint8_t *p = ram + io[i].seg[0].gpa;
